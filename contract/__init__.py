@@ -1,0 +1,1 @@
+"""What every Lockstep process agrees on: settings, Redis keys, version ids, field names, wire models."""

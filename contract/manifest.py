@@ -1,0 +1,46 @@
+"""The manifest: written last, it is what makes a version exist."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.versions import Frame
+
+
+class Counts(BaseModel):
+    """How many vectors of each kind a version holds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: int = Field(0, ge=0)
+    item: int = Field(0, ge=0)
+    attr: int = Field(0, ge=0)
+
+
+class Manifest(BaseModel):
+    """Everything a reader needs to trust a version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type_name: str
+    version: str
+    seq: int = Field(ge=1, description="Publish sequence of the type, assigned when the manifest is written.")
+    frame_start: datetime
+    frame_end: datetime
+    dim: int = Field(ge=1)
+    counts: Counts
+    checksum: str = Field(description="sha256 over every (kind, id, bytes) record in sorted order.")
+    created_at: datetime
+    trainer: dict[str, str] = Field(default_factory=dict, description="Who trained it, with which parameters.")
+
+    @property
+    def frame(self) -> Frame:
+        """The training frame."""
+        return Frame(self.frame_start, self.frame_end)
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        """Sort key: frame end, then publish sequence."""
+        return (self.frame_end, self.seq)

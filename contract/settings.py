@@ -1,0 +1,140 @@
+"""Settings every Lockstep process reads: environment variables prefixed `LOCKSTEP_`."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HEAP = re.compile(r"^[1-9][0-9]*[mg]$")
+_NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def _default_state_dir() -> Path:
+    # OpenSearch runs as a dedicated system user when we are root, and that user cannot
+    # traverse /root, so root's runtime state lives under /var/lib.
+    if os.geteuid() == 0:
+        return Path("/var/lib/lockstep")
+    return Path.home() / ".local" / "share" / "lockstep"
+
+
+class Settings(BaseSettings):
+    """All configuration, read once at process start; validators refuse unsafe values."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCKSTEP_", extra="ignore", frozen=True)
+
+    # --- servers -----------------------------------------------------------------------------
+    opensearch_url: str | None = Field(
+        None, description="An existing OpenSearch cluster to use; when set, `services up` starts none."
+    )
+    redis_url: str | None = Field(
+        None, description="An existing Redis to use (redis://host:port/db); when set, `services up` starts none."
+    )
+    opensearch_port: int = Field(9250, ge=1024, le=65535, description="HTTP port of the local OpenSearch.")
+    opensearch_transport_port: int = Field(
+        9350, ge=1024, le=65535, description="Transport port of the local OpenSearch."
+    )
+    opensearch_heap: str = Field("1g", description="Heap of the local OpenSearch (-Xms/-Xmx), e.g. 1g, 512m.")
+    opensearch_user: str = Field(
+        "lockstep-opensearch", description="System user that runs OpenSearch when we are root."
+    )
+    redis_port: int = Field(6390, ge=1024, le=65535, description="Port of the local Redis.")
+    maven_repository: str = Field(
+        "https://repo1.maven.org/maven2", description="Maven repository the OpenSearch zips come from."
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "lockstep", description="Downloads cache (kept across clones)."
+    )
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Install, data, log and pid directories of the local stack.",
+    )
+
+    # --- names ---------------------------------------------------------------------------------
+    index_prefix: str = Field("lockstep", description="Prefix of every OpenSearch index and alias we own.")
+    key_prefix: str = Field("lockstep", description="Prefix of every Redis key we own.")
+
+    # --- k-NN ----------------------------------------------------------------------------------
+    knn_engine: str = Field("lucene", description="k-NN engine; only lucene works with the Maven k-NN build.")
+    hnsw_m: int = Field(16, ge=2, le=100, description="HNSW graph degree.")
+    hnsw_ef_construction: int = Field(256, ge=8, le=4096, description="HNSW build-time beam width.")
+    hnsw_ef_search: int = Field(256, ge=8, le=10000, description="HNSW query-time beam width.")
+
+    # --- processes -----------------------------------------------------------------------------
+    orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")
+    serving_url: str = Field("http://127.0.0.1:8702", description="Where the serving API listens.")
+    orchestrator_poll_seconds: float = Field(
+        2.0, gt=0, le=3600, description="How often the orchestrator polls Redis for new versions."
+    )
+    reader_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-reader-1"), SecretStr("dev-reader-2")],
+        description="API keys of the reader role (serving); JSON list.",
+    )
+    indexer_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-indexer-1"), SecretStr("dev-indexer-2")],
+        description="API keys of the indexer role; JSON list.",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-admin-1"), SecretStr("dev-admin-2")],
+        description="API keys of the admin role; JSON list.",
+    )
+    reader_key: SecretStr = Field(
+        SecretStr("dev-reader-1"), description="Key the serving process presents to the orchestrator."
+    )
+    indexer_key: SecretStr = Field(
+        SecretStr("dev-indexer-1"), description="Key the indexer presents to the orchestrator."
+    )
+    slot_grace_seconds: float = Field(
+        30.0, ge=0, description="Keep a previous version answerable this long after in_use moves."
+    )
+    request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @field_validator("knn_engine")
+    @classmethod
+    def _lucene_only(cls, value: str) -> str:
+        if value != "lucene":
+            raise ValueError(
+                f"knn_engine={value!r} is refused: the Maven k-NN build ships no native faiss/nmslib "
+                "libraries, and the first write to such an index kills the OpenSearch node. Use 'lucene'."
+            )
+        return value
+
+    @field_validator("opensearch_heap")
+    @classmethod
+    def _heap_format(cls, value: str) -> str:
+        if not _HEAP.match(value):
+            raise ValueError(f"opensearch_heap={value!r} must look like 512m or 2g")
+        return value
+
+    @field_validator("index_prefix", "key_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str) -> str:
+        if not _NAME_PREFIX.match(value):
+            raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        ports = [self.opensearch_port, self.opensearch_transport_port, self.redis_port]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}")
+        for role in ("reader_keys", "indexer_keys", "admin_keys"):
+            keys = [k.get_secret_value() for k in getattr(self, role)]
+            if any(len(k) < 8 for k in keys):
+                raise ValueError(f"{role}: every API key must be at least 8 characters")
+        return self
+
+    @property
+    def opensearch_endpoint(self) -> str:
+        """The OpenSearch URL in effect: the configured cluster, or the local one."""
+        return self.opensearch_url or f"http://127.0.0.1:{self.opensearch_port}"
+
+    @property
+    def redis_endpoint(self) -> str:
+        """The Redis URL in effect: the configured server, or the local one."""
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"

@@ -1,0 +1,166 @@
+"""Models that cross process boundaries over HTTP (orchestrator <-> indexer, serving)."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from contract.indexing import IndexedLocation
+from contract.manifest import Manifest
+from contract.types import EmbeddingType
+
+ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,127}$")
+MAX_ATTRIBUTES = 10_000
+MAX_BATCH_ITEMS = 1_000
+MAX_WEIGHT = 1e6
+
+
+class ErrorBody(BaseModel):
+    """Every error any Lockstep service returns."""
+
+    error: str = Field(description="Exception name, e.g. UnknownType.")
+    detail: str = Field(description="What went wrong and which field.")
+
+
+class WeightedAttribute(BaseModel):
+    """An attribute id ('namespace:id', e.g. 'item:42', 'tag:fantasy') with its weight."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(max_length=128)
+    weight: float = Field(default=1.0)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if ":" not in value or not ENTITY_ID.match(value):
+            raise ValueError(f"attribute id {value!r} must be 'namespace:id' ({ENTITY_ID.pattern})")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0 or value > MAX_WEIGHT:
+            raise ValueError(f"weight {value!r} must be finite, > 0 and <= {MAX_WEIGHT:g}")
+        return value
+
+
+class VersionInfo(BaseModel):
+    """A published version as listed by the orchestrator."""
+
+    version: str
+    seq: int
+    frame_start: datetime
+    frame_end: datetime
+    counts: dict[str, int]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> VersionInfo:
+        """Summarise a manifest."""
+        return cls(
+            version=manifest.version,
+            seq=manifest.seq,
+            frame_start=manifest.frame_start,
+            frame_end=manifest.frame_end,
+            counts=manifest.counts.model_dump(),
+            created_at=manifest.created_at,
+        )
+
+
+class TypeInfo(BaseModel):
+    """GET /v1/embedding-types/{type}."""
+
+    type: EmbeddingType
+    latest: str | None
+    in_use: str | None
+    published: list[VersionInfo] = Field(description="Oldest first.")
+    indexed: list[IndexedLocation]
+
+
+class UserVector(BaseModel):
+    """A user's vector together with the version it belongs to (read consistently)."""
+
+    type_name: str
+    version: str
+    dim: int
+    vector: list[float]
+    source: Literal["direct", "aggregate"]
+    used: list[str] = Field(default_factory=list, description="Attributes found (aggregate only).")
+    missing: list[str] = Field(default_factory=list, description="Attributes without a vector (aggregate only).")
+
+
+class AggregateRequest(BaseModel):
+    """POST /v1/embedding-types/{type}/users:aggregate: explicit attributes, or a user's stored profile."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attributes: list[WeightedAttribute] | None = Field(default=None, max_length=MAX_ATTRIBUTES)
+    user_id: str | None = Field(default=None, max_length=128)
+    normalize: bool = Field(default=True, description="Scale the sum to unit length.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AggregateRequest:
+        if (self.attributes is None) == (self.user_id is None):
+            raise ValueError("give exactly one of 'attributes' or 'user_id'")
+        if self.attributes is not None and not self.attributes:
+            raise ValueError("attributes: at least one attribute is required")
+        return self
+
+
+class ItemsBatchRequest(BaseModel):
+    """POST /v1/embedding-types/{type}/items:batch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    item_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    attributes: dict[str, list[WeightedAttribute]] = Field(
+        default_factory=dict,
+        description="Per item id: aggregate its vector from these attributes when the version has none.",
+    )
+
+
+class ItemsBatchResponse(BaseModel):
+    """Item vectors of one version: `vectors` is base64 of float32 LE rows, one per id in `ids`."""
+
+    type_name: str
+    version: str
+    dim: int
+    ids: list[str]
+    vectors: str
+    aggregated: list[str] = Field(default_factory=list, description="Ids whose vector was aggregated.")
+    missing: list[str] = Field(description="Requested ids with no vector of this version.")
+
+
+class InUseUpdate(BaseModel):
+    """PUT /v1/embedding-types/{type}/in-use: compare-and-set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expected: str | None = Field(description="The in_use version the caller believes is current (null: none).")
+    version: str
+    reason: str = Field(default="", max_length=500)
+
+
+class RollbackRequest(BaseModel):
+    """POST /v1/embedding-types/{type}/rollback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+class InUseChange(BaseModel):
+    """One entry of the in_use audit trail."""
+
+    at: datetime
+    actor: str
+    role: str
+    from_version: str | None
+    to_version: str
+    reason: str
