@@ -92,6 +92,18 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Keep a previous version answerable this long after in_use moves."
     )
     request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
+    data_dir: Path = Field(
+        Path("/work/shared/data/goodbooks"), description="The goodbooks CSVs (books, tags, book_tags, ratings)."
+    )
+    recall_floor: float = Field(
+        0.95, ge=0, le=1, description="A shadow build is promoted only if its recall@10 vs exact reaches this."
+    )
+    shadow_keep: int = Field(
+        2, ge=1, le=50, description="Shadow indices kept per type (newest first) for rollback, after grace."
+    )
+    indexer_lock_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Expiry of the per-target indexer lock (renewed while a cycle runs)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 
     @field_validator("knn_engine")
