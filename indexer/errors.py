@@ -1,0 +1,31 @@
+"""The indexer's one exception tree: every failure a cycle can report."""
+
+from __future__ import annotations
+
+
+class IndexerError(Exception):
+    """Base of every indexer failure; a cycle that raises it promotes nothing."""
+
+
+class OrchestratorError(IndexerError):
+    """The orchestrator refused a call or was unreachable."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InUseConflictError(OrchestratorError):
+    """The in_use compare-and-set lost: someone else moved in_use first."""
+
+
+class LockBusyError(IndexerError):
+    """Another indexer cycle holds the lock on this target."""
+
+
+class VerificationError(IndexerError):
+    """A built index failed a check (count, digest, read-back, recall) and must not be promoted."""
+
+
+class DocumentRejectedError(IndexerError):
+    """OpenSearch rejected a document for good (not a 429); names the item."""

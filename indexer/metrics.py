@@ -1,0 +1,52 @@
+"""Prometheus metrics of the indexer (one registry per process, passed in, never a global)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class IndexerMetrics:
+    """Docs indexed, cycle duration, freshness (latest published -> in_use) and failures."""
+
+    registry: CollectorRegistry
+    docs_indexed: Counter
+    cycle_seconds: Histogram
+    freshness_seconds: Gauge
+    failures: Counter
+    promotions: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> IndexerMetrics:
+        """Register the indexer's metrics on `registry` (a fresh one by default)."""
+        reg = registry or CollectorRegistry()
+        return cls(
+            registry=reg,
+            docs_indexed=Counter(
+                "lockstep_indexer_docs_indexed",
+                "Documents written to OpenSearch.",
+                ["mode", "type"],
+                registry=reg,
+            ),
+            cycle_seconds=Histogram(
+                "lockstep_indexer_cycle_seconds",
+                "Duration of one indexer cycle.",
+                ["mode"],
+                buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+                registry=reg,
+            ),
+            freshness_seconds=Gauge(
+                "lockstep_indexer_freshness_seconds",
+                "Seconds from a version being published to it becoming in_use.",
+                ["mode", "type"],
+                registry=reg,
+            ),
+            failures=Counter(
+                "lockstep_indexer_failures", "Failed cycles, by reason.", ["mode", "reason"], registry=reg
+            ),
+            promotions=Counter(
+                "lockstep_indexer_promotions", "Versions advanced to in_use.", ["mode", "type"], registry=reg
+            ),
+        )

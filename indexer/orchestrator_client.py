@@ -1,0 +1,118 @@
+"""The indexer's HTTP client of the orchestrator (indexer role)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+import numpy as np
+
+from contract.indexing import IndexedLocation
+from contract.settings import Settings
+from contract.vectors import Matrix, from_base64
+from contract.wire import MAX_BATCH_ITEMS, InUseUpdate, ItemsBatchRequest, ItemsBatchResponse, TypeInfo
+from indexer.errors import InUseConflictError, OrchestratorError
+
+
+@dataclass(frozen=True)
+class ItemVectors:
+    """Item vectors of one version: `ids[i]` has row `matrix[i]`; `missing` had none."""
+
+    version: str
+    ids: tuple[str, ...]
+    matrix: Matrix
+    missing: tuple[str, ...]
+
+
+class OrchestratorClient:
+    """Typed calls to the orchestrator; maps transport and HTTP errors to OrchestratorError."""
+
+    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
+        self._http = httpx.Client(
+            base_url=settings.orchestrator_url,
+            headers={"Authorization": f"Bearer {settings.indexer_key.get_secret_value()}"},
+            # items:batch of 1000 vectors is bigger than a lookup; give it more than the per-call default.
+            timeout=timeout if timeout is not None else max(10.0, settings.request_timeout_seconds),
+        )
+
+    def __enter__(self) -> OrchestratorClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, json=json)
+        except httpx.HTTPError as exc:
+            raise OrchestratorError(f"{method} {path}: orchestrator unreachable: {exc}") from exc
+        if response.status_code == 409:
+            raise InUseConflictError(f"{method} {path}: conflict: {response.text}", status=409)
+        if response.status_code >= 400:
+            raise OrchestratorError(
+                f"{method} {path}: HTTP {response.status_code}: {response.text}", status=response.status_code
+            )
+        return response
+
+    def types(self) -> list[TypeInfo]:
+        """Every registered type with latest, in_use, published and indexed versions."""
+        body = self._call("GET", "/v1/embedding-types").json()
+        rows = body["types"] if isinstance(body, dict) and "types" in body else body
+        return [TypeInfo.model_validate(row) for row in rows]
+
+    def type_info(self, type_name: str) -> TypeInfo:
+        """One type's state."""
+        return TypeInfo.model_validate(self._call("GET", f"/v1/embedding-types/{type_name}").json())
+
+    def item_vectors(self, type_name: str, version: str, item_ids: list[str]) -> ItemVectors:
+        """Vectors of `item_ids` of one version, fetched in batches of the wire maximum."""
+        ids: list[str] = []
+        parts: list[Matrix] = []
+        missing: list[str] = []
+        dim = 0
+        for start in range(0, len(item_ids), MAX_BATCH_ITEMS):
+            request = ItemsBatchRequest(version=version, item_ids=item_ids[start : start + MAX_BATCH_ITEMS])
+            raw = self._call(
+                "POST", f"/v1/embedding-types/{type_name}/items:batch", json=request.model_dump(mode="json")
+            ).json()
+            batch = ItemsBatchResponse.model_validate(raw)
+            if batch.version != version:
+                raise OrchestratorError(f"items:batch answered version {batch.version}, asked {version}")
+            dim = batch.dim
+            if batch.ids:
+                parts.append(from_base64(batch.vectors, batch.dim))
+            ids.extend(batch.ids)
+            missing.extend(batch.missing)
+        matrix = np.concatenate(parts) if parts else np.zeros((0, max(dim, 1)), dtype=np.float32)
+        if matrix.shape[0] != len(ids):
+            raise OrchestratorError(f"items:batch returned {matrix.shape[0]} rows for {len(ids)} ids")
+        return ItemVectors(version=version, ids=tuple(ids), matrix=matrix, missing=tuple(missing))
+
+    def record_indexed(self, type_name: str, location: IndexedLocation) -> None:
+        """Tell the orchestrator a version is fully indexed and visible at `location`."""
+        self._call(
+            "PUT",
+            f"/v1/embedding-types/{type_name}/indexed/{location.version}",
+            json=location.model_dump(mode="json"),
+        )
+
+    def forget_indexed(self, type_name: str, version: str) -> None:
+        """Withdraw an indexed record (its index or slot is about to go away)."""
+        try:
+            self._call("DELETE", f"/v1/embedding-types/{type_name}/indexed/{version}")
+        except OrchestratorError as exc:
+            if exc.status != 404:
+                raise
+
+    def set_in_use(self, type_name: str, expected: str | None, version: str, reason: str) -> None:
+        """Compare-and-set in_use; raises InUseConflictError when `expected` is stale."""
+        update = InUseUpdate(expected=expected, version=version, reason=reason)
+        self._call("PUT", f"/v1/embedding-types/{type_name}/in-use", json=update.model_dump(mode="json"))
