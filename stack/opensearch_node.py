@@ -1,0 +1,220 @@
+"""The local OpenSearch node: install (zip + k-NN plugin), configure, start, probe."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from contract.settings import Settings
+from stack import artifacts, processes
+from stack.errors import StackError
+from stack.jdk import Jdk
+from stack.layout import CLUSTER_NAME, KNN_VERSION, OPENSEARCH_VERSION, Layout
+
+KNN_PLUGIN = "opensearch-knn"
+# The java process's command line names its home; used to tell our node from a recycled pid.
+_PROCESS_MARKER = "org.opensearch.bootstrap.OpenSearch"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a reachable OpenSearch node says about itself."""
+
+    version: str
+    knn_plugin: str | None
+    cluster_status: str
+
+
+def install(settings: Settings, layout: Layout, jdk: Jdk, console: Console) -> None:
+    """Unzip the distribution and install the k-NN plugin offline, unless a whole install is present."""
+    if layout.opensearch_installed_marker.exists():
+        return
+    server_zip = artifacts.fetch(artifacts.SERVER, settings.maven_repository, layout.downloads, console)
+    knn_zip = artifacts.fetch(artifacts.KNN, settings.maven_repository, layout.downloads, console)
+    if layout.opensearch_home.exists():  # a half-finished install from an interrupted run
+        shutil.rmtree(layout.opensearch_home)
+    staging = layout.state_dir / f".unzip-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    _unzip(server_zip, staging, console)
+    (staging / f"opensearch-{OPENSEARCH_VERSION}").rename(layout.opensearch_home)
+    staging.rmdir()
+    with console.status(f"installing {KNN_PLUGIN} {KNN_VERSION} (offline)"):
+        result = subprocess.run(
+            [
+                str(layout.opensearch_home / "bin" / "opensearch-plugin"),
+                "install",
+                "--batch",
+                knn_zip.as_uri(),
+            ],
+            env={**os.environ, "OPENSEARCH_JAVA_HOME": str(jdk.home)},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(
+            f"installing {knn_zip} failed ({result.returncode}):\n"
+            f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
+    layout.opensearch_installed_marker.write_text(
+        f"opensearch {OPENSEARCH_VERSION}\n{KNN_PLUGIN} {KNN_VERSION}\n"
+    )
+
+
+def _unzip(archive: Path, into: Path, console: Console) -> None:
+    # zipfile drops Unix modes; the bin/ scripts need their exec bits back.
+    into.mkdir(parents=True)
+    columns = (TextColumn("[bold]unzip[/] {task.description}"), BarColumn())
+    with zipfile.ZipFile(archive) as bundle, Progress(*columns, console=console, transient=True) as progress:
+        members = bundle.infolist()
+        task = progress.add_task(archive.name, total=len(members))
+        for member in members:
+            path = Path(bundle.extract(member, into))
+            mode = (member.external_attr >> 16) & 0o777
+            if mode:
+                path.chmod(mode)
+            progress.advance(task)
+
+
+def write_config(settings: Settings, layout: Layout) -> None:
+    """opensearch.yml for a single loopback node with our ports and directories (rewritten every start)."""
+    config = {
+        "cluster.name": CLUSTER_NAME,
+        "node.name": f"{CLUSTER_NAME}-1",
+        "discovery.type": "single-node",
+        "network.host": "127.0.0.1",
+        "http.port": settings.opensearch_port,
+        "transport.port": settings.opensearch_transport_port,
+        "path.data": str(layout.opensearch_data),
+        "path.logs": str(layout.opensearch_logs),
+        # A nearly full dev disk must not turn indices read-only in the middle of a test run.
+        "cluster.routing.allocation.disk.threshold_enabled": False,
+    }
+    header = "# Written by `lockstep services up` on every start; edit Settings, not this file.\n"
+    (layout.opensearch_home / "config" / "opensearch.yml").write_text(header + yaml.safe_dump(config))
+
+
+def running_pid(layout: Layout) -> int | None:
+    """Pid of our node, from its pid file."""
+    return processes.running_pid(layout.opensearch_pid_file, _PROCESS_MARKER)
+
+
+def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeout: float = 180) -> int:
+    """Start the node as a daemon and wait for yellow health; returns its pid."""
+    for path in (layout.opensearch_data, layout.opensearch_logs, layout.opensearch_run):
+        path.mkdir(parents=True, exist_ok=True)
+    write_config(settings, layout)
+    layout.opensearch_pid_file.unlink(missing_ok=True)
+    launcher = [
+        str(layout.opensearch_home / "bin" / "opensearch"),
+        "-d",
+        "-p",
+        str(layout.opensearch_pid_file),
+    ]
+    env = {
+        "OPENSEARCH_JAVA_HOME": str(jdk.home),
+        "OPENSEARCH_JAVA_OPTS": f"-Xms{settings.opensearch_heap} -Xmx{settings.opensearch_heap}",
+    }
+    if processes.is_root():
+        # OpenSearch refuses to run as root: hand it a system user and the directories it writes.
+        processes.ensure_system_user(settings.opensearch_user)
+        processes.chown_tree(layout.opensearch_home, settings.opensearch_user)
+        processes.chown_tree(layout.opensearch_root, settings.opensearch_user)
+        command = [
+            "runuser",
+            "-u",
+            settings.opensearch_user,
+            "--",
+            "env",
+            *(f"{k}={v}" for k, v in env.items()),
+        ]
+        command += launcher
+    else:
+        command = launcher
+    url = f"http://127.0.0.1:{settings.opensearch_port}"
+    with (
+        layout.opensearch_console_log.open("ab") as console_log,
+        console.status(f"starting OpenSearch {OPENSEARCH_VERSION} on {url} (JDK {jdk.major})"),
+    ):
+        # The daemon inherits these descriptors; a file (not our pipe) so nobody waits on it.
+        launched = subprocess.run(
+            command,
+            cwd=layout.opensearch_home,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=console_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            timeout=120,
+            check=False,
+        )
+        if launched.returncode != 0:
+            raise StackError(
+                f"OpenSearch launcher exited {launched.returncode}; see {layout.opensearch_console_log}"
+            )
+        return _wait_healthy(url, layout, timeout)
+
+
+def _wait_healthy(url: str, layout: Layout, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = processes.read_pid(layout.opensearch_pid_file)
+        if pid is not None and not processes.alive(pid):
+            raise StackError(f"OpenSearch (pid {pid}) exited during startup; see {_logs(layout)}")
+        try:
+            health = httpx.get(
+                f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}
+            )
+            if health.status_code == 200 and health.json().get("status") in ("yellow", "green"):
+                ours = running_pid(layout)
+                if ours is not None:
+                    return ours
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise StackError(
+        f"OpenSearch did not reach yellow health on {url} within {timeout:.0f}s; see {_logs(layout)}"
+    )
+
+
+def _logs(layout: Layout) -> str:
+    return f"{layout.opensearch_console_log} and {layout.opensearch_log}"
+
+
+def probe(url: str, timeout: float = 5) -> NodeInfo | None:
+    """Version, k-NN plugin and health of the node at `url`; None when it does not answer."""
+    try:
+        with httpx.Client(base_url=url, timeout=timeout) as client:
+            root = client.get("/")
+            root.raise_for_status()
+            plugins = client.get("/_cat/plugins", params={"format": "json"})
+            plugins.raise_for_status()
+            health = client.get("/_cluster/health")
+            health.raise_for_status()
+    except (httpx.HTTPError, ValueError):
+        return None
+    knn = [f"{p['component']} {p['version']}" for p in plugins.json() if p.get("component") == KNN_PLUGIN]
+    return NodeInfo(
+        version=str(root.json()["version"]["number"]),
+        knn_plugin=knn[0] if knn else None,
+        cluster_status=str(health.json().get("status")),
+    )
+
+
+def stop(layout: Layout) -> int | None:
+    """Stop our node (if its pid file names a live one); returns the pid it stopped."""
+    pid = running_pid(layout)
+    if pid is not None:
+        processes.terminate(pid, grace_seconds=60)
+    layout.opensearch_pid_file.unlink(missing_ok=True)
+    return pid
