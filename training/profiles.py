@@ -1,0 +1,90 @@
+"""User profiles: each user's most recent interactions, built from the ratings and written to Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import redis
+
+from contract.keys import Keys
+from contract.profiles import Interaction, Profile
+from training.validation import PublishError
+
+_COLUMNS = ("user_id", "book_id", "rating")
+
+
+def write_profiles(
+    client: redis.Redis,
+    keys: Keys,
+    profiles: Iterable[Profile],
+    chunk_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write each profile's JSON to its key in pipelined chunks; returns how many were written."""
+    written = 0
+    iterator = iter(profiles)
+    while chunk := list(islice(iterator, chunk_size)):
+        pipe = client.pipeline(transaction=False)
+        for profile in chunk:
+            pipe.set(keys.profile(profile.user_id), profile.model_dump_json())
+        pipe.execute()
+        written += len(chunk)
+        if progress is not None:
+            progress(written)
+    return written
+
+
+def profiles_from_ratings(path: Path, max_per_user: int = 50) -> Iterator[Profile]:
+    """Profiles from a `user_id,book_id,rating` CSV (gzip ok): each user's last rows, weight = rating.
+
+    Rows are chronological per user, so the last `max_per_user` rows of a user are the most recent.
+    """
+    if max_per_user < 1:
+        raise PublishError(f"max_per_user must be >= 1, got {max_per_user}")
+    users, books, ratings = _read(path)
+    # A stable sort groups each user's rows together and keeps their file (= time) order.
+    order = np.argsort(users, kind="stable")
+    users, books, ratings = users[order], books[order], ratings[order]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    ends = np.r_[starts[1:], len(users)]
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        first = max(start, end - max_per_user)
+        yield Profile(
+            user_id=str(users[start]),
+            interactions=tuple(
+                Interaction(item_id=str(book), weight=float(rating))
+                for book, rating in zip(books[first:end].tolist(), ratings[first:end].tolist(), strict=True)
+            ),
+        )
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        table = pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(_COLUMNS), column_types=dict.fromkeys(_COLUMNS, pa.int64())
+            ),
+        )
+    except FileNotFoundError as exc:
+        raise PublishError(f"{path}: no such file") from exc
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise PublishError(f"{path}: not a user_id,book_id,rating CSV ({exc})") from exc
+    columns = []
+    for name in _COLUMNS:
+        column = table.column(name)
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise PublishError(f"{path}: row {row + 1}: {name} is empty")
+        columns.append(column.to_numpy())
+    users, books, ratings = columns
+    bad = (ratings < 1) | (ratings > 5)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise PublishError(f"{path}: row {row + 1}: rating {ratings[row]} is outside 1..5")
+    return users, books, ratings

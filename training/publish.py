@@ -1,0 +1,267 @@
+"""Publishing a version: validate everything, write vectors in pipelined chunks, then the manifest last."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import numpy as np
+import redis
+
+from contract.keys import Keys, Kind
+from contract.manifest import Counts, Manifest
+from contract.types import EmbeddingType
+from contract.vectors import Matrix
+from contract.versions import Frame
+from training.validation import PublishError, check_kinds, checked_matrix
+
+__all__ = [
+    "PublishError",
+    "PublishResult",
+    "VectorSet",
+    "checksum",
+    "publish",
+    "read_manifest",
+    "release_lock",
+]
+
+LOCK_TTL_SECONDS = 30.0
+
+# Extends the publish lock only while we still hold it (a lock that expired and was taken is lost).
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True, eq=False)
+class VectorSet:
+    """Ids and their vectors, row i belonging to ids[i]; `source` names the file it came from, if any."""
+
+    ids: tuple[str, ...]
+    matrix: np.ndarray  # (len(ids), dim) float32
+    source: str = ""
+
+
+class PublishResult(NamedTuple):
+    """The version's manifest, and whether this call created it (False: identical content was there)."""
+
+    manifest: Manifest
+    created: bool
+
+
+@dataclass(frozen=True)
+class _Checked:
+    kind: Kind
+    ids: tuple[str, ...]
+    vectors: Matrix
+
+
+def publish(
+    client: redis.Redis,
+    keys: Keys,
+    etype: EmbeddingType,
+    frame: Frame,
+    *,
+    users: VectorSet | None = None,
+    items: VectorSet | None = None,
+    attributes: VectorSet | None = None,
+    trainer: Mapping[str, str] | None = None,
+    chunk_size: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+    lock_ttl_seconds: float = LOCK_TTL_SECONDS,
+    lock_wait_seconds: float | None = None,
+) -> PublishResult:
+    """Publish one version of `etype` for `frame`; identical content again is a no-op, different refused.
+
+    Everything is validated before the first write. Vectors go first, the manifest last together with
+    the ZADD to the published set, so readers see the whole version or nothing.
+    """
+    if chunk_size < 1:
+        raise PublishError(f"chunk_size must be >= 1, got {chunk_size}")
+    trainer_info = dict(trainer or {})
+    for name, value in trainer_info.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise PublishError(f"trainer: {name!r}={value!r} must map strings to strings")
+    given = {Kind.USER: users, Kind.ITEM: items, Kind.ATTRIBUTE: attributes}
+    present = [(kind, vs) for kind, vs in given.items() if vs is not None]
+    check_kinds(etype, [kind for kind, _ in present])
+    checked = [
+        _Checked(kind, tuple(vs.ids), checked_matrix(etype, kind, vs.ids, vs.matrix, vs.source))
+        for kind, vs in present
+    ]
+    digest = checksum([(c.kind, c.ids, c.vectors) for c in checked])
+    version = frame.version_id
+
+    existing = read_manifest(client, keys, etype.name, version)
+    if existing is not None:
+        return _settled(existing, digest)
+
+    lock_key = keys.publish_lock(etype.name, version)
+    token = uuid.uuid4().hex
+    ttl_ms = max(1, int(lock_ttl_seconds * 1000))
+    # By default wait out one full lock lifetime: a publisher killed midway leaves its lock until expiry.
+    wait = lock_ttl_seconds + 5.0 if lock_wait_seconds is None else lock_wait_seconds
+    _acquire(client, lock_key, token, ttl_ms, wait, etype.name, version)
+    try:
+        # Another publisher of this version may have finished while we waited for the lock.
+        existing = read_manifest(client, keys, etype.name, version)
+        if existing is not None:
+            return _settled(existing, digest)
+        vector_keys = [keys.vectors(etype.name, version, kind) for kind in Kind]
+        # No manifest: these hashes are invisible leftovers of a killed run, possibly with other content.
+        client.unlink(*vector_keys)
+        _write_vectors(client, keys, etype, version, checked, chunk_size, progress, lock_key, token, ttl_ms)
+        manifest = _commit(client, keys, etype, frame, checked, digest, trainer_info, lock_key, token)
+    finally:
+        release_lock(client, lock_key, token)
+    return PublishResult(manifest, True)
+
+
+def release_lock(client: redis.Redis, lock_key: str, token: str) -> None:
+    """Delete a lock only if `token` still holds it (an expired lock may belong to someone else now)."""
+    client.eval(_RELEASE, 1, lock_key, token)
+
+
+def checksum(records: Sequence[tuple[Kind, Sequence[str], Matrix]]) -> str:
+    """sha256 over every (kind, id, bytes) record in sorted order (byte layout: docs/publishing.md)."""
+    digest = hashlib.sha256()
+    for kind, ids, vectors in sorted(records, key=lambda record: record[0].value):
+        if not len(ids):
+            continue
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        digest.update(f"{kind.value}\n{len(ids)}\n".encode())
+        digest.update("".join(ids[row] + "\n" for row in order).encode())
+        digest.update(np.ascontiguousarray(vectors[np.asarray(order)], dtype="<f4").tobytes())
+    return digest.hexdigest()
+
+
+def read_manifest(client: redis.Redis, keys: Keys, type_name: str, version: str) -> Manifest | None:
+    """A version's manifest, or None while it is not published."""
+    raw = client.get(keys.manifest(type_name, version))
+    return None if raw is None else Manifest.model_validate_json(raw)
+
+
+def _settled(existing: Manifest, digest: str) -> PublishResult:
+    if existing.checksum != digest:
+        raise PublishError(
+            f"version {existing.version} of type {existing.type_name!r} is already published with different "
+            f"content (checksum {existing.checksum[:12]}…, yours {digest[:12]}…); versions are immutable, "
+            "publish a new frame"
+        )
+    return PublishResult(existing, False)
+
+
+def _acquire(
+    client: redis.Redis, lock_key: str, token: str, ttl_ms: int, wait: float, type_name: str, version: str
+) -> None:
+    deadline = time.monotonic() + wait
+    while not client.set(lock_key, token, nx=True, px=ttl_ms):
+        if time.monotonic() >= deadline:
+            raise PublishError(
+                f"another publish of {type_name!r} version {version} holds {lock_key}; "
+                "retry when it ends (the lock expires if its holder died)"
+            )
+        time.sleep(0.05)
+
+
+def _write_vectors(
+    client: redis.Redis,
+    keys: Keys,
+    etype: EmbeddingType,
+    version: str,
+    checked: Sequence[_Checked],
+    chunk_size: int,
+    progress: Callable[[int, int], None] | None,
+    lock_key: str,
+    token: str,
+    ttl_ms: int,
+) -> None:
+    total = sum(len(c.ids) for c in checked)
+    done = 0
+    row_bytes = 4 * etype.dim
+    if progress is not None:
+        progress(0, total)
+    for c in checked:
+        key = keys.vectors(etype.name, version, c.kind)
+        blob = c.vectors.tobytes()  # encoded once; each field value is a slice of it
+        for start in range(0, len(c.ids), chunk_size):
+            end = min(start + chunk_size, len(c.ids))
+            args: list[str | bytes] = [""] * (2 * (end - start))
+            args[0::2] = c.ids[start:end]
+            args[1::2] = [
+                blob[offset : offset + row_bytes]
+                for offset in range(start * row_bytes, end * row_bytes, row_bytes)
+            ]
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command("HSET", key, *args)  # type: ignore[no-untyped-call]
+            pipe.eval(_REFRESH, 1, lock_key, token, ttl_ms)
+            _, held = pipe.execute()
+            if not held:
+                raise PublishError(
+                    f"lost the publish lock {lock_key} (it expired); the version stays unpublished, re-run"
+                )
+            done += end - start
+            if progress is not None:
+                progress(done, total)
+
+
+def _commit(
+    client: redis.Redis,
+    keys: Keys,
+    etype: EmbeddingType,
+    frame: Frame,
+    checked: Sequence[_Checked],
+    digest: str,
+    trainer: Mapping[str, str],
+    lock_key: str,
+    token: str,
+) -> Manifest:
+    version = frame.version_id
+    manifest_key = keys.manifest(etype.name, version)
+    counts = {c.kind.value: len(c.ids) for c in checked}
+    with client.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(lock_key, manifest_key)  # type: ignore[no-untyped-call]
+            if pipe.get(lock_key) != token.encode():
+                raise PublishError(f"lost the publish lock {lock_key} before the manifest; re-run")
+            for c in checked:
+                stored = pipe.hlen(keys.vectors(etype.name, version, c.kind))
+                if stored != len(c.ids):
+                    raise PublishError(
+                        f"{c.kind.value} vectors of {etype.name!r} {version}: {stored} stored, "
+                        f"{len(c.ids)} written; something removed them meanwhile, re-run"
+                    )
+            # The seq is taken before MULTI (the manifest embeds it); a run dying here only leaves a gap.
+            seq = int(client.incr(keys.publish_seq(etype.name)))
+            manifest = Manifest(
+                type_name=etype.name,
+                version=version,
+                seq=seq,
+                frame_start=frame.start,
+                frame_end=frame.end,
+                dim=etype.dim,
+                counts=Counts(**counts),
+                checksum=digest,
+                created_at=datetime.now(UTC),
+                trainer=dict(trainer),
+            )
+            pipe.multi()
+            pipe.set(manifest_key, manifest.model_dump_json())
+            pipe.zadd(keys.published(etype.name), {version: seq})
+            pipe.delete(lock_key)
+            pipe.execute()
+        except redis.WatchError as exc:
+            raise PublishError(
+                f"the publish lock {lock_key} or the manifest changed while committing {version}; re-run"
+            ) from exc
+    return manifest

@@ -1,0 +1,152 @@
+"""Retention: list versions, delete one (manifest first, so it vanishes atomically), and GC old ones."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from contract.keys import Keys, Kind
+from contract.manifest import Manifest
+from contract.versions import order_key
+from training.publish import release_lock
+from training.registry import get_type, list_types
+from training.validation import PublishError
+
+_ORPHAN_LOCK_MS = 60_000
+
+
+class VersionInUse(PublishError):  # noqa: N818 - named like the API errors
+    """The version serving uses cannot be deleted."""
+
+
+class UnknownVersion(PublishError):  # noqa: N818 - named like the API errors
+    """No such published version."""
+
+
+@dataclass(frozen=True)
+class GcPlan:
+    """What GC keeps and deletes for one type, and why each kept version is kept."""
+
+    type_name: str
+    keep: tuple[tuple[str, str], ...]  # (version, reason)
+    delete: tuple[str, ...]
+
+
+def list_versions(client: redis.Redis, keys: Keys, type_name: str) -> list[Manifest]:
+    """Published versions of a type, oldest first (frame end, then publish sequence)."""
+    versions = [_text(v) for v in client.zrange(keys.published(type_name), 0, -1)]
+    if not versions:
+        return []
+    raw = client.mget([keys.manifest(type_name, v) for v in versions])
+    # A ZSET member without a manifest is a version being deleted right now: not published any more.
+    manifests = [Manifest.model_validate_json(r) for r in raw if r is not None]
+    return sorted(manifests, key=lambda m: order_key(m.frame_end, m.seq))
+
+
+def plan_gc(
+    type_name: str, manifests: Sequence[Manifest], in_use: str | None, indexed: Collection[str], keep: int
+) -> GcPlan:
+    """Keep the newest `keep` versions, the in-use one and every indexed one (rollback targets)."""
+    if keep < 1:
+        # The newest version may be being indexed right now: it is never GC's to take.
+        raise PublishError(f"keep must be >= 1, got {keep}")
+    ordered = sorted(manifests, key=lambda m: order_key(m.frame_end, m.seq))
+    newest = {m.version for m in ordered[-keep:]}
+    kept: list[tuple[str, str]] = []
+    deleted: list[str] = []
+    for m in ordered:
+        if m.version == in_use:
+            kept.append((m.version, "in use"))
+        elif m.version in indexed:
+            kept.append((m.version, "indexed (rollback target)"))
+        elif m.version in newest:
+            kept.append((m.version, f"among the newest {keep}"))
+        else:
+            deleted.append(m.version)
+    return GcPlan(type_name, tuple(kept), tuple(deleted))
+
+
+def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str) -> Manifest:
+    """Delete a version: manifest and ZREM in one MULTI, then its vectors; the in-use one is refused."""
+    get_type(client, keys, type_name)
+    manifest_key = keys.manifest(type_name, version)
+    in_use_key = keys.in_use(type_name)
+    with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                # WATCH in_use: if it moves to this version meanwhile, EXEC fails and we look again.
+                pipe.watch(in_use_key, manifest_key)  # type: ignore[no-untyped-call]
+                raw = pipe.get(manifest_key)
+                if raw is None:
+                    raise UnknownVersion(f"type {type_name!r} has no published version {version!r}")
+                current = pipe.get(in_use_key)
+                if current is not None and _text(current) == version:
+                    raise VersionInUse(
+                        f"version {version} of {type_name!r} is in use; move in_use (or roll back) first"
+                    )
+                pipe.multi()
+                pipe.delete(manifest_key)
+                pipe.zrem(keys.published(type_name), version)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
+    # Invisible from here on; UNLINK frees big hashes in a background thread, not blocking Redis.
+    client.unlink(*(keys.vectors(type_name, version, kind) for kind in Kind))
+    return Manifest.model_validate_json(raw)
+
+
+def gc(
+    client: redis.Redis, keys: Keys, keep: int, *, type_name: str | None = None, dry_run: bool = False
+) -> list[GcPlan]:
+    """Apply the retention rule to one type or all; with dry_run only report the plan."""
+    names = [type_name] if type_name is not None else [t.name for t in list_types(client, keys)]
+    plans: list[GcPlan] = []
+    for name in names:
+        get_type(client, keys, name)
+        in_use_raw = client.get(keys.in_use(name))
+        in_use = None if in_use_raw is None else _text(in_use_raw)
+        indexed = {_text(v) for v in client.hkeys(keys.indexed(name))}
+        plan = plan_gc(name, list_versions(client, keys, name), in_use, indexed, keep)
+        plans.append(plan)
+        if dry_run:
+            continue
+        for version in plan.delete:
+            try:
+                delete_version(client, keys, name, version)
+            except (VersionInUse, UnknownVersion):
+                continue  # moved into use, or deleted by someone else, since the plan was made
+        remove_orphans(client, keys, name)
+    return plans
+
+
+def remove_orphans(client: redis.Redis, keys: Keys, type_name: str) -> list[str]:
+    """Delete vector hashes of versions with no manifest (killed publishes) that no publisher holds."""
+    versions = {
+        _text(key).split(":")[-2]  # version ids hold no ':' (contract.versions.VERSION_ID)
+        for kind in Kind
+        for key in client.scan_iter(match=keys.vectors(type_name, "*", kind), count=1000)
+    }
+    removed = []
+    for version in sorted(versions):
+        if client.exists(keys.manifest(type_name, version)):
+            continue
+        # Take the version's publish lock, so no publisher is writing it while we delete.
+        lock_key = keys.publish_lock(type_name, version)
+        token = uuid.uuid4().hex
+        if not client.set(lock_key, token, nx=True, px=_ORPHAN_LOCK_MS):
+            continue
+        try:
+            if not client.exists(keys.manifest(type_name, version)):
+                client.unlink(*(keys.vectors(type_name, version, kind) for kind in Kind))
+                removed.append(version)
+        finally:
+            release_lock(client, lock_key, token)
+    return removed
+
+
+def _text(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
