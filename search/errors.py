@@ -1,0 +1,85 @@
+"""Our search exceptions, and the one place that maps opensearch-py exceptions to them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import opensearchpy
+
+# Statuses that mean "try again later" rather than "your request is wrong".
+_UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class SearchError(Exception):
+    """Base of every error the search library raises."""
+
+
+class SearchUnavailable(SearchError):  # noqa: N818 - names the issue asks for
+    """OpenSearch could not be reached, timed out, or asked us to back off (retryable)."""
+
+
+class SearchRejected(SearchError):  # noqa: N818 - names the issue asks for
+    """OpenSearch refused the request (4xx); `reason` says why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"OpenSearch rejected the request ({status}): {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class IndexNotFound(SearchRejected):
+    """The index or alias does not exist."""
+
+
+class SearchFailed(SearchError):  # noqa: N818 - names the issue asks for
+    """OpenSearch failed on its side (5xx other than unavailability)."""
+
+
+class VersionMismatch(SearchError):  # noqa: N818 - names the issue asks for
+    """A hit carried another version than the query's: the lockstep invariant would be broken."""
+
+
+class UnsupportedEngine(SearchError, ValueError):  # noqa: N818 - names the issue asks for
+    """A k-NN engine other than lucene was asked for."""
+
+
+class TemplateMismatch(SearchError):  # noqa: N818 - names the issue asks for
+    """The index template on the server (or in index_templates/) disagrees with the contract."""
+
+
+def reason_of(info: Any, fallback: str) -> str:
+    """The most specific reason an OpenSearch error body gives."""
+    if isinstance(info, dict):
+        error = info.get("error")
+        if isinstance(error, dict):
+            causes = error.get("root_cause") or []
+            cause = causes[0] if causes and isinstance(causes[0], dict) else error
+            kind, text = cause.get("type", ""), cause.get("reason", "")
+            if kind or text:
+                return f"{kind}: {text}" if kind else str(text)
+        elif error:
+            return str(error)
+    return fallback
+
+
+@contextmanager
+def opensearch_errors(action: str) -> Iterator[None]:
+    """Run an OpenSearch call, turning client exceptions into ours (`action` names what we were doing)."""
+    try:
+        yield
+    except (opensearchpy.ConnectionTimeout, opensearchpy.ConnectionError) as exc:
+        raise SearchUnavailable(
+            f"{action}: OpenSearch unreachable or timed out ({exc.__class__.__name__})"
+        ) from exc
+    except opensearchpy.TransportError as exc:
+        status = exc.status_code if isinstance(exc.status_code, int) else 0
+        reason = reason_of(exc.info, str(exc.error))
+        if status in _UNAVAILABLE_STATUSES:
+            raise SearchUnavailable(f"{action}: OpenSearch unavailable ({status}): {reason}") from exc
+        if status == 404:
+            raise IndexNotFound(status, f"{action}: {reason}") from exc
+        if 400 <= status < 500:
+            raise SearchRejected(status, f"{action}: {reason}") from exc
+        raise SearchFailed(f"{action}: OpenSearch failed ({status}): {reason}") from exc

@@ -1,0 +1,172 @@
+"""The item index template and the per-type vector-slot mappings (lucene engine only)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from opensearchpy import OpenSearch
+
+from contract.indexing import Slot, vector_field, version_field
+from contract.items import ITEM_FIELDS, FieldKind
+from contract.settings import Settings
+from contract.types import EmbeddingType, Similarity
+from search.errors import TemplateMismatch, UnsupportedEngine, opensearch_errors
+
+TEMPLATE_PATH: Final = Path(__file__).resolve().parent.parent / "index_templates" / "items.json"
+ENGINE: Final = "lucene"
+
+SPACE_TYPES: Final[dict[Similarity, str]] = {
+    Similarity.DOT: "innerproduct",
+    Similarity.COSINE: "cosinesimil",
+    Similarity.L2: "l2",
+}
+
+# The mapping type each metadata kind must have (keyword arrays are plain keyword fields in OpenSearch).
+MAPPING_TYPES: Final[dict[FieldKind, str]] = {
+    FieldKind.KEYWORD: "keyword",
+    FieldKind.KEYWORDS: "keyword",
+    FieldKind.INTEGER: "integer",
+    FieldKind.FLOAT: "double",
+    FieldKind.TEXT: "text",
+}
+
+
+def template_name(index_prefix: str) -> str:
+    """Name of the items index template."""
+    return f"{index_prefix}-items"
+
+
+def template_pattern(index_prefix: str) -> str:
+    """Index pattern the items template applies to."""
+    return f"{index_prefix}-items-*"
+
+
+def load_template_file(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as stored in index_templates/ (without its `_comment`)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TemplateMismatch(f"cannot read the index template {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TemplateMismatch(f"{path} must hold a JSON object")
+    data.pop("_comment", None)
+    return data
+
+
+def metadata_problems(properties: Mapping[str, Any]) -> list[str]:
+    """Where a mapping's metadata properties disagree with contract.items.ITEM_FIELDS (empty: none)."""
+    problems = []
+    for name, kind in ITEM_FIELDS.items():
+        got = properties.get(name, {}).get("type")
+        if got != MAPPING_TYPES[kind]:
+            problems.append(
+                f"field {name!r} ({kind.value}) must be mapped as {MAPPING_TYPES[kind]!r}, got {got!r}"
+            )
+    return problems
+
+
+def items_template(settings: Settings, path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The composable index template body for this prefix, checked against the contract."""
+    body = copy.deepcopy(load_template_file(path))
+    template = body.setdefault("template", {})
+    problems = metadata_problems(template.get("mappings", {}).get("properties", {}))
+    if problems:
+        raise TemplateMismatch(f"{path}: " + "; ".join(problems))
+    index_settings = template.setdefault("settings", {}).setdefault("index", {})
+    if index_settings.get("knn") is not True:
+        raise TemplateMismatch(f"{path}: settings.index.knn must be true")
+    index_settings["knn.algo_param.ef_search"] = settings.hnsw_ef_search
+    body["index_patterns"] = [template_pattern(settings.index_prefix)]
+    return body
+
+
+def require_lucene(engine: str) -> str:
+    """The engine, if it is lucene; anything else is refused (faiss/nmslib have no native libraries here)."""
+    if engine != ENGINE:
+        raise UnsupportedEngine(
+            f"k-NN engine {engine!r} is refused: the Maven k-NN build ships no native faiss/nmslib "
+            "libraries and the first write to such an index kills the node; use 'lucene'"
+        )
+    return engine
+
+
+def knn_vector_mapping(
+    dim: int, similarity: Similarity, settings: Settings, engine: str = ENGINE
+) -> dict[str, Any]:
+    """A knn_vector field: HNSW on lucene, space type from the model similarity."""
+    return {
+        "type": "knn_vector",
+        "dimension": dim,
+        "method": {
+            "name": "hnsw",
+            "engine": require_lucene(engine),
+            "space_type": SPACE_TYPES[similarity],
+            "parameters": {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction},
+        },
+    }
+
+
+def vector_slot_mappings(
+    etype: EmbeddingType, settings: Settings, slots: Iterable[Slot] = tuple(Slot), engine: str = ENGINE
+) -> dict[str, Any]:
+    """Mapping properties of a type's vector slots: a knn_vector and a keyword version field per slot."""
+    properties: dict[str, Any] = {}
+    for slot in slots:
+        properties[vector_field(etype.name, slot)] = knn_vector_mapping(
+            etype.dim, etype.similarity, settings, engine
+        )
+        properties[version_field(etype.name, slot)] = {"type": "keyword"}
+    return properties
+
+
+def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys ('index.knn.algo_param.ef_search'), however the server nested them."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_settings(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def install_items_template(client: OpenSearch, settings: Settings) -> dict[str, Any]:
+    """Install (or replace) the items template for this prefix; returns the body installed."""
+    body = items_template(settings)
+    with opensearch_errors("install the items index template"):
+        client.indices.put_index_template(name=template_name(settings.index_prefix), body=body)
+    return body
+
+
+def template_problems(client: OpenSearch, settings: Settings) -> list[str]:
+    """How the installed items template differs from what we would install (empty: it matches)."""
+    name = template_name(settings.index_prefix)
+    with opensearch_errors("read the items index template"):
+        found = client.indices.get_index_template(name=name, ignore=404).get("index_templates", [])
+    if not found:
+        return [f"index template {name!r} is not installed"]
+    installed = found[0]["index_template"]
+    wanted = items_template(settings)
+    problems = []
+    if installed.get("index_patterns") != wanted["index_patterns"]:
+        problems.append(
+            f"index_patterns are {installed.get('index_patterns')}, want {wanted['index_patterns']}"
+        )
+    mappings = installed.get("template", {}).get("mappings", {})
+    problems.extend(metadata_problems(mappings.get("properties", {})))
+    if mappings.get("dynamic") != wanted["template"]["mappings"].get("dynamic"):
+        problems.append(f"mappings.dynamic is {mappings.get('dynamic')!r}")
+    flat = flatten_settings(installed.get("template", {}).get("settings", {}))
+    if str(flat.get("index.knn")).lower() != "true":
+        problems.append("settings index.knn is not true")
+    if str(flat.get("index.knn.algo_param.ef_search")) != str(settings.hnsw_ef_search):
+        problems.append(
+            f"index.knn.algo_param.ef_search is {flat.get('index.knn.algo_param.ef_search')}, "
+            f"want {settings.hnsw_ef_search}"
+        )
+    return problems
