@@ -1,0 +1,114 @@
+"""Async I/O for request-path readers (serving): the same bodies and hit parsing as search.engine, over httpx.
+
+search.engine is synchronous (opensearch-py); an async web process would otherwise park every query on a
+thread. This module sends the bodies built by search.requests and parses hits with search.engine's parsers,
+so the versioned k-NN (version filter inside the clause, VersionMismatch on a foreign hit) is identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from search.engine import ScoredItem, parse_scored_hits, parse_vector_hits
+from search.errors import (
+    IndexNotFound,
+    SearchFailed,
+    SearchRejected,
+    SearchUnavailable,
+    reason_of,
+)
+from search.requests import (
+    Body,
+    FallbackQuery,
+    PopularQuery,
+    VersionedKnnQuery,
+    fallback_body,
+    knn_body,
+    mget_body,
+    popular_body,
+)
+
+_UNAVAILABLE: Final = frozenset({429, 502, 503, 504})
+_JSON: Final = {"Content-Type": "application/json"}
+
+
+class AsyncSearch:
+    """An async OpenSearch reader: one connection pool, a timeout per call, our exceptions only."""
+
+    def __init__(self, endpoint: str, timeout: float, pool_size: int = 64) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=endpoint,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        )
+
+    async def aclose(self) -> None:
+        """Close the pool."""
+        await self._http.aclose()
+
+    async def _send(self, action: str, method: str, path: str, body: Body | None = None) -> Any:
+        try:
+            response = await self._http.request(
+                method, path, content=None if body is None else orjson.dumps(body), headers=_JSON
+            )
+        except httpx.HTTPError as exc:
+            raise SearchUnavailable(
+                f"{action}: OpenSearch unreachable or timed out ({exc.__class__.__name__})"
+            ) from exc
+        status = response.status_code
+        if status < 300:
+            return orjson.loads(response.content)
+        try:
+            info: Any = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            info = None
+        reason = reason_of(info, response.text[:200])
+        if status in _UNAVAILABLE:
+            raise SearchUnavailable(f"{action}: OpenSearch unavailable ({status}): {reason}")
+        if status == 404:
+            raise IndexNotFound(status, f"{action}: {reason}")
+        if 400 <= status < 500:
+            raise SearchRejected(status, f"{action}: {reason}")
+        raise SearchFailed(f"{action}: OpenSearch failed ({status}): {reason}")
+
+    async def knn(self, query: VersionedKnnQuery) -> list[ScoredItem]:
+        """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""
+        index = query.location.index
+        response = await self._send(f"k-NN search on {index}", "POST", f"/{index}/_search", knn_body(query))
+        return parse_vector_hits(response, query)
+
+    async def fallback(self, query: FallbackQuery) -> list[ScoredItem]:
+        """Items without a vector of the query's version, content + popularity scored."""
+        index = query.location.index
+        body = fallback_body(query)
+        response = await self._send(f"fallback search on {index}", "POST", f"/{index}/_search", body)
+        return parse_scored_hits(response)
+
+    async def popular(self, query: PopularQuery) -> list[ScoredItem]:
+        """The most popular items under the query's filters."""
+        body = popular_body(query)
+        response = await self._send(
+            f"popularity search on {query.index}", "POST", f"/{query.index}/_search", body
+        )
+        return parse_scored_hits(response)
+
+    async def get_items(self, index: str, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        """Documents by id (real-time); ids not found are absent."""
+        if not ids:
+            return {}
+        response = await self._send(
+            f"read {len(ids)} documents from {index}", "POST", f"/{index}/_mget", mget_body(ids)
+        )
+        return {str(doc["_id"]): doc["_source"] for doc in response["docs"] if doc.get("found")}
+
+    async def ping(self) -> bool:
+        """Whether the cluster answers its health endpoint."""
+        try:
+            await self._send("cluster health", "GET", "/_cluster/health")
+        except (SearchUnavailable, SearchFailed, SearchRejected):
+            return False
+        return True
