@@ -1,0 +1,121 @@
+"""The items template and vector-slot mappings, installed on the real OpenSearch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+from search_support import embedding_type
+
+from contract.indexing import Slot, vector_field, version_field
+from contract.items import ITEM_FIELDS
+from contract.settings import Settings
+from contract.types import Similarity
+from search.engine import add_vector_slots, bulk_write, create_index, delete_index, index_exists
+from search.errors import TemplateMismatch, UnsupportedEngine
+from search.requests import BulkAction
+from search.templates import (
+    TEMPLATE_PATH,
+    install_items_template,
+    items_template,
+    knn_vector_mapping,
+    require_lucene,
+    template_name,
+    template_problems,
+    vector_slot_mappings,
+)
+
+
+def test_template_installs_validates_and_applies_to_new_items_indices(
+    opensearch_client: OpenSearch, settings: Settings
+) -> None:
+    assert template_problems(opensearch_client, settings) == [
+        f"index template '{settings.index_prefix}-items' is not installed"
+    ]
+    install_items_template(opensearch_client, settings)
+    assert template_problems(opensearch_client, settings) == []
+
+    etype = embedding_type(dim=8, similarity=Similarity.COSINE)
+    index = f"{settings.index_prefix}-items-live"
+    create_index(opensearch_client, index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
+    mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
+    assert mapping["dynamic"] == "strict"
+    for name in ITEM_FIELDS:
+        assert name in mapping["properties"]
+    assert mapping["properties"]["average_rating"]["type"] == "double"
+    for slot in Slot:
+        vec = mapping["properties"][vector_field(etype.name, slot)]
+        assert vec["type"] == "knn_vector"
+        assert vec["dimension"] == 8
+        assert vec["method"]["engine"] == "lucene"
+        assert vec["method"]["space_type"] == "cosinesimil"
+        assert vec["method"]["parameters"] == {
+            "m": settings.hnsw_m,
+            "ef_construction": settings.hnsw_ef_construction,
+        }
+        assert mapping["properties"][version_field(etype.name, slot)]["type"] == "keyword"
+    index_settings = opensearch_client.indices.get_settings(index=index, flat_settings=True)[index][
+        "settings"
+    ]
+    assert index_settings["index.knn"] == "true"
+    assert index_settings["index.knn.algo_param.ef_search"] == str(settings.hnsw_ef_search)
+    assert index_settings["index.number_of_replicas"] == "0"
+
+    # Strict mappings: a field nobody declared is refused instead of silently mapped.
+    report = bulk_write(
+        opensearch_client,
+        [BulkAction("1", {"index": {"_index": index, "_id": "1"}}, {"item_id": "1", "colour": "red"})],
+    )
+    assert not report.ok
+    assert "strict_dynamic_mapping_exception" in report.failed["1"]
+
+    # A second type joins the live index later.
+    other = embedding_type(dim=3, similarity=Similarity.L2, name="tags-d3")
+    add_vector_slots(opensearch_client, index, vector_slot_mappings(other, settings, [Slot.B]))
+    mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
+    assert mapping["properties"][vector_field(other.name, Slot.B)]["method"]["space_type"] == "l2"
+    assert vector_field(other.name, Slot.A) not in mapping["properties"]
+    assert delete_index(opensearch_client, index)
+    assert not index_exists(opensearch_client, index)
+    assert not delete_index(opensearch_client, index)
+
+
+def test_validation_reports_a_drifted_template(opensearch_client: OpenSearch, settings: Settings) -> None:
+    body = items_template(settings)
+    body["template"]["mappings"]["properties"]["year"] = {"type": "keyword"}
+    body["template"]["settings"]["index"]["knn.algo_param.ef_search"] = 17
+    opensearch_client.indices.put_index_template(name=template_name(settings.index_prefix), body=body)
+    problems = template_problems(opensearch_client, settings)
+    assert any("'year'" in p and "'integer'" in p for p in problems), problems
+    assert any("ef_search is 17" in p for p in problems), problems
+
+
+def test_a_template_file_disagreeing_with_the_contract_is_refused(tmp_path: Path, settings: Settings) -> None:
+    data = json.loads(TEMPLATE_PATH.read_text())
+    del data["template"]["mappings"]["properties"]["tags"]
+    bad = tmp_path / "items.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(TemplateMismatch, match="field 'tags'"):
+        items_template(settings, bad)
+
+
+@pytest.mark.parametrize("engine", ["faiss", "nmslib", "Lucene", ""])
+def test_non_lucene_engines_are_refused(engine: str, settings: Settings) -> None:
+    with pytest.raises(UnsupportedEngine, match="use 'lucene'"):
+        require_lucene(engine)
+    with pytest.raises(UnsupportedEngine):
+        knn_vector_mapping(4, Similarity.DOT, settings, engine=engine)
+    with pytest.raises(UnsupportedEngine):
+        vector_slot_mappings(embedding_type(), settings, engine=engine)
+
+
+@pytest.mark.parametrize(
+    ("similarity", "space"),
+    [(Similarity.DOT, "innerproduct"), (Similarity.COSINE, "cosinesimil"), (Similarity.L2, "l2")],
+)
+def test_space_type_follows_the_model_similarity(
+    similarity: Similarity, space: str, settings: Settings
+) -> None:
+    assert knn_vector_mapping(5, similarity, settings)["method"]["space_type"] == space
