@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Keep a previous version answerable this long after in_use moves."
     )
     request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
+    orchestrator_cache_entries: int = Field(
+        100_000, ge=0, le=10_000_000, description="Vectors the orchestrator caches in process (0 disables)."
+    )
     data_dir: Path = Field(
         Path("/work/shared/data/goodbooks"), description="The goodbooks CSVs (books, tags, book_tags, ratings)."
     )
@@ -103,6 +107,27 @@ class Settings(BaseSettings):
     )
     indexer_lock_seconds: float = Field(
         30.0, gt=0, le=3600, description="Expiry of the per-target indexer lock (renewed while a cycle runs)."
+    )
+    # --- serving ---------------------------------------------------------------------------------
+    ab_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="A/B split of requests without embedding_type: type name -> weight (JSON object); "
+        "empty: equal weights over the types that have an in-use version.",
+    )
+    serving_orchestrator_timeout_seconds: float = Field(
+        0.5, gt=0, le=60, description="Serving's timeout per orchestrator call (then it degrades)."
+    )
+    serving_opensearch_timeout_seconds: float = Field(
+        2.0, gt=0, le=60, description="Serving's timeout per OpenSearch call (then it degrades)."
+    )
+    serving_staleness_seconds: float = Field(
+        1.0, gt=0, le=60, description="Longest serving keeps a type's in-use version / index routing cached."
+    )
+    serving_user_cache_seconds: float = Field(
+        30.0, ge=0, le=3600, description="TTL of serving's user-vector cache, keyed by (type, version, user)."
+    )
+    serving_result_cache_seconds: float = Field(
+        5.0, ge=0, le=3600, description="TTL of serving's result cache (also bounds how long item edits lag)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 
@@ -128,6 +153,16 @@ class Settings(BaseSettings):
     def _safe_prefix(cls, value: str) -> str:
         if not _NAME_PREFIX.match(value):
             raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
+        return value
+
+    @field_validator("ab_weights")
+    @classmethod
+    def _ab_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"ab_weights[{name!r}]={weight!r} must be finite and >= 0")
+        if value and not any(value.values()):
+            raise ValueError("ab_weights: at least one weight must be > 0")
         return value
 
     @model_validator(mode="after")

@@ -123,6 +123,7 @@ class ItemsBatchRequest(BaseModel):
         default_factory=dict,
         description="Per item id: aggregate its vector from these attributes when the version has none.",
     )
+    normalize: bool = Field(default=False, description="Scale aggregated item vectors to unit length.")
 
 
 class ItemsBatchResponse(BaseModel):

@@ -1,0 +1,43 @@
+"""Probes and metrics: open to the scraper and the orchestrator's supervisor (no key; no data exposed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from orchestrator.api.deps import StateDep
+from orchestrator.errors import RedisUnavailable, documented
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get(
+    "/healthz", summary="Process liveness", description="**Roles:** none. 200 while the process is up."
+)
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: Redis reachable",
+    description="**Roles:** none. 200 when Redis answers PING, else 503 RedisUnavailable with Retry-After.",
+    responses=documented(RedisUnavailable),
+)
+async def readyz(state: StateDep) -> dict[str, str]:
+    """Redis answers."""
+    await state.redis.ping()
+    return {"status": "ready"}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description="**Roles:** none. Request counts and latency by route and status, cache hits/misses, "
+    "Redis errors, latest/in_use version info.",
+    response_class=Response,
+)
+async def metrics(state: StateDep) -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,99 @@
+"""Embedding types: family, dim, similarity, latest, in_use, published and indexed versions."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Response
+
+from contract.indexing import IndexedLocation
+from contract.wire import TypeInfo, VersionInfo
+from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, StateDep, TypeName, role_doc, role_line
+from orchestrator.auth import Role
+from orchestrator.catalog import TypeVersions
+from orchestrator.errors import UnknownType, documented
+from orchestrator.state import AppState
+
+router = APIRouter(prefix="/v1/embedding-types", tags=["types"])
+
+
+async def type_entry(state: AppState, name: str) -> TypeVersions:
+    """A type from the catalog (re-read on a miss), or UnknownType."""
+    entry = await state.catalog.get(name)
+    if entry is None:
+        raise UnknownType(f"type_name: no embedding type {name!r} is registered")
+    return entry
+
+
+def type_info(entry: TypeVersions, in_use: str | None, indexed: dict[str, IndexedLocation]) -> TypeInfo:
+    """The wire view of a type."""
+    latest = entry.latest
+    return TypeInfo(
+        type=entry.type,
+        latest=latest.version if latest else None,
+        in_use=in_use,
+        published=[VersionInfo.of(m) for m in entry.published],
+        indexed=sorted(indexed.values(), key=lambda loc: loc.indexed_at),
+    )
+
+
+async def _infos(state: AppState, entries: list[TypeVersions]) -> list[TypeInfo]:
+    states = await state.store.states([e.type.name for e in entries])
+    infos = []
+    for entry in entries:
+        in_use, indexed = states[entry.type.name]
+        if in_use is not None:
+            state.metrics.in_use[entry.type.name] = in_use
+        infos.append(type_info(entry, in_use, indexed))
+    return infos
+
+
+def _json(payload: object) -> Response:
+    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+@router.get(
+    "",
+    response_model=list[TypeInfo],
+    summary="List embedding types",
+    description=f"{role_line(Role.READER)} `latest` and `published` are as of the last poll; "
+    "`in_use` and `indexed` are read from Redis now.",
+    responses=documented(*AUTH_ERRORS),
+    openapi_extra=role_doc(Role.READER),
+)
+async def list_types(state: StateDep, _caller: ReaderDep) -> Response:
+    """Every registered type."""
+    infos = await _infos(state, list(state.catalog.types.values()))
+    return _json([i.model_dump(mode="json") for i in infos])
+
+
+@router.get(
+    "/{type_name}",
+    response_model=TypeInfo,
+    summary="One embedding type",
+    description=f"{role_line(Role.READER)} `latest` and `published` are as of the last poll "
+    "(see `:refresh`); `in_use` and `indexed` are read from Redis now.",
+    responses=documented(UnknownType, *AUTH_ERRORS),
+    openapi_extra=role_doc(Role.READER),
+)
+async def get_type(type_name: TypeName, state: StateDep, _caller: ReaderDep) -> Response:
+    """One type."""
+    (info,) = await _infos(state, [await type_entry(state, type_name)])
+    return _json(info.model_dump(mode="json"))
+
+
+@router.post(
+    "/{type_name}:refresh",
+    response_model=TypeInfo,
+    summary="Re-read a type's published versions now",
+    description=f"{role_line(Role.READER)} On-demand poll: re-reads the type and its published versions "
+    "from Redis instead of waiting for the next poll, and returns the fresh view.",
+    responses=documented(UnknownType, *AUTH_ERRORS),
+    openapi_extra=role_doc(Role.READER),
+)
+async def refresh_type(type_name: TypeName, state: StateDep, _caller: ReaderDep) -> Response:
+    """Poll one type now."""
+    entry = await state.catalog.refresh_type(type_name)
+    if entry is None:
+        raise UnknownType(f"type_name: no embedding type {type_name!r} is registered")
+    (info,) = await _infos(state, [entry])
+    return _json(info.model_dump(mode="json"))

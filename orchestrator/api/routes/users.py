@@ -1,0 +1,162 @@
+"""User vectors of the in-use version: direct, or aggregated from attributes or the stored profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from fastapi import APIRouter, Response
+
+from contract.keys import Kind
+from contract.profiles import Profile
+from contract.types import EmbeddingType, Family
+from contract.wire import ENTITY_ID, AggregateRequest, UserVector
+from orchestrator.aggregation import weighted_sum
+from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, StateDep, TypeName, UserId, role_doc, role_line
+from orchestrator.api.routes.types import type_entry
+from orchestrator.auth import Role
+from orchestrator.errors import (
+    InvalidRequest,
+    NoAttributesFound,
+    NoVersionInUse,
+    UnknownType,
+    UnknownUser,
+    documented,
+)
+from orchestrator.state import AppState
+from orchestrator.store import ITEM_NAMESPACE
+
+router = APIRouter(prefix="/v1/embedding-types", tags=["users"])
+
+
+def allowed_namespaces(embedding_type: EmbeddingType) -> frozenset[str]:
+    """Attribute namespaces a type can aggregate: its own, plus `item` (falls back to item vectors)."""
+    return frozenset({*embedding_type.attribute_namespaces, ITEM_NAMESPACE.rstrip(":")})
+
+
+def check_namespaces(embedding_type: EmbeddingType, ids: Sequence[str], field: str) -> None:
+    """Refuse attributes of a namespace the type does not embed, naming the field."""
+    allowed = allowed_namespaces(embedding_type)
+    for position, attribute in enumerate(ids):
+        namespace = attribute.split(":", 1)[0]
+        if namespace not in allowed:
+            raise InvalidRequest(
+                f"{field}[{position}].id: namespace {namespace!r} is not one of type "
+                f"{embedding_type.name}'s namespaces {sorted(allowed)}"
+            )
+
+
+def profile_attributes(profile: Profile) -> list[tuple[str, float]]:
+    """A profile's items as weighted `item:<id>` attributes."""
+    return [(f"{ITEM_NAMESPACE}{i.item_id}", i.weight) for i in profile.interactions]
+
+
+async def _aggregate(
+    state: AppState,
+    embedding_type: EmbeddingType,
+    version: str,
+    weighted: list[tuple[str, float]],
+    normalize: bool,
+    who: str,
+) -> UserVector:
+    vectors = await state.store.attribute_vectors(
+        embedding_type.name, version, [a for a, _ in weighted], embedding_type.dim
+    )
+    result = weighted_sum(weighted, vectors, embedding_type.dim, normalize)
+    if result is None:
+        shown = ", ".join(a for a, _ in weighted[:5]) + (" …" if len(weighted) > 5 else "")
+        raise NoAttributesFound(
+            f"{who}: none of the {len(weighted)} attributes ({shown}) has a vector in version {version} "
+            f"of {embedding_type.name}"
+        )
+    return UserVector(
+        type_name=embedding_type.name,
+        version=version,
+        dim=embedding_type.dim,
+        vector=result.vector.tolist(),
+        source="aggregate",
+        used=list(result.used),
+        missing=list(result.missing),
+    )
+
+
+def _json(vector: UserVector) -> Response:
+    return Response(orjson.dumps(vector.model_dump()), media_type="application/json")
+
+
+async def _in_use(state: AppState, type_name: str, version: str | None) -> str:
+    if version is None:
+        raise NoVersionInUse(f"type_name: type {type_name} has no in_use version yet")
+    state.metrics.in_use[type_name] = version
+    return version
+
+
+@router.get(
+    "/{type_name}/users/{user_id}",
+    response_model=UserVector,
+    summary="A user's vector of the in-use version",
+    description=f"{role_line(Role.READER)} Returns the vector together with the version it belongs to. "
+    "The vector is read from the key of the in_use version just read, so the label always matches the "
+    "vector even while in_use advances. Direct families read the user's own vector; a user without one "
+    "(or any user of an indirect family) is aggregated (normalized) from the stored profile, whose item "
+    "ids count as `item:<id>` attributes.",
+    responses=documented(UnknownType, UnknownUser, NoVersionInUse, NoAttributesFound, *AUTH_ERRORS),
+    openapi_extra=role_doc(Role.READER),
+)
+async def get_user(type_name: TypeName, user_id: UserId, state: StateDep, _caller: ReaderDep) -> Response:
+    """One user's vector and its version."""
+    entry = await type_entry(state, type_name)
+    embedding_type = entry.type
+    if embedding_type.family is Family.DIRECT_DIRECT:
+        version = await _in_use(state, type_name, await state.store.in_use(type_name))
+        found = await state.store.vectors(type_name, version, Kind.USER, [user_id], embedding_type.dim)
+        if user_id in found:
+            return _json(
+                UserVector(
+                    type_name=type_name,
+                    version=version,
+                    dim=embedding_type.dim,
+                    vector=found[user_id].tolist(),
+                    source="direct",
+                )
+            )
+    raw_version, profile = await state.store.in_use_and_profile(type_name, user_id)
+    version = await _in_use(state, type_name, raw_version)
+    if profile is None:
+        raise UnknownUser(f"user_id: user {user_id!r} has no vector and no profile in version {version}")
+    weighted = profile_attributes(profile)
+    return _json(await _aggregate(state, embedding_type, version, weighted, True, "user_id"))
+
+
+@router.post(
+    "/{type_name}/users:aggregate",
+    response_model=UserVector,
+    summary="Aggregate a user vector from weighted attributes",
+    description=f"{role_line(Role.READER)} Weighted sum of attribute vectors of the in-use version, from "
+    "explicit `attributes` (`namespace:id`, weight in (0, 1e6]) or the stored profile of `user_id`; "
+    "`normalize` scales it to unit length. An `item:<id>` attribute without an attribute vector uses "
+    "the version's item vector. The response lists attributes `used` and `missing`; when none is found "
+    "the answer is 422 NoAttributesFound, never a zero vector.",
+    responses=documented(UnknownType, UnknownUser, NoVersionInUse, NoAttributesFound, *AUTH_ERRORS),
+    openapi_extra=role_doc(Role.READER),
+)
+async def aggregate_user(
+    type_name: TypeName, body: AggregateRequest, state: StateDep, _caller: ReaderDep
+) -> Response:
+    """Aggregate explicit attributes or a stored profile."""
+    entry = await type_entry(state, type_name)
+    if body.attributes is not None:
+        weighted = [(a.id, a.weight) for a in body.attributes]
+        check_namespaces(entry.type, [a for a, _ in weighted], "attributes")
+        version = await _in_use(state, type_name, await state.store.in_use(type_name))
+        return _json(await _aggregate(state, entry.type, version, weighted, body.normalize, "attributes"))
+    assert body.user_id is not None  # the model guarantees exactly one source
+    if not ENTITY_ID.match(body.user_id):
+        raise InvalidRequest(f"user_id: {body.user_id!r} must match {ENTITY_ID.pattern}")
+    raw_version, profile = await state.store.in_use_and_profile(type_name, body.user_id)
+    version = await _in_use(state, type_name, raw_version)
+    if profile is None:
+        raise UnknownUser(f"user_id: user {body.user_id!r} has no stored profile")
+    return _json(
+        await _aggregate(state, entry.type, version, profile_attributes(profile), body.normalize, "user_id")
+    )

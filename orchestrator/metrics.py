@@ -1,0 +1,98 @@
+"""Prometheus metrics of one app instance (its own registry: two apps in one process never collide)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.cache import VectorCache
+from orchestrator.catalog import Catalog
+
+
+class Metrics:
+    """Request counts and latency by route and status, Redis errors; cache and versions via a collector."""
+
+    def __init__(self, cache: VectorCache) -> None:
+        self.catalog: Catalog | None = None  # set by the lifespan once Redis is wired
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "lockstep_orchestrator_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lockstep_orchestrator_request_seconds",
+            "HTTP request latency by route template and method.",
+            ["route", "method"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "lockstep_orchestrator_redis_errors", "Redis calls that failed.", registry=self.registry
+        )
+        self.in_use: dict[str, str] = {}  # last in_use seen per type, for the info gauge
+        self.registry.register(_StateCollector(cache, self))
+
+
+class _StateCollector(Collector):
+    """Reads cache counters and versions at scrape time (no bookkeeping on the hot path)."""
+
+    def __init__(self, cache: VectorCache, metrics: Metrics) -> None:
+        self.cache = cache
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        hits = CounterMetricFamily("lockstep_orchestrator_cache_hits", "Vector cache hits.")
+        hits.add_metric([], self.cache.hits)
+        misses = CounterMetricFamily("lockstep_orchestrator_cache_misses", "Vector cache misses.")
+        misses.add_metric([], self.cache.misses)
+        size = GaugeMetricFamily("lockstep_orchestrator_cache_entries", "Vectors held in the cache.")
+        size.add_metric([], len(self.cache))
+        info = GaugeMetricFamily(
+            "lockstep_orchestrator_version_info",
+            "1 for each type's latest (as polled) and in_use (as last read) version.",
+            labels=["type", "which", "version"],
+        )
+        catalog = self.metrics.catalog
+        for name, entry in catalog.types.items() if catalog else ():
+            if entry.latest is not None:
+                info.add_metric([name, "latest", entry.latest.version], 1)
+        for name, version in self.metrics.in_use.items():
+            info.add_metric([name, "in_use", version], 1)
+        yield from (hits, misses, size, info)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task like BaseHTTPMiddleware) counting every response."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"  # templates, never raw ids: bounded labels
+            method = scope.get("method", "")
+            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)

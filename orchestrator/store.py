@@ -1,0 +1,198 @@
+"""Reads from Redis through the contract's key schema; vectors go through the in-process cache."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pydantic
+from redis.asyncio import Redis
+
+from contract.indexing import IndexedLocation
+from contract.keys import Keys, Kind
+from contract.manifest import Manifest
+from contract.profiles import Profile
+from contract.types import EmbeddingType
+from contract.vectors import DTYPE, Matrix
+from orchestrator.cache import VectorCache
+from orchestrator.errors import CorruptData
+
+ITEM_NAMESPACE = "item:"
+
+TypeState = tuple[str | None, dict[str, IndexedLocation]]  # (in_use, indexed versions)
+
+
+def text(raw: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; its type hints also allow str)."""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return None if raw is None else text(raw)
+
+
+def parse_manifest(raw: bytes | str) -> Manifest:
+    """A stored manifest, or CorruptData naming the problem."""
+    try:
+        return Manifest.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise CorruptData(f"stored manifest does not match the contract: {exc.errors()[0]['msg']}") from exc
+
+
+def parse_type(name: str, raw: bytes | str) -> EmbeddingType:
+    """A registered type, or CorruptData."""
+    try:
+        return EmbeddingType.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        raise CorruptData(f"stored type {name!r} does not match the contract") from exc
+
+
+def parse_indexed(raw: Mapping[bytes | str, bytes | str]) -> dict[str, IndexedLocation]:
+    """The indexed-versions hash as version -> location."""
+    try:
+        return {text(k): IndexedLocation.model_validate_json(v) for k, v in raw.items()}
+    except pydantic.ValidationError as exc:
+        raise CorruptData("a stored IndexedLocation does not match the contract") from exc
+
+
+class Store:
+    """Thin async reads; one round trip each unless noted."""
+
+    def __init__(self, redis: Redis, keys: Keys, cache: VectorCache) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.cache = cache
+
+    async def types(self) -> dict[str, EmbeddingType]:
+        """The type registry."""
+        raw = await self.redis.hgetall(self.keys.types())
+        return {text(k): parse_type(text(k), v) for k, v in raw.items()}
+
+    async def one_type(self, name: str) -> EmbeddingType | None:
+        """One registered type, or None."""
+        raw = await self.redis.hget(self.keys.types(), name)
+        return None if raw is None else parse_type(name, raw)
+
+    async def published(self, type_names: Sequence[str]) -> dict[str, list[Manifest]]:
+        """Published manifests per type, oldest first (two round trips for any number of types).
+
+        A version counts only if its manifest exists: the sorted set and the manifest are written in
+        one MULTI, and a member whose manifest has gone (unpublished) is skipped.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for name in type_names:
+            pipe.zrange(self.keys.published(name), 0, -1)
+        members: list[list[bytes]] = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        wanted: list[tuple[str, list[str]]] = []
+        for name, versions in zip(type_names, members, strict=True):
+            ids = [v.decode() for v in versions]
+            wanted.append((name, ids))
+            if ids:
+                pipe.mget([self.keys.manifest(name, v) for v in ids])
+        raws: list[list[bytes | None]] = await pipe.execute() if any(ids for _, ids in wanted) else []
+        out: dict[str, list[Manifest]] = {}
+        cursor = iter(raws)
+        for name, ids in wanted:
+            manifests = [parse_manifest(r) for r in next(cursor) if r is not None] if ids else []
+            out[name] = sorted(manifests, key=lambda m: m.order)
+        return out
+
+    async def manifest(self, type_name: str, version: str) -> Manifest | None:
+        """A version's manifest if it is published."""
+        raw = await self.redis.get(self.keys.manifest(type_name, version))
+        return None if raw is None else parse_manifest(raw)
+
+    async def is_published(self, type_name: str, version: str) -> bool:
+        """Whether the version's manifest exists now."""
+        return bool(await self.redis.exists(self.keys.manifest(type_name, version)))
+
+    async def in_use(self, type_name: str) -> str | None:
+        """The version serving uses."""
+        return _text(await self.redis.get(self.keys.in_use(type_name)))
+
+    async def states(self, type_names: Sequence[str]) -> dict[str, TypeState]:
+        """in_use and indexed versions per type, read together."""
+        pipe = self.redis.pipeline(transaction=True)
+        for name in type_names:
+            pipe.get(self.keys.in_use(name))
+            pipe.hgetall(self.keys.indexed(name))
+        raw = await pipe.execute() if type_names else []
+        return {name: (_text(raw[2 * i]), parse_indexed(raw[2 * i + 1])) for i, name in enumerate(type_names)}
+
+    async def in_use_and_profile(self, type_name: str, user_id: str) -> tuple[str | None, Profile | None]:
+        """in_use and the user's stored profile in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.in_use(type_name))
+        pipe.get(self.keys.profile(user_id))
+        version, raw_profile = await pipe.execute()
+        if raw_profile is None:
+            return _text(version), None
+        try:
+            profile = Profile.model_validate_json(raw_profile)
+        except pydantic.ValidationError as exc:
+            raise CorruptData(f"stored profile of user {user_id!r} does not match the contract") from exc
+        return _text(version), profile
+
+    async def vectors(
+        self, type_name: str, version: str, kind: Kind, ids: Sequence[str], dim: int
+    ) -> dict[str, Matrix]:
+        """Vectors of `ids` that exist in the version: cache first, the rest in one HMGET."""
+        found = self.cache.get_many(type_name, version, kind, ids)
+        misses = [i for i in ids if i not in found]
+        if misses:
+            raw = await self.redis.hmget(self.keys.vectors(type_name, version, kind), misses)
+            fetched = _decode_rows(misses, raw, dim)
+            self.cache.put_many(type_name, version, kind, fetched)
+            found.update(fetched)
+        return found
+
+    async def attribute_vectors(
+        self, type_name: str, version: str, attribute_ids: Sequence[str], dim: int
+    ) -> dict[str, Matrix]:
+        """Attribute vectors; an `item:X` without one uses the version's item vector of X.
+
+        The fallback lets a direct type aggregate a user from the items they read, and lets a
+        profile (item ids) feed an indirect type that stores item vectors. Both kinds in one round trip.
+        """
+        unique = list(dict.fromkeys(attribute_ids))
+        found = self.cache.get_many(type_name, version, Kind.ATTRIBUTE, unique)
+        misses = [a for a in unique if a not in found]
+        item_misses = [a for a in misses if a.startswith(ITEM_NAMESPACE)]
+        item_cached = self.cache.get_many(
+            type_name, version, Kind.ITEM, [a[len(ITEM_NAMESPACE) :] for a in item_misses]
+        )
+        item_fetch = [a for a in item_misses if a[len(ITEM_NAMESPACE) :] not in item_cached]
+        if misses:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self.keys.vectors(type_name, version, Kind.ATTRIBUTE), misses)
+            if item_fetch:
+                pipe.hmget(
+                    self.keys.vectors(type_name, version, Kind.ITEM),
+                    [a[len(ITEM_NAMESPACE) :] for a in item_fetch],
+                )
+            results = await pipe.execute()
+            attrs = _decode_rows(misses, results[0], dim)
+            self.cache.put_many(type_name, version, Kind.ATTRIBUTE, attrs)
+            found.update(attrs)
+            items: dict[str, Matrix] = dict(item_cached)
+            if item_fetch:
+                fetched = _decode_rows([a[len(ITEM_NAMESPACE) :] for a in item_fetch], results[1], dim)
+                self.cache.put_many(type_name, version, Kind.ITEM, fetched)
+                items.update(fetched)
+            for attribute in item_misses:
+                if attribute not in found and attribute[len(ITEM_NAMESPACE) :] in items:
+                    found[attribute] = items[attribute[len(ITEM_NAMESPACE) :]]
+        return found
+
+
+def _decode_rows(ids: Sequence[str], raw: Sequence[bytes | str | None], dim: int) -> dict[str, Matrix]:
+    out: dict[str, Matrix] = {}
+    width = 4 * dim
+    for entity, data in zip(ids, raw, strict=True):
+        if data is None:
+            continue
+        if not isinstance(data, bytes) or len(data) != width:
+            raise CorruptData(f"stored vector of {entity!r} has {len(data)} bytes, not {width} (dim {dim})")
+        out[entity] = np.frombuffer(data, dtype=DTYPE)
+    return out
