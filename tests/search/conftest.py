@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 from opensearchpy import OpenSearch
+from search_support import IndexFactory
 
 from contract.settings import Settings
 from contract.types import EmbeddingType
 from search.engine import create_index
 from search.templates import install_items_template, vector_slot_mappings
-
-IndexFactory = Callable[[str, Sequence[EmbeddingType]], str]
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from contract.indexing import IndexedLocation, Mode, Slot, vector_field, version_field
@@ -29,3 +30,6 @@ def location(index: str, etype: EmbeddingType, version: str, slot: Slot = Slot.A
         indexed_at=datetime.now(UTC),
         item_count=0,
     )
+
+
+IndexFactory = Callable[[str, Sequence[EmbeddingType]], str]
