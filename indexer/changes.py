@@ -40,7 +40,7 @@ def publish_change(
     if kind is ChangeKind.UPSERT:
         if item is None:
             raise ValueError("an upsert needs the item")
-        fields: dict[str, Any] = {
+        fields: dict[Any, Any] = {
             "kind": kind.value,
             "item_id": item.item_id,
             "item": json.dumps(item.document()),
@@ -81,7 +81,7 @@ class ChangeConsumer:
         return changes
 
     def _read(self, start: str, count: int) -> list[CatalogChange]:
-        reply = self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
+        reply: Any = self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
         out: list[CatalogChange] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:

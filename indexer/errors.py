@@ -10,9 +10,10 @@ class IndexerError(Exception):
 class OrchestratorError(IndexerError):
     """The orchestrator refused a call or was unreachable."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, name: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.name = name  # the orchestrator's error name, e.g. InUseConflict, NotIndexed
 
 
 class InUseConflictError(OrchestratorError):

@@ -54,12 +54,15 @@ class OrchestratorClient:
             response = self._http.request(method, path, json=json)
         except httpx.HTTPError as exc:
             raise OrchestratorError(f"{method} {path}: orchestrator unreachable: {exc}") from exc
-        if response.status_code == 409:
-            raise InUseConflictError(f"{method} {path}: conflict: {response.text}", status=409)
         if response.status_code >= 400:
-            raise OrchestratorError(
-                f"{method} {path}: HTTP {response.status_code}: {response.text}", status=response.status_code
-            )
+            try:
+                name = str(response.json().get("error", ""))
+            except ValueError:
+                name = ""
+            message = f"{method} {path}: HTTP {response.status_code}: {response.text}"
+            if name == "InUseConflict":
+                raise InUseConflictError(message, status=response.status_code, name=name)
+            raise OrchestratorError(message, status=response.status_code, name=name)
         return response
 
     def types(self) -> list[TypeInfo]:
@@ -105,7 +108,7 @@ class OrchestratorClient:
         )
 
     def forget_indexed(self, type_name: str, version: str) -> None:
-        """Withdraw an indexed record (its index or slot is about to go away)."""
+        """Withdraw an indexed record (its index or slot is about to go away); refused while in use."""
         try:
             self._call("DELETE", f"/v1/embedding-types/{type_name}/indexed/{version}")
         except OrchestratorError as exc:

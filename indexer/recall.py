@@ -20,7 +20,8 @@ def exact_scores(matrix: Matrix, query: Matrix, similarity: Similarity) -> Matri
             np.float32
         )
     diff = matrix - query
-    return -np.einsum("ij,ij->i", diff, diff)
+    distances: Matrix = np.einsum("ij,ij->i", diff, diff)
+    return -distances
 
 
 def exact_top_k(

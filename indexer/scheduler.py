@@ -1,0 +1,168 @@
+"""Running cycles: one-shot (cron) or every DURATION, one cycle at a time per target under a Redis lock."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from contract.indexing import live_index
+from contract.keys import Keys
+from contract.settings import Settings
+from indexer.catalog import Item, load_catalog
+from indexer.errors import IndexerError, LockBusyError
+from indexer.lock import IndexerLock
+from indexer.metrics import IndexerMetrics
+from indexer.orchestrator_client import OrchestratorClient
+from search import engine
+
+log = logging.getLogger("lockstep.indexer")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """'30s', '5m', '1h', '250ms', '10' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"duration {text!r} must look like 30s, 5m, 1h or 250ms")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return seconds
+
+
+@dataclass
+class CycleReport:
+    """What a cycle did, per type, for logs and the CLI's output."""
+
+    mode: str
+    results: list[Any] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Runner:
+    """Clients and catalog shared by the cycles of one indexer process."""
+
+    settings: Settings
+    metrics: IndexerMetrics
+    catalog_limit: int | None = None
+    batch_size: int = 500
+    progress: bool = False
+    step: Callable[[str], None] | None = None
+    lock_wait_seconds: float = 0.0
+    _catalog: list[Item] | None = None
+
+    def __post_init__(self) -> None:
+        self.redis = redis.Redis.from_url(self.settings.redis_endpoint)
+        self.keys = Keys(self.settings.key_prefix)
+        self.search = engine.build_client(self.settings, timeout=120.0)
+        self.orchestrator = OrchestratorClient(self.settings)
+
+    def close(self) -> None:
+        """Close every client."""
+        self.orchestrator.close()
+        self.search.close()
+        self.redis.close()
+
+    def catalog(self) -> list[Item]:
+        """The goodbooks catalog (read once per process)."""
+        if self._catalog is None:
+            self._catalog = load_catalog(self.settings.data_dir, self.catalog_limit)
+        return self._catalog
+
+    def lock(self, target: str) -> IndexerLock:
+        """The lock of one target (a shadow alias or the live index)."""
+        return IndexerLock(
+            self.redis,
+            self.keys,
+            target,
+            self.settings.indexer_lock_seconds,
+            wait_seconds=self.lock_wait_seconds,
+        )
+
+    def shadow(self, types: Sequence[str] | None = None) -> CycleReport:
+        """One shadow cycle over the given types (default: every registered type)."""
+        from indexer.shadow import ShadowIndexer
+
+        began = time.perf_counter()
+        report = CycleReport("shadow")
+        shadow = ShadowIndexer(
+            self.settings,
+            self.search,
+            self.orchestrator,
+            self.catalog(),
+            self.metrics,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            step=self.step,
+        )
+        try:
+            for info in self.orchestrator.types():
+                if types and info.type.name not in types:
+                    continue
+                with self.lock(f"shadow:{info.type.name}") as held:
+                    result = shadow.cycle(info, held.check)
+                report.results.append(result)
+                log.info("shadow cycle", extra={"type": info.type.name, "result": vars(result)})
+        except IndexerError as exc:
+            self.metrics.failures.labels("shadow", type(exc).__name__).inc()
+            raise
+        finally:
+            report.seconds = time.perf_counter() - began
+            self.metrics.cycle_seconds.labels("shadow").observe(report.seconds)
+        return report
+
+    def incremental(self, types: Sequence[str] | None = None) -> CycleReport:
+        """One incremental mini-batch cycle on the live index."""
+        from indexer.incremental import IncrementalIndexer
+
+        began = time.perf_counter()
+        report = CycleReport("incremental")
+        try:
+            with self.lock(live_index(self.settings.index_prefix)) as held:
+                incremental = IncrementalIndexer(
+                    self.settings,
+                    self.search,
+                    self.orchestrator,
+                    self.redis,
+                    self.keys,
+                    self.metrics,
+                    batch_size=self.batch_size,
+                    progress=self.progress,
+                )
+                report.results = incremental.cycle(self.catalog(), types, held.check)
+        except IndexerError as exc:
+            self.metrics.failures.labels("incremental", type(exc).__name__).inc()
+            raise
+        finally:
+            report.seconds = time.perf_counter() - began
+            self.metrics.cycle_seconds.labels("incremental").observe(report.seconds)
+        return report
+
+    def run_forever(
+        self, mode: str, every: float, types: Sequence[str] | None = None, stop: threading.Event | None = None
+    ) -> None:
+        """Run a cycle every `every` seconds until `stop` is set; a failed cycle is logged, not fatal."""
+        stop = stop or threading.Event()
+        cycle = self.shadow if mode == "shadow" else self.incremental
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                cycle(types)
+            except LockBusyError as exc:
+                log.info("cycle skipped: lock busy", extra={"mode": mode, "reason": str(exc)})
+            except IndexerError as exc:
+                log.error("cycle failed", extra={"mode": mode, "error": str(exc)})
+            except Exception:  # a long-lived job must survive a bad cycle; the next one retries
+                self.metrics.failures.labels(mode, "unexpected").inc()
+                log.exception("cycle crashed", extra={"mode": mode})
+            stop.wait(max(0.0, every - (time.monotonic() - began)))
