@@ -1,0 +1,50 @@
+"""/healthz (process up), /readyz (dependencies reachable), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+
+from serving.api.deps import StateDep
+from serving.models import Health
+from serving.orchestrator_client import OrchestratorDown
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health, summary="The process is up")
+async def healthz() -> Response:
+    """Always ok while the event loop runs."""
+    return Response(orjson.dumps({"status": "ok", "checks": {}}), media_type="application/json")
+
+
+@router.get("/readyz", response_model=Health, summary="Dependencies reachable (503 when search is down)")
+async def readyz(state: StateDep) -> Response:
+    """Ready when OpenSearch answers; a down orchestrator or Redis only degrades answers."""
+    checks: dict[str, bool | str] = {"opensearch": await state.search.ping()}
+    try:
+        await state.orchestrator.list_types()
+        checks["orchestrator"] = True
+    except OrchestratorDown:
+        checks["orchestrator"] = False
+    try:
+        checks["redis"] = bool(await state.redis.ping())
+    except RedisError:
+        checks["redis"] = False
+    if not checks["opensearch"]:
+        status, code = "unavailable", 503
+    elif all(v is True for v in checks.values()):
+        status, code = "ok", 200
+    else:
+        status, code = "degraded", 200
+    return Response(
+        orjson.dumps({"status": status, "checks": checks}), status_code=code, media_type="application/json"
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(state: StateDep) -> Response:
+    """Request, step, cache, degradation and dependency metrics."""
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,55 @@
+"""POST /v1/recommend."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from serving.api.body import read_json
+from serving.api.deps import StateDep
+from serving.errors import InvalidField, describe_validation
+from serving.models import RecommendRequest, RecommendResponse
+from serving.recommender import Timer, recommend
+from serving.rendering import render, render_items
+
+router = APIRouter(tags=["recommend"])
+
+_ERRORS = {
+    400: {"description": "BadRequest: body is not JSON"},
+    404: {"description": "UnknownType"},
+    409: {"description": "NotServable: no in-use version yet"},
+    413: {"description": "PayloadTooLarge"},
+    422: {"description": "InvalidField: names the field"},
+    503: {"description": "Unavailable: a dependency is down and nothing is cached (Retry-After)"},
+}
+
+
+@router.post(
+    "/v1/recommend",
+    response_model=RecommendResponse,
+    summary="Recommend items for a user or a set of weighted attributes",
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": RecommendRequest.model_json_schema()}}}
+    },
+    responses=_ERRORS,  # type: ignore[arg-type]
+)
+async def post_recommend(request: Request, state: StateDep) -> Response:
+    """Versioned k-NN for the user's vector, fallback-filled, degraded rather than failed."""
+    started = time.perf_counter()
+    raw = await read_json(request)
+    try:
+        body = RecommendRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidField(describe_validation(list(exc.errors()))) from exc  # type: ignore[arg-type]
+    timer = Timer(state, started=started)
+    outcome = await recommend(state, body, timer)
+    items = render_items(outcome, body.filters, body.explain)
+    if outcome.cache_key is not None:
+        state.results.put(outcome.cache_key, items)
+    for item in items:
+        state.metrics.items.labels(scorer=item["scorer"]).inc()
+    if outcome.assignment is not None:
+        state.metrics.assignments.labels(type=outcome.type_name, source=outcome.assignment.source).inc()
+    return Response(render(outcome, items, timer), media_type="application/json")
