@@ -220,7 +220,10 @@ def alias_targets(client: OpenSearch, alias: str) -> list[str]:
     """The indices an alias points at (empty when the alias does not exist)."""
     with opensearch_errors(f"read alias {alias}"):
         response = client.indices.get_alias(name=alias, ignore=404)
-    return sorted(name for name, info in response.items() if alias in info.get("aliases", {}))
+    # A missing alias answers 404 with {"error": ..., "status": 404}: no index entries.
+    return sorted(
+        name for name, info in response.items() if isinstance(info, dict) and alias in info.get("aliases", {})
+    )
 
 
 def swap_alias(client: OpenSearch, alias: str, new_index: str) -> list[str]:
