@@ -1,0 +1,57 @@
+"""Shared builders for the publishing tests: types, vector sets, and a snapshot of a prefix's keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import redis
+
+from contract.keys import Keys
+from contract.types import EmbeddingType, Family, Similarity
+from training.publish import VectorSet
+from training.registry import register_type
+
+DIM = 8
+
+
+def direct_type(
+    client: redis.Redis, keys: Keys, name: str = "als-d8", similarity: str = "dot"
+) -> EmbeddingType:
+    """Register and return a direct-direct type of dim 8."""
+    etype = EmbeddingType(name=name, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity(similarity))
+    register_type(client, keys, etype)
+    return etype
+
+
+def indirect_type(client: redis.Redis, keys: Keys, family: Family, name: str = "tags-d8") -> EmbeddingType:
+    """Register and return an indirect type with namespaces item, tag and author."""
+    etype = EmbeddingType(
+        name=name,
+        family=family,
+        dim=DIM,
+        similarity=Similarity.DOT,
+        attribute_namespaces=("item", "tag", "author"),
+    )
+    register_type(client, keys, etype)
+    return etype
+
+
+def vectors(ids: list[str], seed: int = 0, dim: int = DIM) -> VectorSet:
+    """A VectorSet of random float32 vectors for `ids`."""
+    rng = np.random.default_rng(seed)
+    return VectorSet(tuple(ids), rng.standard_normal((len(ids), dim)).astype(np.float32))
+
+
+def users(n: int, seed: int = 0) -> VectorSet:
+    """n user vectors u0..u{n-1}."""
+    return vectors([f"u{i}" for i in range(n)], seed)
+
+
+def items(n: int, seed: int = 1) -> VectorSet:
+    """n item vectors 1..n."""
+    return vectors([str(i + 1) for i in range(n)], seed)
+
+
+def snapshot(client: redis.Redis, keys: Keys) -> dict[bytes, bytes | None]:
+    """Every key of the prefix with its DUMP (type and content), to prove nothing was written."""
+    names = sorted(client.scan_iter(match=keys.all_keys_pattern(), count=1000))
+    return {name: client.dump(name) for name in names}

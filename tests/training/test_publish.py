@@ -1,0 +1,244 @@
+"""Publishing against the real Redis: manifest last, immutability, kill safety, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from publish_support import DIM, direct_type, indirect_type, items, snapshot, users, vectors
+
+from contract.keys import Keys, Kind
+from contract.manifest import Manifest
+from contract.settings import Settings
+from contract.types import Family
+from contract.vectors import decode_one
+from contract.versions import Frame
+from training.publish import PublishError, PublishResult, VectorSet, publish, read_manifest
+
+FRAME = Frame.parse("2017-01-01..2017-07-01")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_publish_writes_vectors_then_manifest_and_published_entry(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    etype = direct_type(redis_client, keys)
+    u, i = users(30), items(7)
+    result = publish(
+        redis_client, keys, etype, FRAME, users=u, items=i, trainer={"algo": "als"}, chunk_size=4
+    )
+
+    assert isinstance(result, PublishResult) and result.created
+    m = result.manifest
+    assert (m.type_name, m.version, m.seq, m.dim) == (etype.name, FRAME.version_id, 1, DIM)
+    assert (m.counts.user, m.counts.item, m.counts.attr) == (30, 7, 0)
+    assert m.frame == FRAME and m.trainer == {"algo": "als"}
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) == m
+    assert redis_client.zrange(keys.published(etype.name), 0, -1, withscores=True) == [
+        (FRAME.version_id.encode(), 1.0)
+    ]
+    stored = redis_client.hgetall(keys.vectors(etype.name, FRAME.version_id, Kind.USER))
+    assert len(stored) == 30
+    for row, uid in enumerate(u.ids):
+        np.testing.assert_array_equal(decode_one(stored[uid.encode()], DIM), u.matrix[row])
+    assert redis_client.hlen(keys.vectors(etype.name, FRAME.version_id, Kind.ITEM)) == 7
+    assert not redis_client.exists(keys.publish_lock(etype.name, FRAME.version_id))
+
+
+def test_checksum_follows_the_documented_layout(redis_client: redis.Redis, keys: Keys) -> None:
+    etype = direct_type(redis_client, keys)
+    u, i = users(5), items(3)
+    m = publish(redis_client, keys, etype, FRAME, users=u, items=i).manifest
+
+    # Recomputed from the stored hashes exactly as docs/publishing.md describes it.
+    digest = hashlib.sha256()
+    for kind in sorted(Kind, key=lambda k: k.value):
+        stored = redis_client.hgetall(keys.vectors(etype.name, m.version, kind))
+        if not stored:
+            continue
+        ids = sorted(field.decode() for field in stored)
+        digest.update(f"{kind.value}\n{len(ids)}\n".encode())
+        digest.update("".join(entity + "\n" for entity in ids).encode())
+        digest.update(b"".join(stored[entity.encode()] for entity in ids))
+    assert m.checksum == digest.hexdigest()
+
+
+def test_identical_republish_is_a_no_op(redis_client: redis.Redis, keys: Keys) -> None:
+    etype = direct_type(redis_client, keys)
+    first = publish(redis_client, keys, etype, FRAME, users=users(10), items=items(4))
+    before = snapshot(redis_client, keys)
+    # Same content in another row order: the checksum is over sorted records, so it is the same version.
+    order = np.arange(10)[::-1]
+    shuffled = VectorSet(tuple(np.array(users(10).ids)[order].tolist()), users(10).matrix[order])
+    again = publish(
+        redis_client, keys, etype, FRAME, users=shuffled, items=items(4), trainer={"other": "run"}
+    )
+
+    assert not again.created and again.manifest == first.manifest
+    assert snapshot(redis_client, keys) == before
+
+
+def test_different_content_under_a_published_version_is_refused(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    etype = direct_type(redis_client, keys)
+    publish(redis_client, keys, etype, FRAME, users=users(10), items=items(4))
+    before = snapshot(redis_client, keys)
+
+    with pytest.raises(PublishError, match="already published with different content"):
+        publish(redis_client, keys, etype, FRAME, users=users(10, seed=9), items=items(4))
+    assert snapshot(redis_client, keys) == before
+
+
+def test_a_half_published_version_is_invisible_to_readers(
+    redis_client: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    etype = direct_type(redis_client, keys)
+    reader = redis.Redis.from_url(settings.redis_endpoint)
+    seen: list[tuple[int, int, int, bool]] = []
+
+    def check(done: int, total: int) -> None:
+        # Another connection, mid-publish: no manifest, no published entry, whatever vectors exist.
+        stored = reader.hlen(keys.vectors(etype.name, FRAME.version_id, Kind.USER))
+        visible = bool(reader.exists(keys.manifest(etype.name, FRAME.version_id))) or bool(
+            reader.zcard(keys.published(etype.name))
+        )
+        seen.append((done, total, stored, visible))
+
+    worker = threading.Thread(
+        target=publish,
+        args=(redis_client, keys, etype, FRAME),
+        kwargs={"users": users(200), "items": items(50), "chunk_size": 25, "progress": check},
+    )
+    worker.start()
+    worker.join(timeout=60)
+    reader.close()
+
+    assert not worker.is_alive()
+    assert len(seen) == 1 + 200 // 25 + 50 // 25  # the start, then every chunk
+    assert [done for done, *_ in seen] == sorted(done for done, *_ in seen)
+    assert any(0 < stored < 200 for _, _, stored, _ in seen)  # readers did run mid-way
+    assert not any(visible for *_, visible in seen)
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is not None
+
+
+_KILLABLE = """
+import sys, time
+import numpy as np, redis
+from contract.keys import Keys
+from contract.types import EmbeddingType
+from contract.versions import Frame
+from training.publish import VectorSet, publish
+url, prefix, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+client = redis.Redis.from_url(url)
+etype = EmbeddingType(name="als-d8", family="direct-direct", dim=8, similarity="dot")
+rng = np.random.default_rng(5)
+def report(done, total):
+    print(done, flush=True)
+    time.sleep(0.02)  # slow enough to be killed mid-way, fast enough for a short test
+publish(client, Keys(prefix), etype, Frame.parse("2017-01-01..2017-07-01"),
+        users=VectorSet(tuple(f"u{i}" for i in range(n)), rng.standard_normal((n, 8)).astype(np.float32)),
+        items=VectorSet(("1", "2"), rng.standard_normal((2, 8)).astype(np.float32)),
+        chunk_size=100, progress=report, lock_ttl_seconds=1.0)
+print("finished", flush=True)
+"""
+
+
+def test_a_killed_publish_leaves_no_version_and_a_rerun_completes(
+    redis_client: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    etype = direct_type(redis_client, keys)
+    n = 20_000
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, settings.redis_endpoint, keys.prefix, str(n)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if int(line) >= 3000:  # several chunks are in Redis
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    user_key = keys.vectors(etype.name, FRAME.version_id, Kind.USER)
+    partial = redis_client.hlen(user_key)
+    assert 3000 <= partial < n
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
+    assert redis_client.zcard(keys.published(etype.name)) == 0
+
+    # The re-run carries other content (fewer users): stale fields of the killed run must not survive.
+    rerun_users = vectors([f"u{i}" for i in range(100, 600)], seed=8)
+    result = publish(redis_client, keys, etype, FRAME, users=rerun_users, items=items(2))
+    assert result.created and result.manifest.counts.user == 500
+    assert redis_client.hlen(user_key) == 500
+    assert not redis_client.hexists(user_key, "u0")
+
+
+def test_two_versions_published_concurrently_both_complete(redis_client: redis.Redis, keys: Keys) -> None:
+    etype = direct_type(redis_client, keys)
+    frames = [Frame.parse("2017-01-01..2017-07-01"), Frame.parse("2017-01-01..2017-08-01")]
+    results: dict[str, PublishResult] = {}
+
+    def run(frame: Frame, seed: int) -> None:
+        results[frame.version_id] = publish(
+            redis_client, keys, etype, frame, users=users(2000, seed), items=items(300, seed), chunk_size=100
+        )
+
+    threads = [threading.Thread(target=run, args=(f, s)) for s, f in enumerate(frames)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert set(results) == {f.version_id for f in frames}
+    assert sorted(r.manifest.seq for r in results.values()) == [1, 2]
+    for frame in frames:
+        m = results[frame.version_id].manifest
+        assert read_manifest(redis_client, keys, etype.name, frame.version_id) == m
+        assert redis_client.zscore(keys.published(etype.name), frame.version_id) == m.seq
+        assert redis_client.hlen(keys.vectors(etype.name, frame.version_id, Kind.USER)) == 2000
+        assert (m.counts.user, m.counts.item) == (2000, 300)
+
+
+def test_two_publishers_of_the_same_version_agree_on_one(redis_client: redis.Redis, keys: Keys) -> None:
+    etype = direct_type(redis_client, keys)
+    results: list[PublishResult] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        result = publish(redis_client, keys, etype, FRAME, users=users(3000), items=items(10), chunk_size=100)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].manifest == results[1].manifest
+    assert redis_client.zcard(keys.published(etype.name)) == 1
+    assert redis_client.get(keys.publish_seq(etype.name)) == b"1"
+
+
+def test_indirect_families_publish_attributes(redis_client: redis.Redis, keys: Keys) -> None:
+    etype = indirect_type(redis_client, keys, Family.INDIRECT_INDIRECT)
+    attrs = vectors(["tag:fantasy", "author:j-k-rowling", "tag:sci-fi"], seed=3)
+    m = publish(redis_client, keys, etype, FRAME, attributes=attrs).manifest
+    assert (m.counts.user, m.counts.item, m.counts.attr) == (0, 0, 3)
+    assert redis_client.hexists(keys.vectors(etype.name, m.version, Kind.ATTRIBUTE), "tag:fantasy")
+    loaded = Manifest.model_validate_json(redis_client.get(keys.manifest(etype.name, m.version)) or b"")
+    assert loaded == m
