@@ -1,0 +1,179 @@
+"""`lockstep index shadow|incremental|run` and `lockstep catalog publish-change`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from enum import StrEnum
+
+import typer
+
+
+class RunMode(StrEnum):
+    """Which indexing mode a long-lived run uses."""
+
+    SHADOW = "shadow"
+    INCREMENTAL = "incremental"
+
+
+def _step_hook() -> object:
+    # Crash tests slow a build down so a SIGKILL can land inside any phase; never set in production.
+    delay = float(os.environ.get("LOCKSTEP_INDEXER_STEP_DELAY", "0") or 0)
+    if delay <= 0:
+        return None
+
+    def step(where: str) -> None:
+        print(f"step {where}", flush=True)
+        time.sleep(delay)
+
+    return step
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `index` and `catalog` command groups."""
+    index = typer.Typer(
+        help="Index item vectors into OpenSearch (shadow or incremental).", no_args_is_help=True
+    )
+    catalog = typer.Typer(help="Item catalog changes for the incremental indexer.", no_args_is_help=True)
+
+    def _runner(limit: int | None, batch_size: int, lock_wait: float):  # type: ignore[no-untyped-def]
+        import sys
+
+        from contract.settings import Settings
+        from indexer.logs import configure
+        from indexer.metrics import IndexerMetrics
+        from indexer.scheduler import Runner
+
+        settings = Settings.model_validate({})
+        configure(settings.log_level)
+        return Runner(
+            settings,
+            IndexerMetrics.create(),
+            catalog_limit=limit,
+            batch_size=batch_size,
+            progress=sys.stderr.isatty(),
+            step=_step_hook(),  # type: ignore[arg-type]
+            lock_wait_seconds=lock_wait,
+        )
+
+    def _print(report: object) -> None:
+        from dataclasses import asdict, is_dataclass
+
+        rows = [asdict(r) if is_dataclass(r) else r for r in getattr(report, "results", [])]  # type: ignore[arg-type]
+        typer.echo(
+            json.dumps({"seconds": round(getattr(report, "seconds", 0.0), 3), "results": rows}, default=str)
+        )
+
+    limit_opt = typer.Option(None, "--limit", help="Index only the first N catalog items (demos, tests).")
+    types_opt = typer.Option(None, "--type", help="Only these embedding types (repeatable; default: all).")
+    batch_opt = typer.Option(500, "--batch-size", min=1, max=1000, help="Items per fetch and bulk request.")
+    wait_opt = typer.Option(0.0, "--lock-wait", min=0, help="Seconds to wait for a busy lock.")
+
+    @index.command()
+    def shadow(
+        limit: int | None = limit_opt,
+        types: list[str] | None = types_opt,
+        batch_size: int = batch_opt,
+        lock_wait: float = wait_opt,
+    ) -> None:
+        """One shadow cycle: build, verify and promote the latest version of each type."""
+        from indexer.errors import IndexerError
+
+        runner = _runner(limit, batch_size, lock_wait)
+        try:
+            _print(runner.shadow(types))
+        except IndexerError as exc:
+            typer.echo(f"shadow cycle failed: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            runner.close()
+
+    @index.command()
+    def incremental(
+        limit: int | None = limit_opt,
+        types: list[str] | None = types_opt,
+        batch_size: int = batch_opt,
+        lock_wait: float = wait_opt,
+    ) -> None:
+        """One incremental mini-batch cycle on the live index."""
+        from indexer.errors import IndexerError
+
+        runner = _runner(limit, batch_size, lock_wait)
+        try:
+            _print(runner.incremental(types))
+        except IndexerError as exc:
+            typer.echo(f"incremental cycle failed: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            runner.close()
+
+    @index.command()
+    def run(
+        mode: RunMode = typer.Option(..., "--mode", help="shadow or incremental."),
+        every: str = typer.Option("60s", "--every", help="Cycle period, e.g. 30s, 5m, 1h."),
+        metrics_port: int | None = typer.Option(
+            None, "--metrics-port", help="Serve Prometheus /metrics here."
+        ),
+        limit: int | None = limit_opt,
+        types: list[str] | None = types_opt,
+        batch_size: int = batch_opt,
+    ) -> None:
+        """Run cycles every DURATION until interrupted (the docker-compose indexer service)."""
+        import signal
+        import threading
+
+        from prometheus_client import start_http_server
+
+        from indexer.scheduler import parse_duration
+
+        try:
+            period = parse_duration(every)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--every") from exc
+        runner = _runner(limit, batch_size, 0.0)
+        if metrics_port is not None:
+            start_http_server(metrics_port, addr="127.0.0.1", registry=runner.metrics.registry)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            runner.run_forever(mode.value, period, types, stop)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.close()
+
+    @catalog.command("publish-change")
+    def publish_change(
+        item_id: str = typer.Argument(..., help="The item's id (goodbooks book_id)."),
+        delete: bool = typer.Option(False, "--delete", help="Delete the item instead of upserting it."),
+        title: str | None = typer.Option(None, "--title", help="New title (upsert)."),
+    ) -> None:
+        """Push a catalog change (upsert from goodbooks, optionally retitled, or delete) to the stream."""
+        import redis
+
+        from contract.keys import Keys
+        from contract.settings import Settings
+        from indexer.catalog import load_catalog
+        from indexer.changes import ChangeKind
+        from indexer.changes import publish_change as push
+
+        settings = Settings.model_validate({})
+        client = redis.Redis.from_url(settings.redis_endpoint)
+        keys = Keys(settings.key_prefix)
+        if delete:
+            entry = push(client, keys, ChangeKind.DELETE, item_id=item_id)
+        else:
+            found = [i for i in load_catalog(settings.data_dir) if i.item_id == item_id]
+            if not found:
+                raise typer.BadParameter(f"no goodbooks item {item_id!r}", param_hint="item_id")
+            item = found[0]
+            if title is not None:
+                from dataclasses import replace
+
+                item = replace(item, title=title)
+            entry = push(client, keys, ChangeKind.UPSERT, item)
+        typer.echo(entry)
+
+    app.add_typer(index, name="index")
+    app.add_typer(catalog, name="catalog")
