@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
+from search_support import AUTHORS, LANGS, TAGS, trees
 
 from contract.filters import (
     MAX_DEPTH,
@@ -23,48 +24,6 @@ from contract.items import FILTERABLE_FIELDS
 from search.filters import to_query
 
 # --- strategies -------------------------------------------------------------------------------------------
-
-LANGS = ["eng", "fre", "ger"]
-TAGS = ["fantasy", "classics", "romance", "sci-fi"]
-AUTHORS = ["Austen", "Tolkien", "Le Guin"]
-
-leaf = st.one_of(
-    st.builds(
-        lambda v: {"op": "in", "field": "language", "values": v}, st.lists(st.sampled_from(LANGS), min_size=1)
-    ),
-    st.builds(
-        lambda v: {"op": "in", "field": "tags", "values": v}, st.lists(st.sampled_from(TAGS), min_size=1)
-    ),
-    st.builds(
-        lambda v: {"op": "in", "field": "authors", "values": v},
-        st.lists(st.sampled_from(AUTHORS), min_size=1),
-    ),
-    st.builds(
-        lambda v: {"op": "in", "field": "year", "values": v}, st.lists(st.integers(1990, 1995), min_size=1)
-    ),
-    st.builds(
-        lambda f, bounds: {"op": "range", "field": f, **bounds},
-        st.sampled_from(["year", "ratings_count"]),
-        st.dictionaries(st.sampled_from(["gte", "lt"]), st.integers(1988, 1997), min_size=1),
-    ),
-    st.builds(
-        lambda bounds: {"op": "range", "field": "average_rating", **bounds},
-        st.dictionaries(
-            st.sampled_from(["gt", "lte"]), st.sampled_from([3.0, 3.5, 3.75, 4.0, 4.25]), min_size=1
-        ),
-    ),
-    st.builds(lambda f: {"op": "exists", "field": f}, st.sampled_from(sorted(FILTERABLE_FIELDS))),
-)
-
-trees = st.recursive(
-    leaf,
-    lambda kids: st.one_of(
-        st.builds(lambda c: {"op": "and", "children": c}, st.lists(kids, min_size=1, max_size=3)),
-        st.builds(lambda c: {"op": "or", "children": c}, st.lists(kids, min_size=1, max_size=3)),
-        st.builds(lambda c: {"op": "not", "child": c}, kids),
-    ),
-    max_leaves=8,
-)
 
 docs = st.fixed_dictionaries(
     {},
