@@ -143,7 +143,7 @@ def versions_list(type_name: str | None = typer.Option(None, "--type", help="Onl
     """List published versions, oldest first, marking latest, in use and indexed."""
     with clean_errors(), redis_session() as (_, client, keys):
         names = [type_name] if type_name else [t.name for t in registry.list_types(client, keys)]
-        table = Table("type", "version", "seq", "users", "items", "attributes", "created", "state")
+        table = _table("type", "version", "seq", "users", "items", "attributes", "created", "state")
         for name in names:
             registry.get_type(client, keys, name)
             versions = retention.list_versions(client, keys, name)
@@ -182,7 +182,7 @@ def versions_gc(
     """Delete old versions; never the in-use one nor an indexed one (a rollback target)."""
     with clean_errors(), redis_session() as (_, client, keys):
         plans = retention.gc(client, keys, keep, type_name=type_name, dry_run=dry_run)
-        table = Table("type", "version", "action")
+        table = _table("type", "version", "action")
         for plan in plans:
             for version, why in plan.keep:
                 table.add_row(plan.type_name, version, f"keep: {why}")
@@ -219,6 +219,15 @@ def profiles_load(
                 progress=lambda done: bar.update(task, completed=done),
             )
         out.print(f"wrote {written} profiles from {path} (at most {max_per_user} interactions each)")
+
+
+def _table(*columns: str) -> Table:
+    # Type names and version ids are copied into other commands: never cut or wrap them.
+    table = Table()
+    for name in columns:
+        whole = name in ("type", "version")
+        table.add_column(name, no_wrap=whole, min_width=33 if name == "version" else None)
+    return table
 
 
 def _key_value(pair: str) -> tuple[str, str]:
