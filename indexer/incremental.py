@@ -1,0 +1,242 @@
+"""Incremental mode: one live index, two version slots per type, mini-batches of catalog changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import redis
+from opensearchpy import OpenSearch
+
+from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
+from contract.keys import Keys
+from contract.settings import Settings
+from contract.wire import TypeInfo
+from indexer.catalog import Item
+from indexer.changes import CatalogChange, ChangeConsumer, ChangeKind
+from indexer.errors import DocumentRejectedError, InUseConflictError, VerificationError
+from indexer.metrics import IndexerMetrics
+from indexer.orchestrator_client import OrchestratorClient
+from indexer.progress import BuildProgress
+from indexer.slots import SlotPlan, plan
+from search import engine
+from search import item_indices as ix
+from search.requests import BulkAction, ItemDocument, SlotVector, delete_action, update_action
+from search.templates import install_items_template, vector_slot_mappings
+
+log = logging.getLogger("lockstep.indexer.incremental")
+
+
+@dataclass
+class TypeResult:
+    """What one incremental cycle did for one type."""
+
+    type_name: str
+    in_use: str | None
+    latest: str | None
+    target: str | None = None
+    written: int = 0
+    promoted: bool = False
+    waiting_until: datetime | None = None
+
+
+@dataclass
+class IncrementalResult:
+    """What one incremental cycle did."""
+
+    changes: int = 0
+    deleted: int = 0
+    bootstrapped: bool = False
+    types: list[TypeResult] = field(default_factory=list)
+
+
+class IncrementalIndexer:
+    """Runs mini-batch cycles on the live index."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        search: OpenSearch,
+        orchestrator: OrchestratorClient,
+        redis_client: redis.Redis,
+        keys: Keys,
+        metrics: IndexerMetrics,
+        *,
+        batch_size: int = 500,
+        progress: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.search = search
+        self.orchestrator = orchestrator
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.progress = progress
+        self.live = live_index(settings.index_prefix)
+        self.changes = ChangeConsumer(redis_client, keys)
+
+    def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:
+        written = 0
+        for start in range(0, len(actions), self.batch_size):
+            report = engine.bulk_write(self.search, actions[start : start + self.batch_size])
+            if not report.ok:
+                item_id, reason = sorted(report.failed.items())[0]
+                raise DocumentRejectedError(
+                    f"incremental write to {self.live}: OpenSearch rejected item {item_id!r}: {reason} "
+                    f"({len(report.failed)} item(s) rejected in all); not promoting"
+                )
+            written += len(report.succeeded)
+        if type_name:
+            self.metrics.docs_indexed.labels("incremental", type_name).inc(written)
+        return written
+
+    def _ensure_index(self, infos: Sequence[TypeInfo], catalog: Sequence[Item]) -> bool:
+        if engine.index_exists(self.search, self.live):
+            for info in infos:
+                engine.add_vector_slots(
+                    self.search, self.live, vector_slot_mappings(info.type, self.settings)
+                )
+            return False
+        install_items_template(self.search, self.settings)
+        slots: dict[str, object] = {}
+        for info in infos:
+            slots.update(vector_slot_mappings(info.type, self.settings))
+        engine.create_index(self.search, self.live, slots, self.settings.hnsw_ef_search)
+        # The live index starts from the whole catalog; changes from the stream follow.
+        self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in catalog])
+        engine.refresh(self.search, self.live)
+        return True
+
+    def cycle(
+        self, catalog: Sequence[Item], types: Sequence[str] | None, still_locked: Callable[[], None]
+    ) -> list[IncrementalResult]:
+        """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
+        infos = [i for i in self.orchestrator.types() if not types or i.type.name in types]
+        result = IncrementalResult()
+        result.bootstrapped = self._ensure_index(infos, catalog)
+        changes = self.changes.read()
+        result.changes = len(changes)
+        upserts = _last_upserts(changes)
+        deletes = {c.item_id for c in changes if c.kind is ChangeKind.DELETE and c.item_id not in upserts}
+        actions: list[BulkAction] = [
+            update_action(self.live, ItemDocument(item.item_id, item.document())) for item in upserts.values()
+        ]
+        actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
+        self._write(actions)
+        result.deleted = len(deletes)
+        plans: dict[str, tuple[TypeInfo, SlotPlan]] = {}
+        now = datetime.now(UTC)
+        grace = timedelta(seconds=self.settings.slot_grace_seconds + self.settings.request_timeout_seconds)
+        for info in infos:
+            p = plan(info.type.name, self.live, info.in_use, info.latest, info.indexed, now, grace)
+            plans[info.type.name] = (info, p)
+        if any(p.full_pass for _i, p in plans.values()):
+            engine.refresh(self.search, self.live)
+            all_ids = list(engine.iter_item_ids(self.search, self.live))
+        else:
+            all_ids = []
+        for info, p in plans.values():
+            tr = TypeResult(info.type.name, info.in_use, info.latest, waiting_until=p.wait_until)
+            result.types.append(tr)
+            for slot, version in p.writes.items():
+                ids = all_ids if (p.full_pass and slot is p.target) else sorted(upserts)
+                if p.evict is not None and slot is p.target:
+                    # Withdraw the old occupant before its vectors are overwritten: nobody is routed to it.
+                    self.orchestrator.forget_indexed(info.type.name, p.evict)
+                if ids:
+                    tr.written += self._fill(info, slot, version, ids)
+            if p.target is not None:
+                tr.target = p.writes[p.target]
+        engine.refresh(self.search, self.live)
+        # Acknowledge only now: the changes are indexed and visible to search.
+        self.changes.ack(changes)
+        for tr in result.types:
+            info, p = plans[tr.type_name]
+            if p.promote and p.target is not None and info.latest is not None:
+                still_locked()
+                self._promote(info, p.target, info.latest, tr)
+        return [result]
+
+    def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
+        name = info.type.name
+        vfield, verfield = vector_field(name, slot), version_field(name, slot)
+        written = 0
+        with BuildProgress(
+            self.progress and len(ids) > self.batch_size, f"{name} {version}", len(ids)
+        ) as bar:
+            for start in range(0, len(ids), self.batch_size):
+                batch = list(ids[start : start + self.batch_size])
+                vectors = self.orchestrator.item_vectors(name, version, batch)
+                actions: list[BulkAction] = []
+                for row, item_id in enumerate(vectors.ids):
+                    doc = ItemDocument(
+                        item_id, {}, (SlotVector(vfield, verfield, version, vectors.matrix[row]),)
+                    )
+                    actions.append(update_action(self.live, doc))
+                # Cold items lack the version: empty the slot so no stale vector of another version stays.
+                actions += [ix.clear_slot_action(self.live, i, vfield, verfield) for i in vectors.missing]
+                written += self._write(actions, name)
+                bar.advance(len(batch))
+        return written
+
+    def _promote(self, info: TypeInfo, slot: Slot, version: str, tr: TypeResult) -> None:
+        name = info.type.name
+        location = IndexedLocation(
+            version=version,
+            mode=Mode.INCREMENTAL,
+            index=self.live,
+            vector_field=vector_field(name, slot),
+            version_field=version_field(name, slot),
+            indexed_at=datetime.now(UTC),
+            item_count=0,
+        )
+        carrying = engine.count(
+            self.search, self.live, {"query": {"term": {location.version_field: version}}}
+        )
+        expected = engine.count(self.search, self.live)
+        missing = self._count_missing(info, version)
+        if carrying + missing != expected:
+            raise VerificationError(
+                f"{self.live}: {carrying} items carry {name} {version} and {missing} have no vector, "
+                f"but the index holds {expected}; not promoting"
+            )
+        location = location.model_copy(update={"item_count": carrying})
+        self.orchestrator.record_indexed(name, location)
+        try:
+            self.orchestrator.set_in_use(
+                name, info.in_use, version, reason=f"incremental: every item carries {version}"
+            )
+        except InUseConflictError:
+            if self.orchestrator.type_info(name).in_use != version:
+                raise
+        tr.promoted = True
+        self.metrics.promotions.labels("incremental", name).inc()
+        published = next((v for v in info.published if v.version == version), None)
+        if published is not None:
+            self.metrics.freshness_seconds.labels("incremental", name).set(
+                (datetime.now(UTC) - published.created_at).total_seconds()
+            )
+        log.info(
+            "in_use advanced", extra={"type": name, "from": info.in_use, "to": version, "slot": slot.value}
+        )
+
+    def _count_missing(self, info: TypeInfo, version: str) -> int:
+        ids = list(engine.iter_item_ids(self.search, self.live))
+        missing = 0
+        for start in range(0, len(ids), 1000):
+            missing += len(
+                self.orchestrator.item_vectors(info.type.name, version, ids[start : start + 1000]).missing
+            )
+        return missing
+
+
+def _last_upserts(changes: Sequence[CatalogChange]) -> dict[str, Item]:
+    """The final state of each item changed in this batch (a later delete cancels an earlier upsert)."""
+    latest: dict[str, Item] = {}
+    for change in changes:
+        if change.kind is ChangeKind.UPSERT and change.item is not None:
+            latest[change.item_id] = change.item
+        else:
+            latest.pop(change.item_id, None)
+    return latest
