@@ -63,9 +63,13 @@ class VersionedKnnQuery:
     exclude_ids: frozenset[str] = frozenset()
     candidates: int | None = None  # oversampling: the k best are taken from this many HNSW candidates
     source_fields: tuple[str, ...] = METADATA_FIELDS
+    # Per-query HNSW beam width; None uses the index's knn.algo_param.ef_search (lucene honours both).
+    ef_search: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vector", _vector(self.vector))
+        if self.ef_search is not None and not 1 <= self.ef_search <= MAX_K:
+            raise ValueError(f"ef_search must be within 1..{MAX_K}, got {self.ef_search}")
         object.__setattr__(self, "exclude_ids", frozenset(self.exclude_ids))
         _check_common(self.k, self.exclude_ids, self.source_fields)
         if self.candidates is not None:
@@ -171,6 +175,8 @@ def knn_body(query: VersionedKnnQuery) -> Body:
         "k": query.candidates or query.k,
         "filter": version_filter(loc, query.filter, query.exclude_ids),
     }
+    if query.ef_search is not None:
+        clause["method_parameters"] = {"ef_search": query.ef_search}
     return {
         "size": query.k,
         "_source": _source(query.source_fields, loc.version_field),
