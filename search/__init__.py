@@ -16,6 +16,8 @@ Modules:
   `popular_search` (-> `list[ScoredItem]`), `bulk_write` (per-item checks, 429 back-off -> `BulkReport`),
   `create_index`, `add_vector_slots`, `swap_alias`, `alias_targets`, `refresh`, `count`, `get_items`,
   `index_id_digest`, `delete_index`.
+- `search.item_indices` — indexer extras (bulk-load index creation, force-merge, `_meta` build markers).
+- `search.async_engine` — `AsyncSearch`: the same bodies and hit parsing over httpx, for async serving.
 - `search.scores`    — `to_similarity` / `to_score`: OpenSearch scores <-> model similarity (dot, cosine, l2).
 - `search.errors`    — `SearchError` > `SearchUnavailable` (retryable), `SearchRejected` (4xx, with reason)
   > `IndexNotFound`, `SearchFailed` (5xx), `VersionMismatch`, `UnsupportedEngine`, `TemplateMismatch`;
