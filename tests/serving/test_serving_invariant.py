@@ -1,4 +1,4 @@
-"""The lockstep invariant under concurrent version advances: every embedding score pairs vectors of one version."""
+"""The lockstep invariant under concurrent version advances: one version per score."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ ROUNDS = 60
 
 
 def _check(world: World, user: str, body: dict[str, Any]) -> None:
-    """Each embedding item's similarity is the dot product of user and item vectors of the response's version."""
+    """Each embedding similarity is the dot of user and item vectors of the response's version."""
     version = world.version(body["version"])
     for item in body["items"]:
         assert item["version"] == body["version"]

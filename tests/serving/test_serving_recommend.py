@@ -1,4 +1,4 @@
-"""Recommend through the real stack: filters, exclusions, fallback labels, attributes, similar items, caches."""
+"""Recommend through the real stack: filters, exclusions, fallback labels, attributes, similar, caches."""
 
 from __future__ import annotations
 
