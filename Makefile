@@ -1,0 +1,51 @@
+# The single entry point: `make help` lists the targets. CI runs `make test` (see .ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Re-evaluated on each use, so a uv installed by `setup` is found by the recipes after it.
+UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: help setup services services-down down lint test bench soak demo
+
+help: ## List the targets.
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: ## Install uv if missing, then exactly the locked Python dependencies into .venv.
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv || \
+		python3 -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --frozen
+
+services: setup ## Install (first time) and start the local OpenSearch + k-NN and Redis.
+	$(UV) run lockstep services up
+
+services-down: ## Stop the local OpenSearch and Redis we started.
+	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep services down; else echo "no .venv: nothing started"; fi
+
+down: services-down ## Alias of services-down.
+
+lint: setup ## ruff (lint + format check), mypy, import-linter contracts.
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run lint-imports
+
+# The stack is stopped whatever pytest returns, and pytest's own exit code is what `make test` returns
+# (5, "no tests collected", is reported as the failure it is).
+test: lint ## Lint, start the stack, run the tests (not soak), stop the stack.
+	@status=0; \
+	$(MAKE) --no-print-directory services || status=$$?; \
+	if [ $$status -eq 0 ]; then $(UV) run pytest -m "not soak" $(PYTEST_ARGS) || status=$$?; fi; \
+	$(MAKE) --no-print-directory services-down || true; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$status
+
+bench: services ## Run the benchmarks (bench/), ratios against a baseline measured in the same run.
+	$(UV) run python -m bench
+
+soak: services ## Long-running invariant runs (pytest -m soak).
+	$(UV) run pytest -m soak $(PYTEST_ARGS)
+
+demo: services ## Bring everything up with demo data and print where to look.
+	$(UV) run lockstep demo
