@@ -20,8 +20,9 @@ from contract.types import Similarity
 
 def to_similarity(similarity: Similarity, score: float) -> float:
     """The model similarity a returned score stands for."""
-    if score <= 0:
-        raise ValueError(f"OpenSearch k-NN scores are positive, got {score!r}")
+    # Only cosine can reach 0 (at cos = -1); dot and l2 scores are strictly positive.
+    if score < 0 or (score == 0 and similarity is not Similarity.COSINE):
+        raise ValueError(f"OpenSearch k-NN scores of {similarity.value} are positive, got {score!r}")
     if similarity is Similarity.DOT:
         return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
     if similarity is Similarity.COSINE:

@@ -56,7 +56,7 @@ def test_l2_round_trips_and_scores_are_monotone(value: float) -> None:
 
 
 def test_impossible_inputs_are_refused() -> None:
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="are positive"):
         to_similarity(Similarity.DOT, 0.0)
     with pytest.raises(ValueError, match="<= 0"):
         to_score(Similarity.L2, 1.0)
