@@ -189,4 +189,4 @@ if __name__ == "__main__":
     import sys
 
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    print(json.dumps(run(Settings(), n=size), indent=2))
+    print(json.dumps(run(Settings.model_validate({}), n=size), indent=2))
