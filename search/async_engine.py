@@ -26,6 +26,7 @@ from search.requests import (
     FallbackQuery,
     PopularQuery,
     VersionedKnnQuery,
+    exact_body,
     fallback_body,
     knn_body,
     mget_body,
@@ -79,6 +80,14 @@ class AsyncSearch:
         """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""
         index = query.location.index
         response = await self._send(f"k-NN search on {index}", "POST", f"/{index}/_search", knn_body(query))
+        return parse_vector_hits(response, query)
+
+    async def exact(self, query: VersionedKnnQuery) -> list[ScoredItem]:
+        """Exact (brute-force) scoring of the same query: the reference for recall checks."""
+        index = query.location.index
+        response = await self._send(
+            f"exact search on {index}", "POST", f"/{index}/_search", exact_body(query)
+        )
         return parse_vector_hits(response, query)
 
     async def fallback(self, query: FallbackQuery) -> list[ScoredItem]:

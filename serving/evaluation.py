@@ -1,0 +1,176 @@
+"""Quality through the full stack: recall@10 / nDCG@10 via /v1/recommend, and agreement with exact top-10.
+
+For each type and each sampled user, the served top-10 (exclude-seen) is compared with
+- the user's held-out items (recall@10, nDCG@10), when a holdout CSV (user_id,book_id) is given;
+- the exact top-10 of the same user vector over the same version's indexed item vectors, with the same
+  exclusions (script_score brute force in OpenSearch): the share of users whose served top-10 equals it.
+It also reports the share of served items that came from the fallback scorer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from contract.profiles import Profile
+from contract.settings import Settings
+from contract.wire import TypeInfo
+from search.async_engine import AsyncSearch
+from search.requests import VersionedKnnQuery
+from serving.orchestrator_client import NoUserVector, OrchestratorClient
+from serving.state import AppState
+
+K = 10
+
+
+def read_holdout(path: Path) -> dict[str, set[str]]:
+    """user_id -> held-out book ids, from a user_id,book_id CSV (gzip ok)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    held: dict[str, set[str]] = defaultdict(set)
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            held[str(row["user_id"]).strip()].add(str(row["book_id"]).strip())
+    return dict(held)
+
+
+def recall(served: list[str], relevant: set[str]) -> float:
+    """Share of the relevant items in the served top-k (capped at k, as training's metric)."""
+    return len(set(served[:K]) & relevant) / min(K, len(relevant)) if relevant else 0.0
+
+
+def ndcg(served: list[str], relevant: set[str]) -> float:
+    """Binary-relevance nDCG@k."""
+    dcg = sum(1 / math.log2(r + 2) for r, item in enumerate(served[:K]) if item in relevant)
+    ideal = sum(1 / math.log2(r + 2) for r in range(min(K, len(relevant))))
+    return dcg / ideal if ideal else 0.0
+
+
+@dataclass
+class TypeReport:
+    """Accumulated figures of one type."""
+
+    users: int = 0
+    recall_sum: float = 0.0
+    ndcg_sum: float = 0.0
+    with_holdout: int = 0
+    exact_equal: int = 0
+    exact_compared: int = 0
+    items: int = 0
+    fallback_items: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """Means and shares."""
+        return {
+            "users": self.users,
+            f"recall@{K}": round(self.recall_sum / self.with_holdout, 5) if self.with_holdout else None,
+            f"ndcg@{K}": round(self.ndcg_sum / self.with_holdout, 5) if self.with_holdout else None,
+            "exact_top10_share": round(self.exact_equal / self.exact_compared, 5)
+            if self.exact_compared
+            else None,
+            "fallback_share": round(self.fallback_items / self.items, 5) if self.items else None,
+        }
+
+
+async def _one(
+    serving: httpx.AsyncClient,
+    orchestrator: OrchestratorClient,
+    search: AsyncSearch,
+    state_keys: Any,
+    redis: Any,
+    info: TypeInfo,
+    user: str,
+    relevant: set[str] | None,
+    report: TypeReport,
+) -> None:
+    response = await serving.post(
+        "/v1/recommend",
+        json={"user_id": user, "embedding_type": info.type.name, "k": K, "exclude_seen": True},
+    )
+    if response.status_code != 200:
+        return
+    body = response.json()
+    served = [i["item_id"] for i in body["items"]]
+    report.users += 1
+    report.items += len(served)
+    report.fallback_items += sum(1 for i in body["items"] if i["scorer"] != "embedding")
+    if relevant is not None:
+        report.with_holdout += 1
+        report.recall_sum += recall(served, relevant)
+        report.ndcg_sum += ndcg(served, relevant)
+    try:
+        vec = await orchestrator.user_vector(info.type.name, user)
+    except NoUserVector:
+        return
+    loc = next((loc for loc in info.indexed if loc.version == vec.version), None)
+    if loc is None or vec.version != body["version"]:
+        return
+    raw = await redis.get(state_keys.profile(user))
+    seen: frozenset[str] = frozenset()
+    if raw is not None:
+        seen = frozenset(i.item_id for i in Profile.model_validate_json(raw).interactions)
+    exact = await search.exact(
+        VersionedKnnQuery(
+            location=loc, similarity=info.type.similarity, vector=vec.vector, k=K, exclude_ids=seen
+        )
+    )
+    report.exact_compared += 1
+    report.exact_equal += int([h.item_id for h in exact] == served)
+
+
+async def evaluate(
+    settings: Settings, serving_url: str, holdout: Path | None, users: int, seed: int = 7
+) -> dict[str, Any]:
+    """Evaluate every servable type through the serving API at `serving_url`."""
+    state = AppState.build(settings.model_copy(update={"serving_orchestrator_timeout_seconds": 10.0}))
+    held = read_holdout(holdout) if holdout is not None else None
+    try:
+        infos = [i for i in await state.orchestrator.list_types() if i.in_use is not None]
+        if held is not None:
+            candidates = sorted(held)
+        else:
+            prefix = state.keys.profile("")
+            candidates = sorted(
+                [
+                    k.decode()[len(prefix) :]
+                    async for k in state.redis.scan_iter(match=prefix + "*", count=1000)
+                ]
+            )
+        sample = random.Random(seed).sample(candidates, min(users, len(candidates)))
+        reports: dict[str, TypeReport] = {}
+        async with httpx.AsyncClient(base_url=serving_url, timeout=30) as serving:
+            for info in infos:
+                report = reports.setdefault(info.type.name, TypeReport())
+                semaphore = asyncio.Semaphore(8)
+
+                async def run(
+                    user: str,
+                    info: TypeInfo = info,
+                    report: TypeReport = report,
+                    gate: asyncio.Semaphore = semaphore,
+                ) -> None:
+                    async with gate:
+                        await _one(
+                            serving,
+                            state.orchestrator,
+                            state.search,
+                            state.keys,
+                            state.redis,
+                            info,
+                            user,
+                            held.get(user) if held is not None else None,
+                            report,
+                        )
+
+                await asyncio.gather(*(run(u) for u in sample))
+        return {"k": K, "types": {name: r.as_json() for name, r in reports.items()}}
+    finally:
+        await state.aclose()
