@@ -6,6 +6,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -99,12 +100,12 @@ def publish(
         _Checked(kind, tuple(vs.ids), checked_matrix(etype, kind, vs.ids, vs.matrix, vs.source))
         for kind, vs in present
     ]
-    digest = checksum([(c.kind, c.ids, c.vectors) for c in checked])
+    records = [(c.kind, c.ids, c.vectors) for c in checked]
     version = frame.version_id
 
     existing = read_manifest(client, keys, etype.name, version)
     if existing is not None:
-        return _settled(existing, digest)
+        return _settled(existing, checksum(records))
 
     lock_key = keys.publish_lock(etype.name, version)
     token = uuid.uuid4().hex
@@ -113,15 +114,23 @@ def publish(
     wait = lock_ttl_seconds + 5.0 if lock_wait_seconds is None else lock_wait_seconds
     _acquire(client, lock_key, token, ttl_ms, wait, etype.name, version)
     try:
-        # Another publisher of this version may have finished while we waited for the lock.
-        existing = read_manifest(client, keys, etype.name, version)
-        if existing is not None:
-            return _settled(existing, digest)
-        vector_keys = [keys.vectors(etype.name, version, kind) for kind in Kind]
-        # No manifest: these hashes are invisible leftovers of a killed run, possibly with other content.
-        client.unlink(*vector_keys)
-        _write_vectors(client, keys, etype, version, checked, chunk_size, progress, lock_key, token, ttl_ms)
-        manifest = _commit(client, keys, etype, frame, checked, digest, trainer_info, lock_key, token)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The checksum (mostly sha256 and numpy, which release the GIL) runs on another core while the
+            # chunks are on the wire; only the manifest needs it.
+            digest = pool.submit(checksum, records)
+            # Another publisher of this version may have finished while we waited for the lock.
+            existing = read_manifest(client, keys, etype.name, version)
+            if existing is not None:
+                return _settled(existing, digest.result())
+            vector_keys = [keys.vectors(etype.name, version, kind) for kind in Kind]
+            # No manifest: these hashes are invisible leftovers of a killed run, possibly with other content.
+            client.unlink(*vector_keys)
+            _write_vectors(
+                client, keys, etype, version, checked, chunk_size, progress, lock_key, token, ttl_ms
+            )
+            manifest = _commit(
+                client, keys, etype, frame, checked, digest.result(), trainer_info, lock_key, token
+            )
     finally:
         release_lock(client, lock_key, token)
     return PublishResult(manifest, True)
