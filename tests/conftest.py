@@ -1,0 +1,62 @@
+"""Fixtures shared by every test: the real stack, and a fresh key/index prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from opensearchpy import OpenSearch
+
+from contract.keys import Keys
+from contract.settings import Settings
+from stack.services import ensure_running
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Settings:
+    """Settings of the running stack; brings it up through the same code as `lockstep services up`.
+
+    A server that cannot be started is a failure, never a skip.
+    """
+    base = Settings()
+    ensure_running(base)
+    return base
+
+
+@pytest.fixture
+def settings(stack_settings: Settings) -> Settings:
+    """The stack's settings with a key prefix and index prefix of this test's own."""
+    token = f"t{uuid.uuid4().hex[:10]}"
+    return stack_settings.model_copy(update={"key_prefix": token, "index_prefix": token})
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    """The Redis key builder of this test's prefix."""
+    return Keys(settings.key_prefix)
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    """A Redis client; every key of this test's prefix is deleted afterwards."""
+    client = redis.Redis.from_url(settings.redis_endpoint)
+    yield client
+    batch = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+    for start in range(0, len(batch), 1000):
+        client.delete(*batch[start : start + 1000])
+    client.close()
+
+
+@pytest.fixture
+def opensearch_client(settings: Settings) -> Iterator[OpenSearch]:
+    """An OpenSearch client; every index and template of this test's prefix is deleted afterwards."""
+    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=60)
+    yield client
+    client.indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all", ignore_unavailable=True)
+    for name in client.indices.get_index_template(name=f"{settings.index_prefix}-*", ignore=404).get(
+        "index_templates", []
+    ):
+        client.indices.delete_index_template(name=name["name"])
+    client.close()
