@@ -55,6 +55,7 @@ DIRECT_CASES: dict[str, tuple[Case, str]] = {
         lambda t: {"users": _with_id(users(5), 1, "u 1"), "items": items(2)},
         "row 1: id 'u 1' must match",
     ),
+    "newline inside id": (lambda t: {"users": _with_id(users(5), 2, "a\nb"), "items": items(2)}, "row 2"),
     "newline in id": (lambda t: {"users": _with_id(users(5), 1, "u1\n"), "items": items(2)}, "row 1"),
     "too many ids": (
         lambda t: {"users": VectorSet(("a", "b", "c"), users(2).matrix), "items": items(2)},
