@@ -201,27 +201,53 @@ def _write_vectors(
     if progress is not None:
         progress(0, total)
     for c in checked:
-        key = keys.vectors(etype.name, version, c.kind)
+        key = keys.vectors(etype.name, version, c.kind).encode()
         blob = c.vectors.tobytes()  # encoded once; each field value is a slice of it
+        encoded_ids = [entity.encode() for entity in c.ids]
         for start in range(0, len(c.ids), chunk_size):
             end = min(start + chunk_size, len(c.ids))
-            args: list[str | bytes] = [""] * (2 * (end - start))
-            args[0::2] = c.ids[start:end]
-            args[1::2] = [
-                blob[offset : offset + row_bytes]
-                for offset in range(start * row_bytes, end * row_bytes, row_bytes)
-            ]
-            pipe = client.pipeline(transaction=False)
-            pipe.execute_command("HSET", key, *args)  # type: ignore[no-untyped-call]
-            pipe.eval(_REFRESH, 1, lock_key, token, ttl_ms)
-            _, held = pipe.execute()
-            if not held:
+            command = hset_command(key, encoded_ids[start:end], blob, start, row_bytes)
+            if not _send_chunk(client, command, lock_key, token, ttl_ms):
                 raise PublishError(
                     f"lost the publish lock {lock_key} (it expired); the version stays unpublished, re-run"
                 )
             done += end - start
             if progress is not None:
                 progress(done, total)
+
+
+def hset_command(key: bytes, ids: Sequence[bytes], blob: bytes, first_row: int, row_bytes: int) -> bytes:
+    """One `HSET key id vector ...` in RESP, rows taken from `blob` starting at `first_row`.
+
+    Packed here rather than by redis-py: its per-argument packing costs more than the network, and
+    every value has the same length, so one bytes-format per vector is all it takes.
+    """
+    value_head = b"$%d\r\n" % row_bytes
+    offsets = range(first_row * row_bytes, (first_row + len(ids)) * row_bytes, row_bytes)
+    parts = [b"*%d\r\n$4\r\nHSET\r\n$%d\r\n%b\r\n" % (2 + 2 * len(ids), len(key), key)]
+    parts.extend(
+        b"$%d\r\n%b\r\n%b%b\r\n" % (len(entity), entity, value_head, blob[offset : offset + row_bytes])
+        for entity, offset in zip(ids, offsets, strict=True)
+    )
+    return b"".join(parts)
+
+
+def _send_chunk(client: redis.Redis, command: bytes, lock_key: str, token: str, ttl_ms: int) -> bool:
+    """Send one packed HSET and the lock refresh in a single round trip; whether we still hold the lock."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        refresh = connection.pack_command("EVAL", _REFRESH, 1, lock_key, token, ttl_ms)  # type: ignore[no-untyped-call]
+        connection.send_packed_command([command, *refresh])  # type: ignore[no-untyped-call]
+        connection.read_response()
+        held = connection.read_response()
+    except BaseException:
+        # A reply may be left unread: this connection's stream is no longer in step, never reuse it.
+        connection.disconnect()  # type: ignore[no-untyped-call]
+        raise
+    finally:
+        pool.release(connection)
+    return bool(held)
 
 
 def _commit(
