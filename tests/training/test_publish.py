@@ -21,7 +21,7 @@ from contract.settings import Settings
 from contract.types import Family
 from contract.vectors import decode_one
 from contract.versions import Frame
-from training.publish import PublishError, PublishResult, VectorSet, publish, read_manifest
+from training.publish import PublishError, PublishResult, VectorSet, hset_command, publish, read_manifest
 
 FRAME = Frame.parse("2017-01-01..2017-07-01")
 REPO = Path(__file__).resolve().parents[2]
@@ -242,3 +242,14 @@ def test_indirect_families_publish_attributes(redis_client: redis.Redis, keys: K
     assert redis_client.hexists(keys.vectors(etype.name, m.version, Kind.ATTRIBUTE), "tag:fantasy")
     loaded = Manifest.model_validate_json(redis_client.get(keys.manifest(etype.name, m.version)) or b"")
     assert loaded == m
+
+
+def test_hand_packed_hset_matches_redis_py_packing(redis_client: redis.Redis) -> None:
+    blob = np.arange(12, dtype="<f4").tobytes()
+    ours = hset_command(b"k:vec", [b"b", b"c2"], blob, 1, 16)
+    connection = redis_client.connection_pool.get_connection()
+    try:
+        theirs = b"".join(connection.pack_command("HSET", b"k:vec", b"b", blob[16:32], b"c2", blob[32:48]))
+    finally:
+        redis_client.connection_pool.release(connection)
+    assert ours == theirs
