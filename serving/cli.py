@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
             host=host or url.hostname or "127.0.0.1",
             port=port or url.port or 8702,
             log_level=settings.log_level,
+            access_log=False,
         )
 
     @group.command("eval")

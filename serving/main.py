@@ -3,16 +3,46 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.settings import Settings
 from serving.api.routes import health, recommend, similar
 from serving.errors import ServingError, handle_serving_error, handle_unexpected, handle_validation_error
 from serving.state import AppState
+
+
+class RequestMetrics:
+    """Pure ASGI middleware counting requests and latency per route (BaseHTTPMiddleware costs ~1 ms)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            state: AppState | None = getattr(scope["app"].state, "serving", None) if "app" in scope else None
+            if state is not None:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                state.metrics.requests.labels(route=path, status=str(status)).inc()
+                state.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,18 +71,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(similar.router)
     app.include_router(health.router)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        state: AppState | None = getattr(request.app.state, "serving", None)
-        if state is not None:
-            state.metrics.requests.labels(route=path, status=str(response.status_code)).inc()
-            state.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestMetrics)
     return app

@@ -1,0 +1,269 @@
+"""/v1/recommend latency and throughput vs a raw script making the same orchestrator call + OpenSearch query.
+
+Both sides run in the same run against the same servers. Serving runs as its own process (`lockstep serving
+serve`), like the orchestrator; its user-vector and result caches are off so every request makes the same
+orchestrator call and the same k-NN query as the raw side (exclude_seen is off: the raw side reads no profile).
+Targets: p50 <= 1.2x, p99 <= 1.5x, throughput >= 0.8x of the raw script, at 1 and 8 connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import redis
+from opensearchpy import OpenSearch
+
+from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
+from contract.keys import Keys
+from contract.settings import Settings
+from contract.types import EmbeddingType, Family, Similarity
+from contract.versions import Frame
+from search.engine import bulk_write, create_index, delete_index
+from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
+from search.templates import install_items_template, vector_slot_mappings
+from training.publish import VectorSet, publish
+from training.registry import register_type
+
+ITEMS, USERS, DIM, K = 5_000, 1_000, 32, 10
+REQUESTS = 600
+TARGETS = {"p50": 1.2, "p99": 1.5, "throughput": 0.8}
+TYPE = "bench-d32"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(url: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocation]:
+    rng = np.random.default_rng(0)
+    client = redis.Redis.from_url(settings.redis_endpoint)
+    etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
+    register_type(client, keys, etype)
+    users = rng.standard_normal((USERS, DIM)).astype(np.float32)
+    items = rng.standard_normal((ITEMS, DIM)).astype(np.float32)
+    frame = Frame(datetime(2017, 1, 1, tzinfo=UTC), datetime(2017, 2, 1, tzinfo=UTC))
+    result = publish(
+        client,
+        keys,
+        etype,
+        frame,
+        users=VectorSet(tuple(f"u{i}" for i in range(USERS)), users),
+        items=VectorSet(tuple(str(i) for i in range(ITEMS)), items),
+    )
+    client.close()
+    version = result.manifest.version
+    search = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=120)
+    install_items_template(search, settings)
+    index = live_index(settings.index_prefix)
+    create_index(search, index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
+    actions = [
+        index_action(
+            index,
+            ItemDocument(
+                str(i),
+                {"title": f"Book {i}", "year": 1950 + i % 70, "language": ("eng", "fre")[i % 2]},
+                (SlotVector.of(TYPE, Slot.A, version, items[i].tolist()),),
+            ),
+        )
+        for i in range(ITEMS)
+    ]
+    report = bulk_write(search, actions, refresh=True)
+    assert report.ok, report.failed
+    search.indices.forcemerge(index=index, max_num_segments=1)
+    search.close()
+    loc = IndexedLocation(
+        version=version,
+        mode=Mode.INCREMENTAL,
+        index=index,
+        vector_field=vector_field(TYPE, Slot.A),
+        version_field=version_field(TYPE, Slot.A),
+        indexed_at=datetime.now(UTC),
+        item_count=ITEMS,
+    )
+    return etype, loc
+
+
+def _register(settings: Settings, loc: IndexedLocation) -> None:
+    headers = {"Authorization": f"Bearer {settings.indexer_key.get_secret_value()}"}
+    with httpx.Client(base_url=settings.orchestrator_url, headers=headers, timeout=10) as client:
+        deadline = time.monotonic() + 20
+        while client.get(f"/v1/embedding-types/{TYPE}").status_code != 200:  # first poll pending
+            if time.monotonic() > deadline:
+                raise RuntimeError("orchestrator never listed the bench type")
+            time.sleep(0.2)
+        client.put(f"/v1/embedding-types/{TYPE}/indexed/{loc.version}", json=loc.model_dump(mode="json"))
+        response = client.put(
+            f"/v1/embedding-types/{TYPE}/in-use",
+            json={"expected": None, "version": loc.version, "reason": "bench"},
+        )
+        response.raise_for_status()
+
+
+async def _load(one: Any, connections: int, requests: int) -> dict[str, float]:
+    """Run `requests` calls of `one(n)` over `connections` concurrent workers; latency percentiles in ms."""
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for n in counter:
+            started = time.perf_counter()
+            await one(n)
+            latencies.append(time.perf_counter() - started)
+
+    for n in range(20):  # warm-up: connections, caches of the servers
+        await one(n)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "throughput_rps": round(len(ms) / elapsed, 1),
+    }
+
+
+async def _measure(
+    settings: Settings, etype: EmbeddingType, loc: IndexedLocation, serving_url: str
+) -> dict[str, Any]:
+    reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with (
+        httpx.AsyncClient(base_url=serving_url, limits=limits, timeout=30) as serving,
+        httpx.AsyncClient(
+            base_url=settings.orchestrator_url, headers=reader, limits=limits, timeout=30
+        ) as orch,
+        httpx.AsyncClient(base_url=settings.opensearch_endpoint, limits=limits, timeout=30) as search,
+    ):
+
+        async def via_serving(n: int) -> None:
+            body = {"user_id": f"u{n % USERS}", "embedding_type": TYPE, "k": K, "exclude_seen": False}
+            response = await serving.post(
+                "/v1/recommend", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+            )
+            response.raise_for_status()
+
+        async def raw(n: int) -> None:
+            vec = orjson.loads((await orch.get(f"/v1/embedding-types/{TYPE}/users/u{n % USERS}")).content)
+            query = VersionedKnnQuery(
+                location=loc, similarity=etype.similarity, vector=vec["vector"], k=K, candidates=max(K, 100)
+            )
+            response = await search.post(
+                f"/{loc.index}/_search",
+                content=orjson.dumps(knn_body(query)),
+                headers={"Content-Type": "application/json"},
+            )
+            response.raise_for_status()
+            orjson.loads(response.content)
+
+        results: dict[str, Any] = {}
+        for connections in (1, 8):
+            # Alternate raw and serving twice and keep each side's better run: less noise from the shared box.
+            runs: dict[str, list[dict[str, float]]] = {"raw": [], "serving": []}
+            for _ in range(2):
+                runs["raw"].append(await _load(raw, connections, REQUESTS))
+                runs["serving"].append(await _load(via_serving, connections, REQUESTS))
+            best = {side: min(r, key=lambda x: x["p50_ms"]) for side, r in runs.items()}
+            ratios = {
+                "p50": round(best["serving"]["p50_ms"] / best["raw"]["p50_ms"], 3),
+                "p99": round(best["serving"]["p99_ms"] / best["raw"]["p99_ms"], 3),
+                "throughput": round(best["serving"]["throughput_rps"] / best["raw"]["throughput_rps"], 3),
+            }
+            results[f"c{connections}"] = {
+                **best,
+                "ratio": ratios,
+                "pass": ratios["p50"] <= TARGETS["p50"]
+                and ratios["p99"] <= TARGETS["p99"]
+                and ratios["throughput"] >= TARGETS["throughput"],
+            }
+        return results
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    """Set up a 5k-item world, start orchestrator + serving processes, measure both sides, clean up."""
+    token = f"b{uuid.uuid4().hex[:8]}"
+    orch_port, serving_port = _port(), _port()
+    settings = settings.model_copy(
+        update={
+            "key_prefix": token,
+            "index_prefix": token,
+            "orchestrator_url": f"http://127.0.0.1:{orch_port}",
+            "serving_url": f"http://127.0.0.1:{serving_port}",
+        }
+    )
+    keys = Keys(token)
+    etype, loc = _setup(settings, keys)
+    env = {
+        **os.environ,
+        "LOCKSTEP_KEY_PREFIX": token,
+        "LOCKSTEP_INDEX_PREFIX": token,
+        "LOCKSTEP_ORCHESTRATOR_URL": settings.orchestrator_url,
+        "LOCKSTEP_SERVING_URL": settings.serving_url,
+        "LOCKSTEP_OPENSEARCH_URL": settings.opensearch_endpoint,
+        "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
+        "LOCKSTEP_ORCHESTRATOR_POLL_SECONDS": "0.5",
+        "LOCKSTEP_SERVING_USER_CACHE_SECONDS": "0",
+        "LOCKSTEP_SERVING_RESULT_CACHE_SECONDS": "0",
+        "LOCKSTEP_LOG_LEVEL": "warning",
+    }
+    cli = [sys.executable, "-c", "from cli.main import app; app()"]
+    processes = []
+    try:
+        processes.append(subprocess.Popen([*cli, "orchestrator", "serve"], env=env))
+        _wait(settings.orchestrator_url)
+        _register(settings, loc)
+        processes.append(subprocess.Popen([*cli, "serving", "serve"], env=env))
+        _wait(settings.serving_url)
+        figures = asyncio.run(_measure(settings, etype, loc, settings.serving_url))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+        search = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=60)
+        delete_index(search, loc.index)
+        search.indices.delete_index_template(name=f"{token}-items", ignore=404)
+        search.close()
+        client = redis.Redis.from_url(settings.redis_endpoint)
+        batch = list(client.scan_iter(match=f"{token}:*", count=1000))
+        if batch:
+            client.delete(*batch)
+        client.close()
+    return {
+        "benchmark": "serving",
+        "items": ITEMS,
+        "dim": DIM,
+        "k": K,
+        "requests_per_run": REQUESTS,
+        "targets": TARGETS,
+        **figures,
+    }
+
+
+if __name__ == "__main__":
+    print(orjson.dumps(run(Settings()), option=orjson.OPT_INDENT_2).decode())  # type: ignore[call-arg]
