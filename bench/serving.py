@@ -2,7 +2,7 @@
 
 Both sides run in the same run against the same servers. Serving runs as its own process (`lockstep serving
 serve`), like the orchestrator; its user-vector and result caches are off so every request makes the same
-orchestrator call and the same k-NN query as the raw side (exclude_seen is off: the raw side reads no profile).
+orchestrator call and k-NN query as the raw side (exclude_seen off: the raw side reads no profile).
 Targets: p50 <= 1.2x, p99 <= 1.5x, throughput >= 0.8x of the raw script, at 1 and 8 connections.
 """
 
