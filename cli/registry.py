@@ -13,7 +13,6 @@ _COMMAND_MODULES = (
     "orchestrator.cli",
     "indexer.cli",
     "serving.cli",
-    "bench.cli",
 )
 
 

@@ -1,0 +1,46 @@
+"""`make bench`: run every benchmark against the running stack; each compares with a baseline in the same run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from contract.settings import Settings
+
+# Each module exposes `run(settings) -> dict` and owns its baseline.
+BENCHMARKS = ("publish", "orchestrator", "indexing", "serving")
+RESULTS = Path("out/bench.json")
+
+
+def main(selected: list[str]) -> int:
+    """Run the selected benchmarks (all by default), print and save their figures."""
+    names = selected or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    base = Settings()
+    results: dict[str, Any] = {}
+    for name in names:
+        # A prefix per benchmark: nothing it writes touches the demo's or another run's data.
+        token = f"bench{uuid.uuid4().hex[:8]}"
+        settings = base.model_copy(update={"key_prefix": token, "index_prefix": token})
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name} ==", flush=True)
+        started = time.perf_counter()
+        results[name] = module.run(settings)
+        results[name]["wall_seconds"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(results[name], indent=2, default=str), flush=True)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+    print(f"saved {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
