@@ -131,7 +131,7 @@ class ShadowIndexer:
             if loc.mode is Mode.SHADOW
             and loc.index == shadow_index(self.settings.index_prefix, name, loc.version)
         }
-        targets = set(ix.alias_targets(self.search, alias))
+        targets = set(engine.alias_targets(self.search, alias))
         keep = {loc.index for loc in recorded.values()} | targets
         for index in self.own_indices(name):
             if index not in keep:
@@ -153,7 +153,7 @@ class ShadowIndexer:
         self.step("before-alias")
         still_locked()
         if targets != {result.index}:
-            ix.swap_alias(self.search, alias, result.index)
+            engine.swap_alias(self.search, alias, result.index)
         self.step("before-in-use")
         if info.in_use != latest:
             still_locked()

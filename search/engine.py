@@ -218,11 +218,21 @@ def refresh(client: OpenSearch, index: str) -> None:
 
 def alias_targets(client: OpenSearch, alias: str) -> list[str]:
     """The indices an alias points at (empty when the alias does not exist)."""
-    with opensearch_errors(f"read alias {alias}"):
-        response = client.indices.get_alias(name=alias, ignore=404)
-    # A missing alias answers 404 with {"error": ..., "status": 404}: no index entries.
+    try:
+        with opensearch_errors(f"read alias {alias}"):
+            response = client.indices.get_alias(name=alias)
+    except IndexNotFound:
+        # A missing alias answers 404 with an error body, not a map of indices: there is nothing to parse.
+        return []
+    return parse_alias_targets(response, alias)
+
+
+def parse_alias_targets(response: Mapping[str, Any], alias: str) -> list[str]:
+    """Index names whose entry in a get-alias response lists `alias`; anything else is ignored."""
     return sorted(
-        name for name, info in response.items() if isinstance(info, dict) and alias in info.get("aliases", {})
+        name
+        for name, info in response.items()
+        if isinstance(info, Mapping) and isinstance(info.get("aliases"), Mapping) and alias in info["aliases"]
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from search.errors import opensearch_errors
-from search.requests import BulkAction, alias_swap_body, create_index_body
+from search.requests import BulkAction, create_index_body
 
 
 def create_building_index(
@@ -70,20 +70,3 @@ def clear_slot_action(index: str, item_id: str, vector_field: str, version_field
         {"update": {"_index": index, "_id": item_id}},
         {"doc": {vector_field: None, version_field: None}},
     )
-
-
-def alias_targets(client: OpenSearch, alias: str) -> list[str]:
-    """The indices an alias points at; empty when it does not exist (asks first: a 404 body is no map)."""
-    with opensearch_errors(f"read alias {alias}"):
-        if not client.indices.exists_alias(name=alias):
-            return []
-        response = client.indices.get_alias(name=alias)
-    return sorted(name for name, info in response.items() if alias in info.get("aliases", {}))
-
-
-def swap_alias(client: OpenSearch, alias: str, new_index: str) -> list[str]:
-    """Point `alias` at `new_index` only, in one atomic `_aliases` call; returns its previous targets."""
-    previous = alias_targets(client, alias)
-    with opensearch_errors(f"swap alias {alias} to {new_index}"):
-        client.indices.update_aliases(body=alias_swap_body(alias, new_index, previous))
-    return previous
