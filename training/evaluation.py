@@ -113,7 +113,7 @@ def summarize(ranked: Ints, relevant: list[frozenset[int]], catalog_size: int) -
 
 
 @dataclass(frozen=True)
-class TestUsers:
+class EvalUsers:
     """The users of a split's test side, their relevant books, and their history as a sparse matrix."""
 
     user_ids: Ints
@@ -122,7 +122,7 @@ class TestUsers:
     history: sp.csr_matrix  # users x history_books, weighted like training (exclude-seen and aggregation)
 
 
-def test_users(split: Split) -> TestUsers:
+def eval_users(split: Split) -> EvalUsers:
     """Group the test pairs by user and collect each such user's history."""
     user_ids, inverse = np.unique(split.test.user_ids, return_inverse=True)
     relevant: list[set[int]] = [set() for _ in user_ids]
@@ -134,7 +134,7 @@ def test_users(split: Split) -> TestUsers:
     history = sp.csr_matrix(
         (interaction_weights(split.history.ratings[mine]), (rows, columns)), shape=(len(user_ids), len(books))
     )
-    return TestUsers(user_ids, [frozenset(wanted) for wanted in relevant], books, history)
+    return EvalUsers(user_ids, [frozenset(wanted) for wanted in relevant], books, history)
 
 
 def _remap(columns_from: Ints, columns_to: Ints) -> tuple[Ints, Ints]:
@@ -143,7 +143,7 @@ def _remap(columns_from: Ints, columns_to: Ints) -> tuple[Ints, Ints]:
     return np.flatnonzero(found), np.searchsorted(columns_to, columns_from[found])
 
 
-def top_k(user_matrix: Matrix, item_matrix: Matrix, item_ids: Ints, users: TestUsers, k: int = K) -> Ints:
+def top_k(user_matrix: Matrix, item_matrix: Matrix, item_ids: Ints, users: EvalUsers, k: int = K) -> Ints:
     """Top-k item ids per user by dot product, excluding the user's history (rows of zeros get nothing)."""
     order = np.argsort(item_ids)
     item_ids, item_matrix = item_ids[order], item_matrix[order]
@@ -179,7 +179,7 @@ def _ids(labels: tuple[str, ...], namespace: str = "") -> Ints:
     return np.array([int(label.removeprefix(prefix)) for label in labels], dtype=np.int64)
 
 
-def user_vectors(embeddings: Embeddings, users: TestUsers) -> Matrix:
+def user_vectors(embeddings: Embeddings, users: EvalUsers) -> Matrix:
     """The users' vectors as serving would get them: direct, or summed from `item:<id>` attributes.
 
     Aggregation weights are the same interaction weights as training; the orchestrator may scale
@@ -207,7 +207,7 @@ def user_vectors(embeddings: Embeddings, users: TestUsers) -> Matrix:
 
 
 def rank_embeddings(
-    embeddings: Embeddings, users: TestUsers, k: int = K, catalog: Ints | None = None
+    embeddings: Embeddings, users: EvalUsers, k: int = K, catalog: Ints | None = None
 ) -> tuple[Ints, int]:
     """Top-k lists of a trained model for the test users (among `catalog` if given), and its catalog size."""
     if embeddings.items is None:
@@ -218,7 +218,7 @@ def rank_embeddings(
     return ranked, int(keep.sum())
 
 
-def rank_popularity(history: Ratings, users: TestUsers, k: int = K) -> tuple[Ints, int]:
+def rank_popularity(history: Ratings, users: EvalUsers, k: int = K) -> tuple[Ints, int]:
     """Top-k most rated books of the history, excluding each user's own."""
     books, counts = np.unique(history.book_ids, return_counts=True)
     scores = counts.astype(np.float32)[np.newaxis, :]
@@ -241,7 +241,7 @@ def evaluate(
     and a model that embeds the other 8,812 (tags/authors) would be charged for recommending books
     whose readers are simply not in the data.
     """
-    users = test_users(split)
+    users = eval_users(split)
     results: dict[str, Metrics] = {}
     for name, train in trainers.items():
         if progress:

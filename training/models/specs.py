@@ -53,7 +53,7 @@ SPECS: dict[str, ModelSpec] = {
                 dim=EASEConfig().dim,
                 similarity=Similarity.DOT,
                 attribute_namespaces=("item",),
-                description="EASE item-item model, B ~ P Q^T; a user sums item:<id> (rows of P) over their ratings.",
+                description="EASE item-item model, B ~ P Q^T; a user sums item:<id> (P) over their ratings.",
             ),
             _ease,
         ),
