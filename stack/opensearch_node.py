@@ -162,14 +162,18 @@ def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeou
             raise StackError(
                 f"OpenSearch launcher exited {launched.returncode}; see {layout.opensearch_console_log}"
             )
-        return _wait_healthy(url, layout, timeout)
+        pid = wait_healthy(url, layout, timeout)
+    if pid is None:  # unreachable: require_ours=True returns our pid or raises
+        raise StackError(f"OpenSearch on {url} is up, but {layout.opensearch_pid_file} names no live process")
+    return pid
 
 
-def _wait_healthy(url: str, layout: Layout, timeout: float) -> int:
+def wait_healthy(url: str, layout: Layout, timeout: float, require_ours: bool = True) -> int | None:
+    """Wait for yellow health on `url`; returns our node's pid (None when not `require_ours`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = processes.read_pid(layout.opensearch_pid_file)
-        if pid is not None and not processes.alive(pid):
+        if require_ours and pid is not None and not processes.alive(pid):
             raise StackError(f"OpenSearch (pid {pid}) exited during startup; see {_logs(layout)}")
         try:
             health = httpx.get(
@@ -177,7 +181,7 @@ def _wait_healthy(url: str, layout: Layout, timeout: float) -> int:
             )
             if health.status_code == 200 and health.json().get("status") in ("yellow", "green"):
                 ours = running_pid(layout)
-                if ours is not None:
+                if ours is not None or not require_ours:
                     return ours
         except httpx.TransportError:
             pass

@@ -93,12 +93,25 @@ def start(settings: Settings, layout: Layout, console: Console, timeout: float =
         raise StackError(
             f"redis-server exited {result.returncode}: {result.stderr.strip()}; see {layout.redis_log}"
         )
-    url = f"redis://127.0.0.1:{settings.redis_port}/0"
+    pid = wait_answering(f"redis://127.0.0.1:{settings.redis_port}/0", layout, timeout)
+    if pid is None:
+        raise StackError(
+            f"redis-server answers PING but its pid file {layout.redis_pid_file} names no live process"
+        )
+    return pid
+
+
+def wait_answering(url: str, layout: Layout, timeout: float) -> int | None:
+    """Wait until the Redis at `url` answers PING; returns our process's pid (None if not ours)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = running_pid(layout)
-        if pid is not None and probe(url) is not None:
-            return pid
+        if probe(url) is not None:
+            for _ in range(20):  # redis writes its pid file just after it starts listening
+                pid = running_pid(layout)
+                if pid is not None:
+                    return pid
+                time.sleep(0.05)
+            return None
         time.sleep(0.1)
     raise StackError(
         f"redis-server did not answer PING on {url} within {timeout:.0f}s; see {layout.redis_log}"

@@ -165,11 +165,11 @@ def ensure_running(settings: Settings, console: Console | None = None) -> StackS
     started: list[str] = []
     with _locked(Layout.of(settings)):
         current = status(settings)  # someone may have started it while we waited for the lock
-        if settings.opensearch_url is None and not current.opensearch.healthy:
-            _start_opensearch(settings, current.opensearch, console)
+        need_opensearch = settings.opensearch_url is None and not current.opensearch.healthy
+        if need_opensearch and _bring_up_opensearch(settings, current.opensearch, console):
             started.append("opensearch")
-        if settings.redis_url is None and not current.redis.healthy:
-            _start_redis(settings, current.redis, console)
+        need_redis = settings.redis_url is None and not current.redis.healthy
+        if need_redis and _bring_up_redis(settings, current.redis, console):
             started.append("redis")
     final = status(settings)
     if not final.healthy:
@@ -197,25 +197,30 @@ def _check_external(settings: Settings, current: StackStatus) -> None:
         raise StackError(f"{current.opensearch.url} answers but has no opensearch-knn plugin")
 
 
-def _start_opensearch(settings: Settings, seen: ServiceStatus, console: Console) -> None:
+def _bring_up_opensearch(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
+    """Start the local node unless one is there; True when this call started it."""
     layout = Layout.of(settings)
-    if seen.pid is not None:
-        # Our process is alive but not (yet) yellow: stop it rather than start a second node on its data.
-        console.print(f"OpenSearch pid {seen.pid} is alive but unhealthy ({seen.detail}); restarting it")
-        opensearch_node.stop(layout)
-    elif opensearch_node.probe(seen.url, timeout=2) is not None:
-        raise StackError(f"{seen.url} answers but is not the node of {layout.opensearch_pid_file}")
+    if seen.pid is not None or opensearch_node.probe(seen.url, timeout=2) is not None:
+        # A node is there but not yellow (still starting, or an index being created right now): wait for
+        # it; restarting a node that other test sessions may be using would break them.
+        with console.status(f"waiting for OpenSearch on {seen.url} to reach yellow health"):
+            opensearch_node.wait_healthy(seen.url, layout, timeout=120, require_ours=False)
+        return False
     jdk = find_jdk()
     opensearch_node.install(settings, layout, jdk, console)
     opensearch_node.start(settings, layout, jdk, console)
+    return True
 
 
-def _start_redis(settings: Settings, seen: ServiceStatus, console: Console) -> None:
+def _bring_up_redis(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
+    """Start our redis-server unless one is there; True when this call started it."""
     layout = Layout.of(settings)
     if seen.pid is not None:
-        console.print(f"redis-server pid {seen.pid} is alive but does not answer PING; restarting it")
-        redis_server.stop(layout)
+        with console.status(f"waiting for redis-server pid {seen.pid} to answer PING"):
+            redis_server.wait_answering(seen.url, layout, timeout=30)
+        return False
     redis_server.start(settings, layout, console)
+    return True
 
 
 def stop(settings: Settings) -> dict[str, int | None]:
