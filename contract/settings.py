@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HEAP = re.compile(r"^[1-9][0-9]*[mg]$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _default_state_dir() -> Path:
@@ -97,7 +98,8 @@ class Settings(BaseSettings):
         100_000, ge=0, le=10_000_000, description="Vectors the orchestrator caches in process (0 disables)."
     )
     data_dir: Path = Field(
-        Path("/work/shared/data/goodbooks"), description="The goodbooks CSVs (books, tags, book_tags, ratings)."
+        _REPO_ROOT.parent / "shared" / "data" / "goodbooks",
+        description="The goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
     )
     recall_floor: float = Field(
         0.95, ge=0, le=1, description="A shadow build is promoted only if its recall@10 vs exact reaches this."
@@ -107,6 +109,9 @@ class Settings(BaseSettings):
     )
     indexer_lock_seconds: float = Field(
         30.0, gt=0, le=3600, description="Expiry of the per-target indexer lock (renewed while a cycle runs)."
+    )
+    indexer_bulk_workers: int = Field(
+        3, ge=1, le=16, description="Bulk requests the indexer keeps in flight at once (1: sequential)."
     )
     # --- serving ---------------------------------------------------------------------------------
     ab_weights: dict[str, float] = Field(
