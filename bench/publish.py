@@ -116,4 +116,4 @@ def _delete_prefix(client: redis.Redis, keys: Keys) -> None:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(Settings()), indent=2))  # type: ignore[call-arg]
+    print(json.dumps(run(Settings()), indent=2))

@@ -266,4 +266,4 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(orjson.dumps(run(Settings()), option=orjson.OPT_INDENT_2).decode())  # type: ignore[call-arg]
+    print(orjson.dumps(run(Settings()), option=orjson.OPT_INDENT_2).decode())

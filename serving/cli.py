@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         from contract.settings import Settings
         from serving.main import create_app
 
-        settings = Settings()  # type: ignore[call-arg]  # fields come from the environment
+        settings = Settings()  # fields come from the environment
         url = urlsplit(settings.serving_url)
         uvicorn.run(
             create_app(settings),
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         from contract.settings import Settings
         from serving.evaluation import evaluate
 
-        settings = Settings()  # type: ignore[call-arg]  # fields come from the environment
+        settings = Settings()  # fields come from the environment
         report = asyncio.run(evaluate(settings, via_serving, holdout, users))
         typer.echo(json.dumps(report, indent=2))
 

@@ -32,7 +32,7 @@ class Service(StrEnum):
 def _settings() -> Settings:
     try:
         # Fields come from LOCKSTEP_* variables, which mypy (without the pydantic plugin) cannot see.
-        return Settings()  # type: ignore[call-arg]
+        return Settings()
     except ValidationError as exc:
         _err.print(f"[red]invalid settings:[/] {exc}")
         raise typer.Exit(2) from exc

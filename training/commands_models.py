@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _data(path: Path | None) -> Goodbooks:
-    return load_goodbooks(path or Settings().data_dir)  # type: ignore[call-arg]  # env-driven
+    return load_goodbooks(path or Settings().data_dir)  # env-driven
 
 
 def _specs(names: list[str], everything: bool) -> list[ModelSpec]:

@@ -50,7 +50,7 @@ def _fail(message: str) -> None:
 @contextmanager
 def redis_session() -> Iterator[tuple[Settings, redis.Redis, Keys]]:
     """Settings from the environment, a Redis client, and the key builder; the client is closed after."""
-    settings = Settings()  # type: ignore[call-arg]  # fields come from the environment
+    settings = Settings()  # fields come from the environment
     client = redis.Redis.from_url(settings.redis_endpoint)
     try:
         yield settings, client, Keys(settings.key_prefix)
