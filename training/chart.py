@@ -11,14 +11,12 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from training.evaluation import Report
-
-BASELINE = "popularity"
+from training.evaluation import BASELINE_NAME, Report
 
 
 def write_chart(report: Report, path: Path, title: str = "") -> None:
     """Grouped bars: recall@k, nDCG@k and MAP@k per embedding type and for the popularity baseline."""
-    names = [*report.types, BASELINE]
+    names = [*report.types, BASELINE_NAME]
     rows = [*report.types.values(), report.baseline]
     metrics = {
         f"recall@{report.k}": [m.recall for m in rows],

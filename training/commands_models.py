@@ -16,10 +16,9 @@ from contract.keys import Keys
 from contract.settings import Settings
 from contract.versions import Frame
 from training import registry
-from training.chart import BASELINE, write_chart
 from training.console import clean_errors, err, out, progress_bar, redis_session
 from training.data import Goodbooks, Ratings, load_goodbooks
-from training.evaluation import Report, evaluate
+from training.evaluation import BASELINE_NAME, Report, evaluate
 from training.models.embeddings import Embeddings, Vectors
 from training.models.specs import SPECS, ModelSpec
 from training.publish import PublishResult, VectorSet, publish, read_manifest
@@ -199,6 +198,9 @@ def evaluate_types(
             )
         elapsed = time.perf_counter() - started
         if chart is not None:
+            # matplotlib takes seconds to import: only `eval --chart` pays for it.
+            from training.chart import write_chart
+
             write_chart(
                 report, chart, title=f"goodbooks, {'holdout ' + holdout.name if holdout else 'last-2 split'}"
             )
@@ -221,7 +223,7 @@ def _trainer(spec: ModelSpec, data: Goodbooks) -> Callable[[Ratings], Embeddings
 def _table(report: Report, caption: str) -> Table:
     k = report.k
     table = Table("type", f"recall@{k}", f"nDCG@{k}", f"MAP@{k}", "coverage", "users", caption=caption)
-    rows = [*report.types.items(), (BASELINE, report.baseline)]
+    rows = [*report.types.items(), (BASELINE_NAME, report.baseline)]
     for name, m in rows:
         table.add_row(
             name, f"{m.recall:.4f}", f"{m.ndcg:.4f}", f"{m.map:.4f}", f"{m.coverage:.3f}", str(m.users)

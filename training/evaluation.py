@@ -17,6 +17,8 @@ K = 10
 _USER_CHUNK = 2048  # users scored per matrix product: bounds memory at chunk x catalog floats
 _NONE = -1  # an empty slot of a ranked list (fewer candidates than k, or no user vector)
 
+BASELINE_NAME = "popularity"
+
 
 @dataclass(frozen=True)
 class Metrics:
