@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-down down lint test bench soak demo
+.PHONY: help setup services services-down down lint browser test bench soak demo
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,9 +31,12 @@ lint: setup ## ruff (lint + format check), mypy, import-linter contracts.
 	$(UV) run mypy
 	$(UV) run lint-imports
 
+browser: ## Install Debian's chromium (browser test) when /usr/bin/chromium is missing.
+	@if [ ! -x /usr/bin/chromium ]; then apt-get update && apt-get install -y chromium; fi
+
 # The stack is stopped whatever pytest returns, and pytest's own exit code is what `make test` returns
 # (5, "no tests collected", is reported as the failure it is).
-test: lint ## Lint, start the stack, run the tests (not soak), stop the stack.
+test: lint browser ## Lint, start the stack, run the tests (not soak), stop the stack.
 	@status=0; \
 	$(MAKE) --no-print-directory services || status=$$?; \
 	if [ $$status -eq 0 ]; then $(UV) run pytest -m "not soak" $(PYTEST_ARGS) || status=$$?; fi; \

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.settings import Settings
-from serving.api.routes import health, recommend, similar
+from serving.api.routes import explorer, health, recommend, similar
 from serving.errors import ServingError, handle_serving_error, handle_unexpected, handle_validation_error
 from serving.state import AppState
 
@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(recommend.router)
     app.include_router(similar.router)
     app.include_router(health.router)
+    app.include_router(explorer.router)
 
     app.add_middleware(RequestMetrics)
     return app

@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from contract.settings import Settings
-from contract.wire import TypeInfo, WeightedAttribute
+from contract.wire import InUseChange, TypeInfo, WeightedAttribute
 from serving.errors import InvalidField, NotServable, UnknownType
 
 
@@ -107,6 +107,14 @@ class OrchestratorClient:
         if response.status_code != 200:
             raise OrchestratorDown(f"orchestrator answered {response.status_code} listing types")
         return [TypeInfo.model_validate(item) for item in orjson.loads(response.content)]
+
+    async def in_use_history(self, type_name: str, limit: int = 20) -> list[InUseChange]:
+        """GET /v1/embedding-types/{type}/in-use/history: the newest in_use changes, newest first."""
+        path = f"/v1/embedding-types/{quote(type_name, safe='')}/in-use/history?limit={limit}"
+        response = await self._call("GET", path)
+        if response.status_code != 200:
+            self._raise_for_type(response, type_name)
+        return [InUseChange.model_validate(item) for item in orjson.loads(response.content)]
 
     async def user_vector(self, type_name: str, user_id: str) -> UserVec:
         """The user's vector of the in-use version (direct, or aggregated from the profile)."""
