@@ -69,6 +69,12 @@ def register(app: typer.Typer) -> None:
     types_opt = typer.Option(None, "--type", help="Only these embedding types (repeatable; default: all).")
     batch_opt = typer.Option(500, "--batch-size", min=1, max=1000, help="Items per fetch and bulk request.")
     wait_opt = typer.Option(0.0, "--lock-wait", min=0, help="Seconds to wait for a busy lock.")
+    switch_opt = typer.Option(
+        False,
+        "--switch-mode",
+        help="Also take types whose in_use is served by the other mode, moving them to this one "
+        "(without it a named type of the other mode is an error, an unnamed one is skipped).",
+    )
 
     @index.command()
     def shadow(
@@ -76,13 +82,14 @@ def register(app: typer.Typer) -> None:
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
         lock_wait: float = wait_opt,
+        switch_mode: bool = switch_opt,
     ) -> None:
         """One shadow cycle: build, verify and promote the latest version of each type."""
         from indexer.errors import IndexerError
 
         runner = _runner(limit, batch_size, lock_wait)
         try:
-            _print(runner.shadow(types))
+            _print(runner.shadow(types, switch_mode))
         except IndexerError as exc:
             typer.echo(f"shadow cycle failed: {exc}", err=True)
             raise typer.Exit(1) from exc
@@ -95,13 +102,14 @@ def register(app: typer.Typer) -> None:
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
         lock_wait: float = wait_opt,
+        switch_mode: bool = switch_opt,
     ) -> None:
         """One incremental mini-batch cycle on the live index."""
         from indexer.errors import IndexerError
 
         runner = _runner(limit, batch_size, lock_wait)
         try:
-            _print(runner.incremental(types))
+            _print(runner.incremental(types, switch_mode))
         except IndexerError as exc:
             typer.echo(f"incremental cycle failed: {exc}", err=True)
             raise typer.Exit(1) from exc
@@ -118,6 +126,7 @@ def register(app: typer.Typer) -> None:
         limit: int | None = limit_opt,
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
+        switch_mode: bool = switch_opt,
     ) -> None:
         """Run cycles every DURATION until interrupted (the docker-compose indexer service)."""
         import signal
@@ -137,7 +146,7 @@ def register(app: typer.Typer) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            runner.run_forever(mode.value, period, types, stop)
+            runner.run_forever(mode.value, period, types, stop, switch_mode)
         except KeyboardInterrupt:
             pass
         finally:

@@ -30,3 +30,7 @@ class VerificationError(IndexerError):
 
 class DocumentRejectedError(IndexerError):
     """OpenSearch rejected a document for good (not a 429); names the item."""
+
+
+class ModeConflictError(IndexerError):
+    """A type was asked of one mode while its in_use version is served from the other mode's index."""

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import redis
 from opensearchpy import OpenSearch
@@ -13,10 +14,12 @@ from opensearchpy import OpenSearch
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
 from contract.settings import Settings
-from contract.wire import TypeInfo
+from contract.wire import MAX_BATCH_ITEMS, TypeInfo
+from indexer import promotion
+from indexer.bulk import BulkWriter
 from indexer.catalog import Item
 from indexer.changes import CatalogChange, ChangeConsumer, ChangeKind
-from indexer.errors import DocumentRejectedError, InUseConflictError, VerificationError
+from indexer.errors import InUseConflictError, VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
 from indexer.progress import BuildProgress
@@ -40,6 +43,7 @@ class TypeResult:
     written: int = 0
     promoted: bool = False
     waiting_until: datetime | None = None
+    held_back: str | None = None
 
 
 @dataclass
@@ -76,20 +80,18 @@ class IncrementalIndexer:
         self.live = live_index(settings.index_prefix)
         self.changes = ChangeConsumer(redis_client, keys)
 
+    def _writer(self, type_name: str = "") -> BulkWriter:
+        counted = self.metrics.docs_indexed.labels("incremental", type_name).inc if type_name else None
+        return BulkWriter(
+            self.search, self.settings.indexer_bulk_workers, f"incremental write to {self.live}", counted
+        )
+
     def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:
-        written = 0
-        for start in range(0, len(actions), self.batch_size):
-            report = engine.bulk_write(self.search, actions[start : start + self.batch_size])
-            if not report.ok:
-                item_id, reason = sorted(report.failed.items())[0]
-                raise DocumentRejectedError(
-                    f"incremental write to {self.live}: OpenSearch rejected item {item_id!r}: {reason} "
-                    f"({len(report.failed)} item(s) rejected in all); not promoting"
-                )
-            written += len(report.succeeded)
-        if type_name:
-            self.metrics.docs_indexed.labels("incremental", type_name).inc(written)
-        return written
+        # Every chunk is checked, and all are done, before the caller goes on (e.g. to refresh).
+        with self._writer(type_name) as writer:
+            for start in range(0, len(actions), self.batch_size):
+                writer.submit(actions[start : start + self.batch_size])
+        return writer.written
 
     def _ensure_index(self, infos: Sequence[TypeInfo], catalog: Sequence[Item]) -> bool:
         if engine.index_exists(self.search, self.live):
@@ -112,7 +114,7 @@ class IncrementalIndexer:
         self, catalog: Sequence[Item], types: Sequence[str] | None, still_locked: Callable[[], None]
     ) -> list[IncrementalResult]:
         """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
-        infos = [i for i in self.orchestrator.types() if not types or i.type.name in types]
+        infos = [i for i in self.orchestrator.types() if types is None or i.type.name in types]
         result = IncrementalResult()
         result.bootstrapped = self._ensure_index(infos, catalog)
         changes = self.changes.read()
@@ -128,16 +130,42 @@ class IncrementalIndexer:
         plans: dict[str, tuple[TypeInfo, SlotPlan]] = {}
         now = datetime.now(UTC)
         grace = timedelta(seconds=self.settings.slot_grace_seconds + self.settings.request_timeout_seconds)
+        held: dict[str, str] = {}
         for info in infos:
-            p = plan(info.type.name, self.live, info.in_use, info.latest, info.indexed, now, grace)
-            plans[info.type.name] = (info, p)
+            name = info.type.name
+            decision = promotion.decide(info, partial(self.orchestrator.in_use_history, name))
+            self.metrics.held_back.labels("incremental", name).set(1 if decision.held_back else 0)
+            if decision.held_back is not None:
+                held[name] = decision.held_back
+                log.warning(
+                    "latest held back",
+                    extra={"type": name, "latest": info.latest, "reason": decision.held_back},
+                )
+            p = plan(
+                name,
+                self.live,
+                info.in_use,
+                info.latest,
+                info.indexed,
+                now,
+                grace,
+                hold_back=decision.held_back is not None,
+                in_use_since=decision.in_use_since,
+            )
+            plans[name] = (info, p)
         if any(p.full_pass for _i, p in plans.values()):
             engine.refresh(self.search, self.live)
             all_ids = list(engine.iter_item_ids(self.search, self.live))
         else:
             all_ids = []
         for info, p in plans.values():
-            tr = TypeResult(info.type.name, info.in_use, info.latest, waiting_until=p.wait_until)
+            tr = TypeResult(
+                info.type.name,
+                info.in_use,
+                info.latest,
+                waiting_until=p.wait_until,
+                held_back=held.get(info.type.name),
+            )
             result.types.append(tr)
             for slot, version in p.writes.items():
                 ids = all_ids if (p.full_pass and slot is p.target) else sorted(upserts)
@@ -161,10 +189,10 @@ class IncrementalIndexer:
     def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
         name = info.type.name
         vfield, verfield = vector_field(name, slot), version_field(name, slot)
-        written = 0
-        with BuildProgress(
-            self.progress and len(ids) > self.batch_size, f"{name} {version}", len(ids)
-        ) as bar:
+        with (
+            BuildProgress(self.progress and len(ids) > self.batch_size, f"{name} {version}", len(ids)) as bar,
+            self._writer(name) as writer,
+        ):
             for start in range(0, len(ids), self.batch_size):
                 batch = list(ids[start : start + self.batch_size])
                 vectors = self.orchestrator.item_vectors(name, version, batch)
@@ -176,9 +204,33 @@ class IncrementalIndexer:
                     actions.append(update_action(self.live, doc))
                 # Cold items lack the version: empty the slot so no stale vector of another version stays.
                 actions += [ix.clear_slot_action(self.live, i, vfield, verfield) for i in vectors.missing]
-                written += self._write(actions, name)
+                # Batches hold disjoint ids, so chunks in flight together never update the same document.
+                writer.submit(actions)
                 bar.advance(len(batch))
-        return written
+        return writer.written
+
+    def verify(self, name: str, version_field: str, version: str) -> int:
+        """Every live document carries `version` in `version_field` or has no vector of it; returns carriers.
+
+        Only the documents lacking the version are asked about, and the orchestrator answers each with
+        "missing" (no vector to ship) when it is truly cold: no item's vector is fetched a second time.
+        """
+        carrying = engine.count(self.search, self.live, {"query": {"term": {version_field: version}}})
+        expected = engine.count(self.search, self.live)
+        lacking = list(ix.iter_ids_lacking(self.search, self.live, version_field, version))
+        for start in range(0, len(lacking), MAX_BATCH_ITEMS):
+            found = self.orchestrator.item_vectors(name, version, lacking[start : start + MAX_BATCH_ITEMS])
+            if found.ids:
+                raise VerificationError(
+                    f"{self.live}: item {found.ids[0]!r} has a vector of {name} {version} but its document "
+                    f"lacks it in {version_field}; not promoting"
+                )
+        if carrying + len(lacking) != expected:
+            raise VerificationError(
+                f"{self.live}: {carrying} items carry {name} {version} and {len(lacking)} have no vector, "
+                f"but the index holds {expected}; not promoting"
+            )
+        return carrying
 
     def _promote(self, info: TypeInfo, slot: Slot, version: str, tr: TypeResult) -> None:
         name = info.type.name
@@ -191,16 +243,7 @@ class IncrementalIndexer:
             indexed_at=datetime.now(UTC),
             item_count=0,
         )
-        carrying = engine.count(
-            self.search, self.live, {"query": {"term": {location.version_field: version}}}
-        )
-        expected = engine.count(self.search, self.live)
-        missing = self._count_missing(info, version)
-        if carrying + missing != expected:
-            raise VerificationError(
-                f"{self.live}: {carrying} items carry {name} {version} and {missing} have no vector, "
-                f"but the index holds {expected}; not promoting"
-            )
+        carrying = self.verify(name, location.version_field, version)
         location = location.model_copy(update={"item_count": carrying})
         self.orchestrator.record_indexed(name, location)
         try:
@@ -220,15 +263,6 @@ class IncrementalIndexer:
         log.info(
             "in_use advanced", extra={"type": name, "from": info.in_use, "to": version, "slot": slot.value}
         )
-
-    def _count_missing(self, info: TypeInfo, version: str) -> int:
-        ids = list(engine.iter_item_ids(self.search, self.live))
-        missing = 0
-        for start in range(0, len(ids), 1000):
-            missing += len(
-                self.orchestrator.item_vectors(info.type.name, version, ids[start : start + 1000]).missing
-            )
-        return missing
 
 
 def _last_upserts(changes: Sequence[CatalogChange]) -> dict[str, Item]:

@@ -17,6 +17,7 @@ class IndexerMetrics:
     freshness_seconds: Gauge
     failures: Counter
     promotions: Counter
+    held_back: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IndexerMetrics:
@@ -48,5 +49,11 @@ class IndexerMetrics:
             ),
             promotions=Counter(
                 "lockstep_indexer_promotions", "Versions advanced to in_use.", ["mode", "type"], registry=reg
+            ),
+            held_back=Gauge(
+                "lockstep_indexer_latest_held_back",
+                "1 while a type's latest is deliberately not promoted (rolled back from, or not newer).",
+                ["mode", "type"],
+                registry=reg,
             ),
         )

@@ -12,7 +12,14 @@ import numpy as np
 from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from contract.vectors import Matrix, from_base64
-from contract.wire import MAX_BATCH_ITEMS, InUseUpdate, ItemsBatchRequest, ItemsBatchResponse, TypeInfo
+from contract.wire import (
+    MAX_BATCH_ITEMS,
+    InUseChange,
+    InUseUpdate,
+    ItemsBatchRequest,
+    ItemsBatchResponse,
+    TypeInfo,
+)
 from indexer.errors import InUseConflictError, OrchestratorError
 
 
@@ -74,6 +81,11 @@ class OrchestratorClient:
     def type_info(self, type_name: str) -> TypeInfo:
         """One type's state."""
         return TypeInfo.model_validate(self._call("GET", f"/v1/embedding-types/{type_name}").json())
+
+    def in_use_history(self, type_name: str, limit: int = 1000) -> list[InUseChange]:
+        """The in_use audit trail, newest first (who moved it, when, from, to, why)."""
+        rows = self._call("GET", f"/v1/embedding-types/{type_name}/in-use/history?limit={limit}").json()
+        return [InUseChange.model_validate(row) for row in rows]
 
     def item_vectors(self, type_name: str, version: str, item_ids: list[str]) -> ItemVectors:
         """Vectors of `item_ids` of one version, fetched in batches of the wire maximum."""

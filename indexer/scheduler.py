@@ -12,11 +12,12 @@ from typing import Any
 
 import redis
 
-from contract.indexing import live_index
+from contract.indexing import Mode, live_index
 from contract.keys import Keys
 from contract.settings import Settings
+from contract.wire import TypeInfo
 from indexer.catalog import Item, load_catalog
-from indexer.errors import IndexerError, LockBusyError
+from indexer.errors import IndexerError, LockBusyError, ModeConflictError
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
@@ -89,8 +90,40 @@ class Runner:
             wait_seconds=self.lock_wait_seconds,
         )
 
-    def shadow(self, types: Sequence[str] | None = None) -> CycleReport:
-        """One shadow cycle over the given types (default: every registered type)."""
+    def select(self, mode: Mode, types: Sequence[str] | None, switch: bool = False) -> list[TypeInfo]:
+        """The types a cycle of `mode` may work on: named ones (default all) that this mode serves.
+
+        A type belongs to the mode its in_use version is recorded in (a new type to whichever mode gets
+        it first). Each indexed version records its own location and serving routes by it, so moving a
+        type to the other mode is safe: the cycle re-indexes in_use (or latest) in its own mode and
+        re-records it there, and the old location stays intact for requests already routed to it. It
+        must be asked for (`switch`), so two modes never index the same type: a shadow cycle would
+        otherwise delete the index an incremental record had just superseded, and vice versa.
+        """
+        selected = []
+        for info in self.orchestrator.types():
+            name = info.type.name
+            if types and name not in types:
+                continue
+            current = next((x.mode for x in info.indexed if x.version == info.in_use), None)
+            if current is None or current is mode or switch:
+                if current is not None and current is not mode:
+                    log.warning(
+                        "switching mode", extra={"type": name, "from": current.value, "to": mode.value}
+                    )
+                selected.append(info)
+                continue
+            why = (
+                f"type {name}: in_use {info.in_use} is served from {current.value} mode, not {mode.value}; "
+                f"run it with `lockstep index {current.value}`, or pass --switch-mode to move it"
+            )
+            if types:
+                raise ModeConflictError(why)
+            log.info("type skipped: other mode", extra={"type": name, "reason": why})
+        return selected
+
+    def shadow(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
+        """One shadow cycle over the given types (default: every registered type of this mode)."""
         from indexer.shadow import ShadowIndexer
 
         began = time.perf_counter()
@@ -106,9 +139,7 @@ class Runner:
             step=self.step,
         )
         try:
-            for info in self.orchestrator.types():
-                if types and info.type.name not in types:
-                    continue
+            for info in self.select(Mode.SHADOW, types, switch):
                 with self.lock(f"shadow:{info.type.name}") as held:
                     result = shadow.cycle(info, held.check)
                 report.results.append(result)
@@ -121,13 +152,17 @@ class Runner:
             self.metrics.cycle_seconds.labels("shadow").observe(report.seconds)
         return report
 
-    def incremental(self, types: Sequence[str] | None = None) -> CycleReport:
-        """One incremental mini-batch cycle on the live index."""
+    def incremental(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
+        """One incremental mini-batch cycle on the live index (all types of this mode, by default)."""
         from indexer.incremental import IncrementalIndexer
 
         began = time.perf_counter()
         report = CycleReport("incremental")
         try:
+            names = [info.type.name for info in self.select(Mode.INCREMENTAL, types, switch)]
+            if not names:
+                # No type to index: leave the catalog changes in the stream for a cycle that has one.
+                return report
             with self.lock(live_index(self.settings.index_prefix)) as held:
                 incremental = IncrementalIndexer(
                     self.settings,
@@ -139,7 +174,7 @@ class Runner:
                     batch_size=self.batch_size,
                     progress=self.progress,
                 )
-                report.results = incremental.cycle(self.catalog(), types, held.check)
+                report.results = incremental.cycle(self.catalog(), names, held.check)
         except IndexerError as exc:
             self.metrics.failures.labels("incremental", type(exc).__name__).inc()
             raise
@@ -149,7 +184,12 @@ class Runner:
         return report
 
     def run_forever(
-        self, mode: str, every: float, types: Sequence[str] | None = None, stop: threading.Event | None = None
+        self,
+        mode: str,
+        every: float,
+        types: Sequence[str] | None = None,
+        stop: threading.Event | None = None,
+        switch: bool = False,
     ) -> None:
         """Run a cycle every `every` seconds until `stop` is set; a failed cycle is logged, not fatal."""
         stop = stop or threading.Event()
@@ -157,7 +197,7 @@ class Runner:
         while not stop.is_set():
             began = time.monotonic()
             try:
-                cycle(types)
+                cycle(types, switch)
             except LockBusyError as exc:
                 log.info("cycle skipped: lock busy", extra={"mode": mode, "reason": str(exc)})
             except IndexerError as exc:

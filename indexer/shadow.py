@@ -24,8 +24,10 @@ from contract.indexing import (
 from contract.settings import Settings
 from contract.versions import VERSION_ID
 from contract.wire import TypeInfo
+from indexer import promotion
+from indexer.bulk import BulkWriter
 from indexer.catalog import Item, id_digest
-from indexer.errors import DocumentRejectedError, InUseConflictError, OrchestratorError, VerificationError
+from indexer.errors import InUseConflictError, OrchestratorError, VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import ItemVectors, OrchestratorClient
 from indexer.progress import BuildProgress
@@ -69,6 +71,7 @@ class ShadowResult:
     docs: int = 0
     timings: BuildTimings = field(default_factory=BuildTimings)
     removed: list[str] = field(default_factory=list)
+    held_back: str | None = None
 
 
 def location_of(settings: Settings, type_name: str, version: str, item_count: int) -> IndexedLocation:
@@ -142,6 +145,20 @@ class ShadowIndexer:
         latest = info.latest
         if latest is None:
             return result
+        decision = promotion.decide(info, lambda: self.orchestrator.in_use_history(name))
+        self.metrics.held_back.labels("shadow", name).set(1 if decision.held_back else 0)
+        if decision.held_back is not None:
+            result.held_back = decision.held_back
+            log.warning(
+                "latest held back", extra={"type": name, "latest": latest, "reason": decision.held_back}
+            )
+            current = recorded.get(info.in_use) if info.in_use is not None else None
+            if current is not None and targets != {current.index}:
+                # The alias names what serves: after a rollback, the in-use version's index.
+                still_locked()
+                engine.swap_alias(self.search, alias, current.index)
+            self.retire(info, recorded, result)
+            return result
         result.index = shadow_index(self.settings.index_prefix, name, latest)
         if latest not in recorded:
             location = self.build(info, latest, result)
@@ -155,7 +172,7 @@ class ShadowIndexer:
         if targets != {result.index}:
             engine.swap_alias(self.search, alias, result.index)
         self.step("before-in-use")
-        if info.in_use != latest:
+        if decision.promote:
             still_locked()
             self.promote(info, latest, recorded[latest].item_count)
             result.promoted = True
@@ -227,28 +244,30 @@ class ShadowIndexer:
         t = result.timings
         ids_all: list[str] = []
         rows: list[np.ndarray] = []
-        with BuildProgress(self.progress, f"shadow {name} {version}", len(self.catalog)) as bar:
+        written = self.metrics.docs_indexed.labels("shadow", name).inc
+        with (
+            BuildProgress(self.progress, f"shadow {name} {version}", len(self.catalog)) as bar,
+            BulkWriter(
+                self.search, self.settings.indexer_bulk_workers, f"shadow build of {name} {version}", written
+            ) as writer,
+        ):
+            bulk_began = time.perf_counter()
             for start in range(0, len(self.catalog), self.batch_size):
                 batch = self.catalog[start : start + self.batch_size]
                 began = time.perf_counter()
                 vectors = self.orchestrator.item_vectors(name, version, [i.item_id for i in batch])
                 t.fetch += time.perf_counter() - began
                 writes = [index_action(index, doc) for doc in documents(batch, vectors, name, Slot.A)]
-                began = time.perf_counter()
-                report = engine.bulk_write(self.search, writes)
-                t.bulk += time.perf_counter() - began
-                if not report.ok:
-                    item_id, reason = next(iter(sorted(report.failed.items())))
-                    raise DocumentRejectedError(
-                        f"shadow build of {name} {version}: OpenSearch rejected item {item_id!r}: {reason}"
-                        f" ({len(report.failed)} item(s) rejected in all); not promoting"
-                    )
+                # Chunks are indexed while the next batch is fetched; a rejection raises here or at drain.
+                writer.submit(writes)
                 ids_all.extend(vectors.ids)
                 rows.append(vectors.matrix)
                 result.docs += len(writes)
-                self.metrics.docs_indexed.labels("shadow", name).inc(len(writes))
                 bar.advance(len(batch))
                 self.step("batch")
+            writer.drain()
+            # Fetch and bulk overlap: bulk is the wall time of the loop not spent fetching.
+            t.bulk += time.perf_counter() - bulk_began - t.fetch
         began = time.perf_counter()
         ix.finish_build(self.search, index)
         if self.merge:

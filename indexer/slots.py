@@ -45,8 +45,17 @@ def plan(
     records: list[IndexedLocation],
     now: datetime,
     grace: timedelta,
+    *,
+    hold_back: bool = False,
+    in_use_since: datetime | None = None,
 ) -> SlotPlan:
-    """Plan a cycle; never puts `latest` into the slot holding `in_use`, whatever the seq parities are."""
+    """Plan a cycle; never puts `latest` into the slot holding `in_use`, whatever the seq parities are.
+
+    `hold_back`: latest must not be promoted (rolled back from): a slot already holding it keeps being
+    written for changed items (so a manual re-promotion finds it complete), but nothing new is built.
+    `in_use_since`: when in_use became in_use (audit trail), if known; grace of the slot's previous
+    occupant runs from the later of it and in_use's record (a rollback makes the record's time stale).
+    """
     slots = live_slots(records, live, type_name)
     writes: dict[Slot, str] = {}
     serving = slots.get(in_use) if in_use is not None else None
@@ -56,14 +65,17 @@ def plan(
         return SlotPlan(writes, None, False, None, False, None)
     held = slots.get(latest)
     if held is not None and held is not serving:
-        # Already fully written and recorded (a crash came before the compare-and-set): keep writing
-        # it for changed items and finish the promotion.
+        # Already fully written and recorded (a crash came before the compare-and-set, or a rollback
+        # moved away from it): keep writing it for changed items, and finish the promotion unless held.
         writes[held] = latest
-        return SlotPlan(writes, held, False, None, True, None)
+        return SlotPlan(writes, None if hold_back else held, False, None, not hold_back, None)
+    if hold_back:
+        return SlotPlan(writes, None, False, None, False, None)
     target = _target_slot(slots, serving)
     occupant = next((v for v, s in slots.items() if s is target and v != in_use), None)
     if occupant is not None:
-        retired = _in_use_since(records, in_use)
+        stamps = [t for t in (_in_use_since(records, in_use), in_use_since) if t is not None]
+        retired = max(stamps) if stamps else None
         ready = retired + grace if retired is not None else now
         if now < ready:
             return SlotPlan(writes, None, False, None, False, ready)

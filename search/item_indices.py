@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from opensearchpy import OpenSearch
 
 from search.errors import opensearch_errors
-from search.requests import BulkAction, create_index_body
+from search.requests import BulkAction, create_index_body, ids_page_body
 
 
 def create_building_index(
@@ -70,3 +70,20 @@ def clear_slot_action(index: str, item_id: str, vector_field: str, version_field
         {"update": {"_index": index, "_id": item_id}},
         {"doc": {vector_field: None, version_field: None}},
     )
+
+
+def iter_ids_lacking(
+    client: OpenSearch, index: str, field: str, value: str, page_size: int = 5000
+) -> Iterator[str]:
+    """Ids of documents whose `field` does not hold `value` (absent or another), in id order."""
+    after: str | None = None
+    while True:
+        body = ids_page_body(page_size, after)
+        body["query"] = {"bool": {"must_not": [{"term": {field: value}}]}}
+        with opensearch_errors(f"list ids of {index} lacking {field}={value}"):
+            hits = client.search(index=index, body=body)["hits"]["hits"]
+        for hit in hits:
+            yield str(hit["_id"])
+        if len(hits) < page_size:
+            return
+        after = str(hits[-1]["sort"][0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+import pytest
 import redis
 from indexer_support import CATALOG_SIZE, make_type, wait_latest
 from opensearchpy import OpenSearch
@@ -93,5 +94,33 @@ def test_incremental_cycles_follow_versions_and_changes(
             v3: vector_field(etype.name, Slot.A),
         }
         assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == 0
+    finally:
+        runner.close()
+
+
+def test_verification_names_an_item_whose_slot_lacks_its_vector(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch
+) -> None:
+    from indexer.errors import VerificationError
+    from indexer.incremental import IncrementalIndexer
+
+    etype = make_type()
+    live = live_index(orchestrator.index_prefix)
+    runner = Runner(orchestrator, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100)
+    try:
+        v1 = publish_version(etype, 1)
+        wait_latest(orchestrator, etype.name, v1)
+        runner.incremental()
+        vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
+        indexer = IncrementalIndexer(
+            orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
+        )
+        # 5 cold items lack v1 and the orchestrator confirms they have no vector: that verifies.
+        assert indexer.verify(etype.name, verfield, v1) == CATALOG_SIZE - 5
+        victim = runner.catalog()[100].item_id
+        opensearch_client.update(index=live, id=victim, body={"doc": {vfield: None, verfield: None}})
+        opensearch_client.indices.refresh(index=live)
+        with pytest.raises(VerificationError, match=f"item '{victim}' has a vector"):
+            indexer.verify(etype.name, verfield, v1)
     finally:
         runner.close()
