@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx
 import pytest
 import redis
 from orchestrator_support import AppFactory, Fixtures, open_client
@@ -13,7 +10,7 @@ from contract.keys import Keys
 from contract.settings import Settings
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def anyio_backend() -> str:
     """The app and redis.asyncio run on asyncio."""
     return "asyncio"
@@ -35,10 +32,3 @@ def fixtures(redis_client: redis.Redis, keys: Keys) -> Fixtures:
 def app_client() -> AppFactory:
     """`async with app_client(settings) as client`: an app with its lifespan running, over ASGI."""
     return open_client
-
-
-@pytest.fixture
-async def client(app_client: AppFactory, orch_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One app on the test's prefix."""
-    async with app_client(orch_settings) as opened:
-        yield opened

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
 
@@ -15,63 +14,67 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_type_detail_lists_family_versions_in_use_and_indexed(
-    client: httpx.AsyncClient, fixtures: Fixtures, orch_settings: Settings
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
 ) -> None:
-    etype = direct_type()
-    fixtures.register(etype)
-    v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 2, 8, 1), Kind.ITEM: rows("i", 3, 8, 2)})
-    v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 2, 8, 3), Kind.ITEM: rows("i", 3, 8, 4)})
-    fixtures.mark_indexed(etype, v1)
-    fixtures.set_in_use(etype, v1)
+    async with app_client(orch_settings) as client:
+        etype = direct_type()
+        fixtures.register(etype)
+        v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 2, 8, 1), Kind.ITEM: rows("i", 3, 8, 2)})
+        v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 2, 8, 3), Kind.ITEM: rows("i", 3, 8, 4)})
+        fixtures.mark_indexed(etype, v1)
+        fixtures.set_in_use(etype, v1)
 
-    response = await client.get(f"/v1/embedding-types/{etype.name}", headers=auth(orch_settings, "reader"))
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["type"]["family"] == "direct-direct"
-    assert body["type"]["dim"] == 8 and body["type"]["similarity"] == "dot"
-    assert body["latest"] == v2
-    assert body["in_use"] == v1
-    assert [v["version"] for v in body["published"]] == [v1, v2]
-    assert body["published"][0]["counts"] == {"user": 2, "item": 3, "attr": 0}
-    assert [loc["version"] for loc in body["indexed"]] == [v1]
-
-    listed = await client.get("/v1/embedding-types", headers=auth(orch_settings, "indexer"))
-    assert listed.status_code == 200
-    assert [t["type"]["name"] for t in listed.json()] == [etype.name]
-
-
-async def test_latest_never_exposes_a_half_published_version(
-    client: httpx.AsyncClient, fixtures: Fixtures, orch_settings: Settings, keys: Keys
-) -> None:
-    etype = direct_type()
-    fixtures.register(etype)
-    v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 5, 8, 1)})
-    later = frame(2)
-    users = rows("u", 200, 8, 7)
-
-    async def publish_slowly() -> None:
-        # Vectors trickle in (as a big publish would), then the manifest is committed last.
-        for start in range(0, 200, 20):
-            chunk = dict(list(users.items())[start : start + 20])
-            fixtures.write_vectors(etype, later.version_id, {Kind.USER: chunk})
-            await asyncio.sleep(0.02)
-        fixtures.commit(etype, later, {Kind.USER: users})
-
-    publisher = asyncio.create_task(publish_slowly())
-    seen: set[str] = set()
-    while not publisher.done() or later.version_id not in seen:
         response = await client.get(
             f"/v1/embedding-types/{etype.name}", headers=auth(orch_settings, "reader")
         )
-        latest = response.json()["latest"]
-        seen.add(latest)
-        if latest == later.version_id:
-            # Whenever the new version is reported, it is complete: manifest present, every vector stored.
-            assert fixtures.client.exists(keys.manifest(etype.name, latest))
-            assert fixtures.client.hlen(keys.vectors(etype.name, latest, Kind.USER)) == 200
-        await asyncio.sleep(0.005)
-    await publisher
-    assert seen == {v1, later.version_id}
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["type"]["family"] == "direct-direct"
+        assert body["type"]["dim"] == 8 and body["type"]["similarity"] == "dot"
+        assert body["latest"] == v2
+        assert body["in_use"] == v1
+        assert [v["version"] for v in body["published"]] == [v1, v2]
+        assert body["published"][0]["counts"] == {"user": 2, "item": 3, "attr": 0}
+        assert [loc["version"] for loc in body["indexed"]] == [v1]
+
+        listed = await client.get("/v1/embedding-types", headers=auth(orch_settings, "indexer"))
+        assert listed.status_code == 200
+        assert [t["type"]["name"] for t in listed.json()] == [etype.name]
+
+
+async def test_latest_never_exposes_a_half_published_version(
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings, keys: Keys
+) -> None:
+    async with app_client(orch_settings) as client:
+        etype = direct_type()
+        fixtures.register(etype)
+        v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 5, 8, 1)})
+        later = frame(2)
+        users = rows("u", 200, 8, 7)
+
+        async def publish_slowly() -> None:
+            # Vectors trickle in (as a big publish would), then the manifest is committed last.
+            for start in range(0, 200, 20):
+                chunk = dict(list(users.items())[start : start + 20])
+                fixtures.write_vectors(etype, later.version_id, {Kind.USER: chunk})
+                await asyncio.sleep(0.02)
+            fixtures.commit(etype, later, {Kind.USER: users})
+
+        publisher = asyncio.create_task(publish_slowly())
+        seen: set[str] = set()
+        while not publisher.done() or later.version_id not in seen:
+            response = await client.get(
+                f"/v1/embedding-types/{etype.name}", headers=auth(orch_settings, "reader")
+            )
+            latest = response.json()["latest"]
+            seen.add(latest)
+            if latest == later.version_id:
+                # Whenever the new version is reported, it is complete: manifest present, every vector stored.
+                assert fixtures.client.exists(keys.manifest(etype.name, latest))
+                assert fixtures.client.hlen(keys.vectors(etype.name, latest, Kind.USER)) == 200
+            await asyncio.sleep(0.005)
+        await publisher
+        assert seen == {v1, later.version_id}
 
 
 async def test_refresh_picks_up_a_new_version_before_the_next_poll(
@@ -94,10 +97,11 @@ async def test_refresh_picks_up_a_new_version_before_the_next_poll(
         assert (await client.get(f"/v1/embedding-types/{etype.name}", headers=headers)).json()["latest"] == v2
 
 
-async def test_unknown_type_is_404(client: httpx.AsyncClient, orch_settings: Settings) -> None:
-    response = await client.get("/v1/embedding-types/nope", headers=auth(orch_settings, "reader"))
-    assert response.status_code == 404
-    assert response.json() == {
-        "error": "UnknownType",
-        "detail": "type_name: no embedding type 'nope' is registered",
-    }
+async def test_unknown_type_is_404(app_client: AppFactory, orch_settings: Settings) -> None:
+    async with app_client(orch_settings) as client:
+        response = await client.get("/v1/embedding-types/nope", headers=auth(orch_settings, "reader"))
+        assert response.status_code == 404
+        assert response.json() == {
+            "error": "UnknownType",
+            "detail": "type_name: no embedding type 'nope' is registered",
+        }
