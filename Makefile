@@ -23,7 +23,9 @@ services: setup ## Install (first time) and start the local OpenSearch + k-NN an
 services-down: ## Stop the local OpenSearch and Redis we started.
 	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep services down; else echo "no .venv: nothing started"; fi
 
-down: services-down ## Alias of services-down.
+down: ## Stop the demo's orchestrator, serving API and indexers, then the local OpenSearch and Redis.
+	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep demo down; fi
+	@$(MAKE) --no-print-directory services-down
 
 lint: setup ## ruff (lint + format check), mypy, import-linter contracts.
 	$(UV) run ruff check .

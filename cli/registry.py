@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "orchestrator.cli",
     "indexer.cli",
     "serving.cli",
+    "demo.cli",
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -40,3 +40,24 @@ def recall_at_k(approximate: Sequence[str], exact: Sequence[str]) -> float:
     if not exact:
         return 1.0
     return len(set(approximate) & set(exact)) / len(exact)
+
+
+def recall_with_ties(
+    approximate: Sequence[str], position: Mapping[str, int], scores: Matrix, k: int
+) -> float:
+    """Share of the exact top-k the approximate answer matched, counting ties with the k-th as matches.
+
+    Items with identical vectors are common (a tag/author model gives books with the same tags and author
+    the same vector), and whichever of the tied items an index returns is as right as exact_top_k's pick.
+    """
+    k = min(k, len(scores))
+    if k == 0:
+        return 1.0
+    kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+    slack = 1e-5 * max(1.0, abs(kth))  # the engine scores in float32 too; allow its rounding
+    above = int(np.count_nonzero(scores > kth + slack))  # these must each be found
+    found = [float(scores[position[i]]) for i in dict.fromkeys(approximate) if i in position]
+    strictly = sum(1 for s in found if s > kth + slack)
+    tied = sum(1 for s in found if kth - slack <= s <= kth + slack)
+    # Tied items only fill the slots the strictly better ones leave.
+    return (strictly + min(tied, k - above)) / k

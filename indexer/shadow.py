@@ -31,7 +31,7 @@ from indexer.errors import InUseConflictError, OrchestratorError, VerificationEr
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import ItemVectors, OrchestratorClient
 from indexer.progress import BuildProgress
-from indexer.recall import exact_top_k, recall_at_k
+from indexer.recall import exact_scores, recall_with_ties
 from search import engine
 from search import item_indices as ix
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, count_body, index_action
@@ -317,13 +317,14 @@ class ShadowIndexer:
             return 1.0
         queries = rng.sample(range(len(ids)), min(RECALL_QUERIES, len(ids)))
         total = 0.0
+        position = {item_id: n for n, item_id in enumerate(ids)}
         for q in queries:
             query = VersionedKnnQuery(
                 location, info.type.similarity, matrix[q].tolist(), RECALL_K, source_fields=()
             )
             hits = engine.knn_search(self.search, query)
-            exact = exact_top_k(ids, matrix, matrix[q], info.type.similarity, RECALL_K)
-            total += recall_at_k([h.item_id for h in hits], exact)
+            scores = exact_scores(matrix, matrix[q], info.type.similarity)
+            total += recall_with_ties([h.item_id for h in hits], position, scores, RECALL_K)
         recall = total / len(queries)
         if recall < self.settings.recall_floor:
             raise VerificationError(

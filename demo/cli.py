@@ -1,0 +1,86 @@
+"""`lockstep demo` (the whole story end to end), `lockstep demo down` and `lockstep demo status`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `demo` command group."""
+    group = typer.Typer(
+        help="Stack, first versions, processes, recommendations, then a verified version rollout under load.",
+        invoke_without_command=True,
+    )
+
+    @group.callback(invoke_without_command=True)
+    def demo(
+        ctx: typer.Context,
+        duration: float = typer.Option(60.0, min=1, help="Seconds of load during the rollout (at least)."),
+        concurrency: int = typer.Option(8, min=1, max=256, help="Concurrent clients of the load generator."),
+        users: int = typer.Option(3, min=0, max=20, help="Users whose recommendations are printed."),
+        every: str = typer.Option("5s", help="Indexer cycle period."),
+        limit: int | None = typer.Option(
+            None, min=1, help="Index only the first N catalog items (quick runs, tests)."
+        ),
+        ready_timeout: float = typer.Option(900.0, min=1, help="Seconds to wait for the first index builds."),
+        rollout_timeout: float = typer.Option(
+            600.0, min=1, help="Seconds past --duration to wait for every type to advance."
+        ),
+        verify_sample: int = typer.Option(200, min=1, help="Responses whose similarities are recomputed."),
+    ) -> None:
+        """Run the demo; exits 1 when a verification check fails. Run it again to roll out another version."""
+        if ctx.invoked_subcommand is not None:
+            return
+        import asyncio
+
+        from rich.console import Console
+
+        from contract.settings import Settings
+        from demo.flow import DemoError, Options, run
+
+        console = Console()
+        options = Options(
+            duration=duration,
+            concurrency=concurrency,
+            users=users,
+            every=every,
+            limit=limit,
+            ready_timeout=ready_timeout,
+            rollout_timeout=rollout_timeout,
+            verify_sample=verify_sample,
+        )
+        try:
+            summary = asyncio.run(run(Settings(), options, console))
+        except DemoError as exc:
+            console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+        if not summary.ok:
+            failed = ", ".join(c.name for c in summary.checks if not c.ok)
+            console.print(f"[bold red]demo verification failed:[/] {failed}")
+            raise typer.Exit(1)
+        console.print("[bold green]demo verified: every check passed")
+
+    @group.command()
+    def down() -> None:
+        """Stop the demo's orchestrator, serving API and indexers (the stack stays; see `services down`)."""
+        from contract.settings import Settings
+        from demo.flow import stop_processes
+
+        stopped = stop_processes(Settings())
+        typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no demo process was running")
+
+    @group.command()
+    def status() -> None:
+        """The demo's background processes: pid, running or not, log file."""
+        from contract.settings import Settings
+        from demo import processes
+        from demo.layout import Layout
+        from demo.plan import process_names
+
+        layout = Layout.of(Settings())
+        for name in process_names():
+            record = processes.running(layout, name)
+            state = f"running, pid {record.pid}" if record else "not running"
+            typer.echo(f"{name:22} {state:22} {layout.log_file(name)}")
+
+    app.add_typer(group, name="demo")

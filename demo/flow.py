@@ -1,0 +1,472 @@
+"""The demo's steps: stack, first versions, processes, first index builds, a table, a rollout under load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.live import Live
+
+from contract.keys import Keys
+from contract.profiles import Profile
+from contract.settings import Settings
+from contract.wire import TypeInfo
+from demo import processes
+from demo.layout import Layout, lockstep_command
+from demo.load import LoadStats, run_load
+from demo.observer import Observer
+from demo.plan import (
+    FIRST_HISTORY,
+    TYPE_MODES,
+    IndexerPlan,
+    frame_arg,
+    indexer_name,
+    indexer_spec,
+    next_frame,
+    process_names,
+    service_specs,
+    types_of,
+)
+from demo.processes import Record, Spec
+from demo.report import live_panel, recommendations_table, states_table, summary_table
+from demo.summary import Summary, TypeRollout, summarize
+from demo.verify import VectorReader, recompute, sample
+
+TYPES = list(TYPE_MODES)
+PROFILE_SAMPLE = 2000  # users the load generator picks from
+SETTLE_SECONDS = 3.0  # keep serving this long after the last type advanced
+
+
+class DemoError(Exception):
+    """A step could not complete; the message says which and where to look."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs of one demo run."""
+
+    duration: float = 60.0
+    concurrency: int = 8
+    users: int = 3
+    every: str = "5s"
+    limit: int | None = None
+    ready_timeout: float = 900.0
+    rollout_timeout: float = 600.0
+    verify_sample: int = 200
+    seed: int = 7
+
+
+@dataclass
+class Context:
+    """What every step shares."""
+
+    settings: Settings
+    options: Options
+    console: Console
+    layout: Layout
+    lockstep: list[str]
+    env: dict[str, str]
+    redis: Redis
+    keys: Keys
+    observer: Observer
+
+
+def _step(ctx: Context, number: int, title: str) -> None:
+    ctx.console.rule(f"[bold]{number}/7 {title}", align="left")
+
+
+async def _command(ctx: Context, argv: Sequence[str], what: str) -> None:
+    """Run a `lockstep` command in the foreground (its progress output goes to the terminal)."""
+    ctx.console.print(f"[dim]$ {' '.join(['lockstep', *argv[len(ctx.lockstep) :]])}")
+    process = await asyncio.create_subprocess_exec(*argv, env=ctx.env)
+    code = await process.wait()
+    if code != 0:
+        raise DemoError(f"{what}: `{' '.join(argv)}` exited with {code}")
+
+
+# --- 1, 2: stack, versions, profiles ----------------------------------------------------------------------
+
+
+async def published_counts(ctx: Context) -> dict[str, int]:
+    """Published versions per demo type, read from Redis."""
+    return {name: int(await ctx.redis.zcard(ctx.keys.published(name))) for name in TYPES}
+
+
+async def profile_sample(ctx: Context, size: int) -> list[Profile]:
+    """Up to `size` stored profiles with at least 3 interactions (SCAN, so no full key listing)."""
+    names: list[bytes] = []
+    async for key in ctx.redis.scan_iter(match=ctx.keys.profile("*"), count=5000):
+        names.append(key)
+        if len(names) >= size:
+            break
+    found: list[Profile] = []
+    for start in range(0, len(names), 500):
+        for raw in await ctx.redis.mget(names[start : start + 500]):
+            if raw is not None:
+                profile = Profile.model_validate_json(raw)
+                if len(profile.interactions) >= 3:
+                    found.append(profile)
+    return sorted(found, key=lambda p: p.user_id)
+
+
+async def first_versions(ctx: Context) -> list[Profile]:
+    """Train and publish a first version of each type that has none; load profiles when absent."""
+    counts = await published_counts(ctx)
+    missing = [name for name, count in counts.items() if count == 0]
+    reused = [name for name, count in counts.items() if count > 0]
+    if reused:
+        ctx.console.print(f"reusing published versions of {', '.join(reused)}")
+    if missing:
+        argv = [*ctx.lockstep, "train", "--history", str(FIRST_HISTORY)]
+        for name in missing:
+            argv += ["--type", name]
+        await _command(ctx, argv, "training the first versions")
+    profiles = await profile_sample(ctx, PROFILE_SAMPLE)
+    if profiles:
+        ctx.console.print("reusing the user profiles in Redis")
+    else:
+        await _command(ctx, [*ctx.lockstep, "profiles", "load"], "loading profiles")
+        profiles = await profile_sample(ctx, PROFILE_SAMPLE)
+    if not profiles:
+        raise DemoError(f"no user profiles under {ctx.keys.profile('*')} after `lockstep profiles load`")
+    ctx.console.print(f"{len(profiles)} users with profiles sampled for the load generator")
+    return profiles
+
+
+# --- 3: background processes -----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _answers(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _ensure(ctx: Context, spec: Spec) -> tuple[Record, bool]:
+    """The running process of `spec.name` (reused), or a freshly started one; waits until healthy."""
+    record = processes.running(ctx.layout, spec.name)
+    reused = record is not None
+    if record is None:
+        if spec.health_url is not None and await _answers(spec.health_url):
+            raise DemoError(
+                f"{spec.name}: {spec.health_url} already answers, but not from a process this demo started "
+                f"(no live pid in {ctx.layout.pid_file(spec.name)}); stop it, or point the demo elsewhere "
+                "with LOCKSTEP_ORCHESTRATOR_URL / LOCKSTEP_SERVING_URL"
+            )
+        record = processes.start(ctx.layout, spec, ctx.env)
+    if spec.health_url is not None:
+        deadline = time.monotonic() + 90
+        while not await _answers(spec.health_url):
+            if not processes.alive(record.pid):
+                raise DemoError(
+                    f"{spec.name} exited; log {ctx.layout.log_file(spec.name)}:\n"
+                    + processes.log_tail(ctx.layout, spec.name)
+                )
+            if time.monotonic() > deadline:
+                raise DemoError(f"{spec.name}: {spec.health_url} not healthy after 90 s")
+            await asyncio.sleep(0.3)
+    return record, reused
+
+
+async def start_processes(ctx: Context) -> dict[str, Record]:
+    """Orchestrator, serving API and one indexer per mode, reusing those already running."""
+    records: dict[str, Record] = {}
+    plan = IndexerPlan(every=ctx.options.every, limit=ctx.options.limit)
+    specs = service_specs(ctx.settings, ctx.lockstep)
+    for mode in sorted({*TYPE_MODES.values()}, key=lambda m: m.value):
+        name = indexer_name(mode)
+        existing = processes.running(ctx.layout, name)
+        port = existing.port if existing is not None and existing.port else _free_port()
+        specs.append(indexer_spec(ctx.lockstep, mode, types_of(mode), plan, port))
+    for spec in specs:
+        record, reused = await _ensure(ctx, spec)
+        records[spec.name] = record
+        verb = "reusing" if reused else "started"
+        ctx.console.print(f"{verb} {spec.name} (pid {record.pid}), log {ctx.layout.log_file(spec.name)}")
+    return records
+
+
+def check_indexers(ctx: Context) -> None:
+    """Fail with the log's tail when an indexer process has died."""
+    for mode in {*TYPE_MODES.values()}:
+        name = indexer_name(mode)
+        if processes.running(ctx.layout, name) is None:
+            raise DemoError(
+                f"{name} is not running; log {ctx.layout.log_file(name)}:\n"
+                + processes.log_tail(ctx.layout, name)
+            )
+
+
+# --- 4: first index builds --------------------------------------------------------------------------------
+
+
+def _modes() -> dict[str, str]:
+    return {name: mode.value for name, mode in TYPE_MODES.items()}
+
+
+def _progress(info: TypeInfo | None) -> str:
+    if info is None:
+        return "not known to the orchestrator yet"
+    return "in use" if info.in_use else f"indexing {info.latest}"
+
+
+async def wait_in_use(ctx: Context) -> dict[str, TypeInfo]:
+    """Wait until every type has an in_use version (the indexers' first builds)."""
+    began = time.monotonic()
+    with ctx.console.status("waiting for the first index builds") as status:
+        while True:
+            states = await ctx.observer.states(TYPES)
+            if all(info is not None and info.in_use is not None for info in states.values()):
+                ctx.console.print(states_table(states, _modes()))
+                return {name: info for name, info in states.items() if info is not None}
+            check_indexers(ctx)
+            elapsed = time.monotonic() - began
+            if elapsed > ctx.options.ready_timeout:
+                raise DemoError(
+                    f"no in_use version for every type after {ctx.options.ready_timeout:.0f} s; "
+                    f"indexer logs under {ctx.layout.root}"
+                )
+            waiting = ", ".join(f"{name}: {_progress(info)}" for name, info in states.items())
+            status.update(f"waiting for the first index builds ({elapsed:.0f}s): {waiting}")
+            await asyncio.sleep(1.0)
+
+
+# --- 5: a few users' recommendations ---------------------------------------------------------------------
+
+
+async def show_recommendations(ctx: Context, profiles: Sequence[Profile]) -> None:
+    """A table per user: the top 5 of each type."""
+    chosen = sorted(profiles, key=lambda p: (-len(p.interactions), p.user_id))[: ctx.options.users]
+    async with httpx.AsyncClient(base_url=ctx.settings.serving_url, timeout=30.0) as client:
+        for profile in chosen:
+            answers: dict[str, dict[str, Any]] = {}
+            for name in TYPES:
+                response = await client.post(
+                    "/v1/recommend", json={"user_id": profile.user_id, "embedding_type": name, "k": 5}
+                )
+                answers[name] = response.json()
+            ctx.console.print(recommendations_table(profile.user_id, len(profile.interactions), answers))
+
+
+# --- 6: the rollout under load ---------------------------------------------------------------------------
+
+
+async def rollout(
+    ctx: Context, profiles: Sequence[Profile], before: Mapping[str, TypeInfo]
+) -> tuple[str, LoadStats, float]:
+    """Serve a steady load while the next version of each type is trained, published and indexed."""
+    ends = {name: max((v.frame_end for v in info.published), default=None) for name, info in before.items()}
+    frame = next_frame(ends)
+    target = frame.version_id
+    ctx.console.print(
+        f"next version of every type: {target} (frame {frame_arg(frame)}); "
+        f"{ctx.options.concurrency} clients call POST /v1/recommend meanwhile"
+    )
+    stats = LoadStats()
+    stop = asyncio.Event()
+    began = time.monotonic()
+    load = asyncio.create_task(
+        run_load(
+            ctx.settings.serving_url, profiles, TYPES, ctx.options.concurrency, stop, stats, ctx.options.seed
+        )
+    )
+    train_log = ctx.layout.log_file("train")
+    advanced_at: dict[str, float] = {}
+    training = "starts shortly"
+    failure: str | None = None
+    trainer: asyncio.subprocess.Process | None = None
+    lead = min(5.0, ctx.options.duration / 4)  # serve the old versions a moment before anything changes
+    states: dict[str, TypeInfo | None] = dict(before)
+    try:
+        with (
+            train_log.open("ab") as log,
+            Live(console=ctx.console, refresh_per_second=4, transient=False) as live,
+        ):
+            while True:
+                elapsed = time.monotonic() - began
+                if trainer is None and elapsed >= lead:
+                    argv = [*ctx.lockstep, "train", "--frame", frame_arg(frame)]
+                    for name in TYPES:
+                        argv += ["--type", name]
+                    trainer = await asyncio.create_subprocess_exec(
+                        *argv, env=ctx.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+                    )
+                    training_began = elapsed
+                    training = f"running (log {train_log})"
+                if trainer is not None and trainer.returncode is not None and training.startswith("running"):
+                    if trainer.returncode != 0:
+                        failure = f"`lockstep train` exited with {trainer.returncode}; see {train_log}"
+                        training = "FAILED"
+                    else:
+                        training = f"published {target} for every type in {elapsed - training_began:.0f}s"
+                states = await ctx.observer.states(TYPES)
+                for name, info in states.items():
+                    if info is not None and info.in_use == target and name not in advanced_at:
+                        advanced_at[name] = elapsed
+                live.update(
+                    live_panel(elapsed, ctx.options.duration, stats, states, target, advanced_at, training)
+                )
+                if failure is not None:
+                    break
+                try:
+                    check_indexers(ctx)
+                except DemoError as exc:
+                    failure = str(exc)
+                    break
+                if load.done():
+                    break  # re-raised below
+                everything = len(advanced_at) == len(TYPES)
+                if (
+                    elapsed >= ctx.options.duration
+                    and everything
+                    and elapsed - max(advanced_at.values()) >= SETTLE_SECONDS
+                ):
+                    break
+                if elapsed >= ctx.options.duration + ctx.options.rollout_timeout:
+                    failure = (
+                        f"not every type advanced to {target} {ctx.options.rollout_timeout:.0f} s after "
+                        f"the load's {ctx.options.duration:.0f} s; indexer logs under {ctx.layout.root}"
+                    )
+                    break
+                await asyncio.sleep(1.0)
+    finally:
+        stop.set()
+        await load
+        if trainer is not None and trainer.returncode is None:
+            if failure is None:
+                await trainer.wait()
+            else:
+                trainer.terminate()
+                await trainer.wait()
+    seconds = time.monotonic() - began
+    if failure is not None:
+        ctx.console.print(f"[red]{failure}")
+    return target, stats, seconds
+
+
+# --- 7: verification -------------------------------------------------------------------------------------
+
+
+async def verify(
+    ctx: Context, before: Mapping[str, TypeInfo], target: str, stats: LoadStats, seconds: float
+) -> Summary:
+    """Recompute a sample of similarities from Redis and build the summary."""
+    after = await ctx.observer.states(TYPES)
+    types = {name: info.type for name, info in before.items()}
+    with ctx.console.status("recomputing explained similarities from the stored vectors"):
+        sim = await recompute(
+            VectorReader(ctx.redis, ctx.keys), types, sample(stats.outcomes, ctx.options.verify_sample)
+        )
+    served = Counter((o.embedding_type, o.version) for o in stats.outcomes if o.status == 200)
+    rollouts: list[TypeRollout] = []
+    for name in TYPES:
+        info = after.get(name)
+        freshness: float | None = None
+        if info is not None:
+            published = next((v for v in info.published if v.version == target), None)
+            history = await ctx.observer.history(name)
+            moved = next((c for c in history if c.to_version == target), None)
+            if published is not None and moved is not None:
+                freshness = round((moved.at - published.created_at).total_seconds(), 1)
+        rollouts.append(
+            TypeRollout(
+                type_name=name,
+                mode=TYPE_MODES[name].value,
+                before=before[name].in_use,
+                target=target,
+                after=info.in_use if info is not None else None,
+                freshness_seconds=freshness,
+                served={str(v): n for (t, v), n in served.items() if t == name and v is not None},
+            )
+        )
+    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts)
+
+
+def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
+    """URLs to look at, and how to stop everything."""
+    serving = ctx.settings.serving_url.rstrip("/")
+    orchestrator = ctx.settings.orchestrator_url.rstrip("/")
+    ctx.console.rule("[bold]running", align="left")
+    lines = [
+        f"explorer page          {serving}/",
+        f"serving API docs       {serving}/docs",
+        f"orchestrator API docs  {orchestrator}/docs",
+        f"metrics                {serving}/metrics  {orchestrator}/metrics",
+    ]
+    for mode in sorted({*TYPE_MODES.values()}, key=lambda m: m.value):
+        record = records.get(indexer_name(mode))
+        if record is not None and record.port:
+            lines.append(
+                f"                       http://127.0.0.1:{record.port}/metrics ({indexer_name(mode)})"
+            )
+    lines += [
+        f"logs and pid files     {ctx.layout.root}",
+        f"summary (JSON)         {ctx.layout.summary_file()}",
+        "stop                   make down (demo processes and the stack); `lockstep demo down` (demo only)",
+    ]
+    for line in lines:
+        ctx.console.print(line, highlight=False)
+
+
+async def run(settings: Settings, options: Options, console: Console) -> Summary:
+    """Every step; the summary says whether the checks passed."""
+    redis = Redis.from_url(settings.redis_endpoint)
+    observer = Observer(settings)
+    ctx = Context(
+        settings=settings,
+        options=options,
+        console=console,
+        layout=Layout.of(settings),
+        lockstep=lockstep_command(),
+        env=dict(os.environ),
+        redis=redis,
+        keys=Keys(settings.key_prefix),
+        observer=observer,
+    )
+    ctx.layout.root.mkdir(parents=True, exist_ok=True)
+    try:
+        _step(ctx, 1, "stack: OpenSearch + k-NN and Redis")
+        await _command(ctx, [*ctx.lockstep, "services", "up"], "starting the stack")
+        _step(ctx, 2, "first versions of each type, user profiles")
+        profiles = await first_versions(ctx)
+        _step(ctx, 3, "orchestrator, serving API, indexers (shadow and incremental)")
+        records = await start_processes(ctx)
+        _step(ctx, 4, "first index builds: every type gets an in-use version")
+        before = await wait_in_use(ctx)
+        _step(ctx, 5, "recommendations for a few users")
+        await show_recommendations(ctx, profiles)
+        _step(ctx, 6, "rolling out the next version of every type while serving")
+        target, stats, seconds = await rollout(ctx, profiles, before)
+        _step(ctx, 7, "verification")
+        summary = await verify(ctx, before, target, stats, seconds)
+        ctx.layout.summary_file().write_text(json.dumps(summary.as_json(), indent=2, default=str))
+        console.print(summary_table(summary))
+        print_where(ctx, records)
+        return summary
+    finally:
+        await observer.aclose()
+        await redis.aclose()
+
+
+def stop_processes(settings: Settings) -> list[str]:
+    """Stop the demo's background processes (indexers first, the orchestrator last)."""
+    return processes.stop_all(Layout.of(settings), list(reversed(process_names())))

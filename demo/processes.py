@@ -1,0 +1,145 @@
+"""Detached background processes: start once (pid file + log), recognise on the next run, stop by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from demo.layout import Layout
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A process the demo keeps running: its name (pid/log file stem) and command line."""
+
+    name: str
+    argv: tuple[str, ...]
+    health_url: str | None = None  # GET it until 200 before the process counts as up
+    port: int | None = None  # a port it serves on besides health_url (indexer metrics)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the pid file of a started process holds."""
+
+    pid: int
+    argv: tuple[str, ...]
+    started_at: float
+    port: int | None = None
+
+
+def read_record(layout: Layout, name: str) -> Record | None:
+    """The pid file's record, or None when there is none (or it is unreadable)."""
+    path = layout.pid_file(name)
+    try:
+        data = json.loads(path.read_text())
+        return Record(int(data["pid"]), tuple(data["argv"]), float(data["started_at"]), data.get("port"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether the pid runs (a zombie does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def running(layout: Layout, name: str) -> Record | None:
+    """The record of `name` if that process still runs and is still ours (not a recycled pid)."""
+    record = read_record(layout, name)
+    if record is None or not alive(record.pid):
+        return None
+    cmdline = _cmdline(record.pid)
+    # A script started through its shebang shows the interpreter first, so compare the arguments' tail.
+    tail = list(record.argv[1:])
+    if cmdline is not None and tail and cmdline[-len(tail) :] != tail:
+        return None
+    return record
+
+
+def start(layout: Layout, spec: Spec, env: Mapping[str, str]) -> Record:
+    """Start `spec` detached (own session, output to its log) and write its pid file."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    log_path = layout.log_file(spec.name)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(spec.argv)}\n".encode())
+        log.flush()
+        # A new session: the process outlives the demo and ignores the terminal's Ctrl-C and hangup.
+        process = subprocess.Popen(
+            list(spec.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+            close_fds=True,
+        )
+    record = Record(process.pid, spec.argv, time.time(), spec.port)
+    layout.pid_file(spec.name).write_text(json.dumps(asdict(record)))
+    return record
+
+
+def stop(layout: Layout, name: str, timeout: float = 20.0) -> bool:
+    """SIGTERM the process's group, SIGKILL after `timeout`; True when something was stopped."""
+    record = running(layout, name)
+    layout.pid_file(name).unlink(missing_ok=True)
+    if record is None:
+        return False
+    _signal_group(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive(record.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(record.pid):
+        _signal_group(record.pid, signal.SIGKILL)
+        while alive(record.pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.1)
+    return True
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # The process leads its own session (start_new_session), so its group id is its pid: uvicorn
+    # workers and the like go with it.
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def log_tail(layout: Layout, name: str, lines: int = 25) -> str:
+    """The last lines of a process's log."""
+    path = layout.log_file(name)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_all(layout: Layout, names: Sequence[str]) -> list[str]:
+    """Stop each named process (in the order given); the names of those that were running."""
+    return [name for name in names if stop(layout, name)]

@@ -1,0 +1,155 @@
+"""Rich renderings: recommendation tables, the live rollout panel, the summary and where to look next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from contract.wire import TypeInfo
+from demo.load import LoadStats
+from demo.summary import Summary
+from demo.verify import mixes_versions, percentile
+
+
+def recommendations_table(user_id: str, history: int, answers: Mapping[str, dict[str, Any]]) -> Table:
+    """One user's top items per type: title, authors, score, scorer, version."""
+    table = Table(title=f"user {user_id} ({history} books in their profile)", title_justify="left")
+    for column in ("type", "version", "#", "title", "authors", "score", "scorer"):
+        table.add_column(column, no_wrap=column in ("type", "version", "#", "score", "scorer"))
+    for type_name, answer in answers.items():
+        if "items" not in answer:
+            table.add_row(
+                type_name, "-", "", Text(str(answer.get("detail", answer)), style="red"), "", "", ""
+            )
+            continue
+        for rank, item in enumerate(answer["items"], start=1):
+            table.add_row(
+                type_name if rank == 1 else "",
+                str(answer.get("version")) if rank == 1 else "",
+                str(rank),
+                str(item.get("title") or item["item_id"]),
+                ", ".join(item.get("authors") or [])[:60],
+                f"{item['score']:.4f}",
+                f"{item['scorer']} {item.get('version') or ''}".strip()
+                if item.get("version") != answer.get("version")
+                else item["scorer"],
+            )
+        table.add_section()
+    return table
+
+
+def states_table(states: Mapping[str, TypeInfo | None], modes: Mapping[str, str]) -> Table:
+    """Per type: mode, latest, in_use, published versions."""
+    table = Table("type", "indexing", "latest", "in use", "published")
+    for name, info in states.items():
+        table.add_row(
+            name,
+            modes[name],
+            info.latest or "-" if info else "?",
+            info.in_use or "-" if info else "?",
+            str(len(info.published)) if info else "?",
+        )
+    return table
+
+
+def live_panel(
+    elapsed: float,
+    duration: float,
+    stats: LoadStats,
+    states: Mapping[str, TypeInfo | None],
+    target: str,
+    advanced_at: Mapping[str, float],
+    training: str,
+) -> Group:
+    """What the rollout looks like right now."""
+    outcomes = stats.outcomes
+    served = [o for o in outcomes if o.status == 200]
+    recent = [o.latency * 1000 for o in served[-500:]]
+    head = Text.assemble(
+        (f"rollout under load  {elapsed:5.0f}s / {duration:.0f}s+  ", "bold"),
+        f"requests {len(outcomes)}  served {len(served)}  ",
+        (f"5xx {stats.count(500, 600)}  ", "red" if stats.count(500, 600) else ""),
+        (f"no response {stats.transport_errors}  ", "red" if stats.transport_errors else ""),
+        (f"mixed {sum(1 for o in served if mixes_versions(o))}  ", ""),
+        f"p50 {percentile(recent, 0.5):.0f} ms  p99 {percentile(recent, 0.99):.0f} ms (last 500)",
+    )
+    table = Table("type", "in use", "latest", f"target {target}", "served by version")
+    for name, info in states.items():
+        counts: dict[str, int] = {}
+        for o in served:
+            if o.embedding_type == name and o.version:
+                counts[o.version] = counts.get(o.version, 0) + 1
+        done = advanced_at.get(name)
+        table.add_row(
+            name,
+            (info.in_use or "-") if info else "?",
+            (info.latest or "-") if info else "?",
+            Text(f"in use at {done:.0f}s", style="green")
+            if done is not None
+            else Text("pending", style="yellow"),
+            ", ".join(f"{v[-16:]}: {n}" for v, n in sorted(counts.items())),
+        )
+    return Group(head, Text(f"training: {training}"), table)
+
+
+def summary_table(summary: Summary) -> Group:
+    """The verification summary: figures, per-type rollout, pass/fail checks."""
+    figures = Table(title="rollout under load: what was verified", title_justify="left", show_header=False)
+    figures.add_column("figure")
+    figures.add_column("value")
+    rows: Sequence[tuple[str, str]] = (
+        ("load", f"{summary.seconds:.0f} s, {summary.concurrency} concurrent clients"),
+        (
+            "requests served",
+            f"{summary.served} of {summary.requests} ({summary.served / max(1.0, summary.seconds):.0f}/s)",
+        ),
+        ("responses mixing versions", str(summary.mixed)),
+        ("server errors (5xx)", str(summary.server_errors)),
+        ("requests without a response", str(summary.transport_errors)),
+        ("client errors (4xx)", str(summary.client_errors)),
+        ("latency p50 / p99", f"{summary.p50_ms:.1f} ms / {summary.p99_ms:.1f} ms"),
+        ("fallback share (items)", f"{summary.fallback_share:.1%}  scorers: {summary.scorers}"),
+        ("degraded responses", f"{summary.degraded_share:.1%}"),
+        (
+            "similarities recomputed",
+            f"{summary.similarity_items} items in {summary.similarity_responses} responses, "
+            f"{len(summary.similarity_mismatches)} mismatches, "
+            f"max |error| {summary.similarity_max_error:.1e}",
+        ),
+    )
+    for name, value in rows:
+        figures.add_row(name, value)
+    types = Table(
+        "type",
+        "indexing",
+        "in use before",
+        "in use after",
+        "advanced",
+        "publish -> in use",
+        "responses per version",
+    )
+    for t in summary.types:
+        types.add_row(
+            t.type_name,
+            t.mode,
+            t.before or "-",
+            t.after or "-",
+            Text("yes", style="green") if t.advanced else Text("no", style="red"),
+            f"{t.freshness_seconds:.1f} s" if t.freshness_seconds is not None else "-",
+            ", ".join(f"…{v[-8:]}: {n}" for v, n in sorted(t.served.items())),
+        )
+    checks = Table("check", "result", "detail")
+    for check in summary.checks:
+        checks.add_row(
+            check.name,
+            Text("ok", style="green") if check.ok else Text("FAILED", style="bold red"),
+            check.detail,
+        )
+    parts: list[Any] = [figures, types, checks]
+    for line in summary.similarity_mismatches[:5]:
+        parts.append(Text(f"mismatch: {line}", style="red"))
+    return Group(*parts)
