@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,11 +66,16 @@ class Catalog:
         """A type from the snapshot, re-read on a miss so a just-registered type is found."""
         return self.types.get(name) or await self.refresh_type(name)
 
-    async def poll_forever(self, interval: float) -> None:
-        """Refresh every `interval` seconds; a failed poll keeps the previous snapshot and retries."""
-        while True:
+    async def poll_until(self, stop: asyncio.Event, interval: float) -> None:
+        """Refresh every `interval` seconds until `stop` is set; a failed poll keeps the previous snapshot.
+
+        Stopped by an event rather than task cancellation, so shutdown never depends on where a
+        Redis call happens to be when it is cancelled.
+        """
+        while not stop.is_set():
             try:
-                await self.refresh()
-            except (RedisError, OrchestratorError) as exc:
+                await asyncio.wait_for(self.refresh(), timeout=max(interval, 1.0) * 5)
+            except (RedisError, OrchestratorError, TimeoutError) as exc:
                 log.warning("catalog poll failed, keeping the previous snapshot: %s", type(exc).__name__)
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)

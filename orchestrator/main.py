@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,13 +83,13 @@ def create_app(settings: Settings) -> FastAPI:
             keyring=KeyRing.of(settings),
         )
         # The first poll is inside the loop: startup does not wait on (or fail without) Redis.
-        poller = asyncio.create_task(catalog.poll_forever(settings.orchestrator_poll_seconds))
+        stop = asyncio.Event()
+        poller = asyncio.create_task(catalog.poll_until(stop, settings.orchestrator_poll_seconds))
         try:
             yield
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            stop.set()
+            await poller
             await redis.aclose()
 
     app = FastAPI(

@@ -24,6 +24,9 @@ def describe_validation_error(errors: Sequence[Any]) -> str:
     lines = []
     for error in errors[:_SHOWN]:
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":  # its loc is (body, character offset), not a field
+            lines.append(f"body: {message} at character {error.get('loc', ('', '?'))[-1]}")
+            continue
         lines.append(f"{field_path(error.get('loc', ()))}: {message}")
     if len(errors) > _SHOWN:
         lines.append(f"and {len(errors) - _SHOWN} more")

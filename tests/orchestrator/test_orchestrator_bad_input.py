@@ -1,0 +1,302 @@
+"""Bad input: every case is a 4xx whose detail names the field, and nothing is written to Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from orchestrator_support import AppFactory, Fixtures, auth, frame, indirect_type, rows
+
+from contract.keys import Kind
+from contract.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+T = "tags-d8"
+V1 = frame(1).version_id
+V2 = frame(2).version_id  # published, indexed, not in use
+V9 = frame(9).version_id  # well-formed, never published
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad request and the answer it must get."""
+
+    method: str
+    path: str
+    status: int
+    error: str
+    field: str  # the detail must start with this field path
+    body: object = None
+    raw: str | bytes | None = None  # sent verbatim (e.g. NaN, which strict JSON encoders refuse)
+    role: str | None = "admin"  # admin passes every role check, so the body is what fails
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+CASES = {
+    "unknown type": Case("GET", "/v1/embedding-types/nope/users/u1", 404, "UnknownType", "type_name"),
+    "malformed type": Case("GET", "/v1/embedding-types/Bad T/users/u1", 422, "InvalidRequest", "type_name"),
+    "malformed user id": Case("GET", f"/v1/embedding-types/{T}/users/-x", 422, "InvalidRequest", "user_id"),
+    "unknown version": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        404,
+        "UnknownVersion",
+        "version",
+        body={"version": V9, "item_ids": ["1"]},
+    ),
+    "malformed version": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "version",
+        body={"version": "latest", "item_ids": ["1"]},
+    ),
+    "NaN weight": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[0].weight",
+        raw='{"attributes": [{"id": "tag:a", "weight": NaN}]}',
+    ),
+    "infinite weight": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[0].weight",
+        raw='{"attributes": [{"id": "tag:a", "weight": Infinity}]}',
+    ),
+    "negative weight": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[1].weight",
+        body={"attributes": [{"id": "tag:a", "weight": 1}, {"id": "tag:b", "weight": -2}]},
+    ),
+    "huge weight": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[0].weight",
+        body={"attributes": [{"id": "tag:a", "weight": 1e9}]},
+    ),
+    "empty attributes": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "body",
+        body={"attributes": []},
+    ),
+    "oversized attributes": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes",
+        body={"attributes": [{"id": f"tag:t{i}"} for i in range(10_001)]},
+    ),
+    "malformed attribute id": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[0].id",
+        body={"attributes": [{"id": "no-namespace"}]},
+    ),
+    "foreign namespace": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "attributes[0].id",
+        body={"attributes": [{"id": "author:rowling"}]},
+    ),
+    "both sources": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        422,
+        "InvalidRequest",
+        "body",
+        body={"attributes": [{"id": "tag:a"}], "user_id": "u1"},
+    ),
+    "empty item ids": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "item_ids",
+        body={"version": V1, "item_ids": []},
+    ),
+    "too many item ids": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "item_ids",
+        body={"version": V1, "item_ids": [str(i) for i in range(1001)]},
+    ),
+    "malformed item id": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "item_ids[1]",
+        body={"version": V1, "item_ids": ["1", "bad id"]},
+    ),
+    "repeated item id": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "item_ids[1]",
+        body={"version": V1, "item_ids": ["1", "1"]},
+    ),
+    "attributes for an unrequested item": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/items:batch",
+        422,
+        "InvalidRequest",
+        "attributes.9",
+        body={"version": V1, "item_ids": ["1"], "attributes": {"9": [{"id": "tag:a"}]}},
+    ),
+    "wrong role": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        403,
+        "Forbidden",
+        "authorization",
+        body={"expected": V1, "version": V2},
+        role="reader",
+    ),
+    "rollback by indexer": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/rollback",
+        403,
+        "Forbidden",
+        "authorization",
+        role="indexer",
+    ),
+    "missing key": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        401,
+        "Unauthorized",
+        "authorization",
+        body={"expected": V1, "version": V2},
+        role=None,
+    ),
+    "unknown key": Case(
+        "GET",
+        f"/v1/embedding-types/{T}",
+        401,
+        "Unauthorized",
+        "authorization",
+        role=None,
+        headers={"X-API-Key": "not-a-key-at-all"},
+    ),
+    "not a bearer": Case(
+        "GET",
+        f"/v1/embedding-types/{T}",
+        401,
+        "Unauthorized",
+        "authorization",
+        role=None,
+        headers={"Authorization": "Basic dev-admin-1"},
+    ),
+    "oversized body": Case(
+        "POST",
+        f"/v1/embedding-types/{T}/users:aggregate",
+        413,
+        "BodyTooLarge",
+        "body",
+        raw=b'{"attributes": [' + b" " * (2 << 20) + b"]}",
+    ),
+    "malformed target version": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        422,
+        "InvalidRequest",
+        "version",
+        body={"expected": V1, "version": "v2"},
+    ),
+    "unknown field": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        422,
+        "InvalidRequest",
+        "force",
+        body={"expected": V1, "version": V2, "force": True},
+    ),
+    "invalid json": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        422,
+        "InvalidRequest",
+        "body",
+        raw="{not json",
+    ),
+    "history limit": Case(
+        "GET",
+        f"/v1/embedding-types/{T}/in-use/history?limit=0",
+        422,
+        "InvalidRequest",
+        "limit",
+    ),
+    "indexed path/body mismatch": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/indexed/{V2}",
+        422,
+        "InvalidRequest",
+        "version",
+        body={
+            "version": V1,
+            "mode": "shadow",
+            "index": "i",
+            "vector_field": "f",
+            "version_field": "g",
+            "indexed_at": "2026-11-21T00:00:00Z",
+            "item_count": 1,
+        },
+    ),
+    "in-use to unpublished": Case(
+        "PUT",
+        f"/v1/embedding-types/{T}/in-use",
+        409,
+        "NotPublished",
+        "version",
+        body={"expected": V1, "version": V9},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
+    case: Case, app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
+) -> None:
+    etype = indirect_type(T)
+    fixtures.register(etype)
+    for when in (frame(1), frame(2)):
+        version = fixtures.publish(etype, when, {Kind.ITEM: rows("", 3, 8, 1), Kind.ATTRIBUTE: {}})
+        fixtures.mark_indexed(etype, version)
+    fixtures.set_in_use(etype, V1)
+    before = fixtures.snapshot()
+    headers = {**(auth(orch_settings, case.role) if case.role else {}), **case.headers}
+    async with app_client(orch_settings) as client:
+        if case.raw is not None:
+            content = case.raw.encode() if isinstance(case.raw, str) else case.raw
+            headers["Content-Type"] = "application/json"
+            response = await client.request(case.method, case.path, content=content, headers=headers)
+        else:
+            response = await client.request(case.method, case.path, json=case.body, headers=headers)
+    assert response.status_code == case.status, response.text
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    assert body["error"] == case.error
+    assert body["detail"].startswith(case.field), body["detail"]
+    assert fixtures.snapshot() == before
