@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         from contract.settings import Settings
         from orchestrator.main import create_app
 
-        settings = Settings()  # type: ignore[call-arg]  # fields come from the environment
+        settings = Settings()  # fields come from the environment
         url = urlsplit(settings.orchestrator_url)
         bind_host = host or url.hostname or "127.0.0.1"
         bind_port = port or url.port or 8701

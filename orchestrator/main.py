@@ -139,4 +139,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment."""
-    return create_app(Settings())  # type: ignore[call-arg]
+    return create_app(Settings())

@@ -1,0 +1,168 @@
+"""Redis down or slow: 503 with Retry-After (never 500), readiness vs liveness, recovery within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
+
+from contract.keys import Keys, Kind
+from contract.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ThrowawayRedis:
+    """A private redis-server on its own port, for stopping and restarting under a running app."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> redis.Redis:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--enable-debug-command",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return client
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def throwaway(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    """A redis-server only this test uses; stopped (by its own pid) afterwards."""
+    server = ThrowawayRedis(_free_port(), tmp_path)
+    yield server
+    server.stop()
+
+
+def _seed(client: redis.Redis, keys: Keys) -> None:
+    fixtures = Fixtures(client, keys)
+    etype = direct_type()
+    fixtures.register(etype)
+    version = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 3, 8, 1)})
+    fixtures.set_in_use(etype, version)
+
+
+async def test_redis_down_gives_503_and_recovers_within_5s(
+    app_client: AppFactory, settings: Settings, throwaway: ThrowawayRedis
+) -> None:
+    own = settings.model_copy(
+        update={
+            "redis_url": f"redis://127.0.0.1:{throwaway.port}/0",
+            "request_timeout_seconds": 0.5,
+            "orchestrator_poll_seconds": 0.1,
+        }
+    )
+    keys = Keys(own.key_prefix)
+    _seed(throwaway.start(), keys)
+    reader = auth(own, "reader")
+    url = "/v1/embedding-types/als-d8/users/u1"
+    async with app_client(own) as client:
+        assert (await client.get(url, headers=reader)).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+
+        throwaway.stop()
+        down = await client.get(url, headers=reader)
+        assert down.status_code == 503, down.text
+        assert down.headers["Retry-After"] == "1"
+        assert down.json()["error"] == "RedisUnavailable"
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and "Retry-After" in ready.headers
+        assert (await client.get("/healthz")).status_code == 200  # the process itself is fine
+        types = await client.get("/v1/embedding-types/als-d8", headers=reader)
+        assert types.status_code == 503  # never a 500, whichever route
+
+        restarted = throwaway.start()
+        _seed(restarted, keys)
+        back = time.monotonic()
+        while (await client.get(url, headers=reader)).status_code != 200:
+            assert time.monotonic() - back < 5, "did not recover within 5 s of Redis returning"
+            await asyncio.sleep(0.05)
+        assert (await client.get("/readyz")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        errors = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith("lockstep_orchestrator_redis_errors_total")
+        )
+        assert float(errors.split()[-1]) >= 2
+
+
+async def test_slow_redis_gives_503_within_the_timeout(
+    app_client: AppFactory, settings: Settings, throwaway: ThrowawayRedis
+) -> None:
+    own = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{throwaway.port}/0", "request_timeout_seconds": 0.3}
+    )
+    direct = throwaway.start()
+    _seed(direct, Keys(own.key_prefix))
+    async with app_client(own) as client:
+        url = "/v1/embedding-types/als-d8/users/u2"
+        assert (await client.get(url, headers=auth(own, "reader"))).status_code == 200
+        sleeper = threading.Thread(
+            target=lambda: redis.Redis(port=throwaway.port).execute_command("DEBUG", "SLEEP", "2")
+        )
+        sleeper.start()
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        slow = await client.get("/v1/embedding-types/als-d8/users/u0", headers=auth(own, "reader"))
+        elapsed = time.monotonic() - started
+        sleeper.join()
+        assert slow.status_code == 503 and slow.headers["Retry-After"] == "1"
+        assert elapsed < 1.5  # the timeout (plus one quick retry), not Redis's 2 s stall
+
+
+async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory, settings: Settings) -> None:
+    own = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "request_timeout_seconds": 0.3}
+    )
+    async with app_client(own) as client:
+        response = await client.get("/v1/embedding-types/als-d8/users/u1", headers=auth(own, "reader"))
+        assert response.status_code == 503 and response.json()["error"] == "RedisUnavailable"
+        assert (await client.get("/healthz")).status_code == 200

@@ -1,0 +1,81 @@
+"""/metrics shows cache counters and request counts; the OpenAPI page documents routes, roles, errors."""
+
+from __future__ import annotations
+
+import pytest
+from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
+
+from contract.keys import Kind
+from contract.settings import Settings
+
+pytestmark = pytest.mark.anyio
+
+
+def _value(metrics: str, name: str) -> float:
+    line = next(line for line in metrics.splitlines() if line.startswith(name))
+    return float(line.split()[-1])
+
+
+async def test_metrics_show_cache_hits_and_misses(
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
+) -> None:
+    etype = direct_type()
+    fixtures.register(etype)
+    version = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 2, 8, 1)})
+    fixtures.set_in_use(etype, version)
+    async with app_client(orch_settings) as client:
+        for _ in range(3):
+            response = await client.get(
+                f"/v1/embedding-types/{etype.name}/users/u0", headers=auth(orch_settings, "reader")
+            )
+            assert response.status_code == 200
+        text = (await client.get("/metrics")).text
+    assert _value(text, "lockstep_orchestrator_cache_misses_total") == 1
+    assert _value(text, "lockstep_orchestrator_cache_hits_total") == 2
+    assert (
+        'lockstep_orchestrator_requests_total{method="GET",route="/v1/embedding-types/{type_name}/users/{user_id}",'
+        'status="200"} 3.0' in text
+    )
+    assert (
+        f'lockstep_orchestrator_version_info{{type="{etype.name}",version="{version}",which="in_use"}} 1.0'
+        in text
+    )
+
+
+async def test_openapi_documents_every_route_role_and_error(
+    app_client: AppFactory, orch_settings: Settings
+) -> None:
+    async with app_client(orch_settings) as client:
+        spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {s["type"] for s in schemes.values()} >= {"http", "apiKey"}
+    operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    v1 = [(p, m, op) for p, m, op in operations if p.startswith("/v1/")]
+    assert len(v1) == 11  # indexed/{version} has PUT and DELETE
+    expected_paths = {
+        "/v1/embedding-types",
+        "/v1/embedding-types/{type_name}",
+        "/v1/embedding-types/{type_name}:refresh",
+        "/v1/embedding-types/{type_name}/users/{user_id}",
+        "/v1/embedding-types/{type_name}/users:aggregate",
+        "/v1/embedding-types/{type_name}/items:batch",
+        "/v1/embedding-types/{type_name}/in-use",
+        "/v1/embedding-types/{type_name}/in-use/history",
+        "/v1/embedding-types/{type_name}/rollback",
+        "/v1/embedding-types/{type_name}/indexed/{version}",
+    }
+    assert {p for p, _, _ in v1} == expected_paths
+    for path, method, op in v1:
+        assert op["x-roles"], (path, method)
+        assert op["description"].startswith("**Roles:**"), (path, method)
+        assert op.get("security"), (path, method)
+        for status in ("401", "403", "422", "503"):
+            assert status in op["responses"], (path, method, status)
+            assert "ErrorBody" in str(op["responses"][status]), (path, method, status)
+    roles = {(p, m): op["x-roles"] for p, m, op in v1}
+    assert roles[("/v1/embedding-types/{type_name}/rollback", "post")] == ["admin"]
+    assert roles[("/v1/embedding-types/{type_name}/in-use", "put")] == ["admin", "indexer"]
+    assert roles[("/v1/embedding-types/{type_name}/users/{user_id}", "get")] == ["admin", "indexer", "reader"]
+    batch = spec["paths"]["/v1/embedding-types/{type_name}/items:batch"]["post"]
+    assert "base64" in batch["description"] and "float32" in batch["description"]
+    assert {"/healthz", "/readyz", "/metrics"} <= set(spec["paths"])
