@@ -79,10 +79,12 @@ class Context:
     redis: Redis
     keys: Keys
     observer: Observer
+    began: float = 0.0  # monotonic start of the run, for the step headers
 
 
 def _step(ctx: Context, number: int, title: str) -> None:
-    ctx.console.rule(f"[bold]{number}/7 {title}", align="left")
+    elapsed = time.monotonic() - ctx.began
+    ctx.console.rule(f"[bold]{number}/7 {title}[/] [dim]at {elapsed:.0f}s", align="left")
 
 
 async def _command(ctx: Context, argv: Sequence[str], what: str) -> None:
@@ -441,6 +443,7 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         redis=redis,
         keys=Keys(settings.key_prefix),
         observer=observer,
+        began=time.monotonic(),
     )
     ctx.layout.root.mkdir(parents=True, exist_ok=True)
     try:

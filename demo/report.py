@@ -123,15 +123,10 @@ def summary_table(summary: Summary) -> Group:
     )
     for name, value in rows:
         figures.add_row(name, value)
-    types = Table(
-        "type",
-        "indexing",
-        "in use before",
-        "in use after",
-        "advanced",
-        "publish -> in use",
-        "responses per version",
-    )
+    types = Table()
+    for column in ("type", "indexing", "in use before", "in use after", "advanced", "publish -> in use"):
+        types.add_column(column, no_wrap=True)  # version ids get copied into other commands: never wrap
+    types.add_column("responses before / after")
     for t in summary.types:
         types.add_row(
             t.type_name,
@@ -140,7 +135,7 @@ def summary_table(summary: Summary) -> Group:
             t.after or "-",
             Text("yes", style="green") if t.advanced else Text("no", style="red"),
             f"{t.freshness_seconds:.1f} s" if t.freshness_seconds is not None else "-",
-            ", ".join(f"…{v[-8:]}: {n}" for v, n in sorted(t.served.items())),
+            f"{t.served.get(t.before or '', 0)} / {t.served.get(t.target, 0)}",
         )
     checks = Table("check", "result", "detail")
     for check in summary.checks:

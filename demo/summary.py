@@ -134,7 +134,7 @@ def summarize(
             Check(
                 f"{rollout.type_name} in_use advanced",
                 rollout.advanced,
-                f"{rollout.before} -> {rollout.after} (target {rollout.target})",
+                f"{rollout.before} -> {rollout.after}",
             )
         )
     return replace(summary, checks=checks)

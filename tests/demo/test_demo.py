@@ -70,12 +70,14 @@ def test_demo_rolls_out_under_load_twice_then_stops(
         "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
         # The second rollout overwrites the incremental slot the first one retired seconds earlier.
         "LOCKSTEP_SLOT_GRACE_SECONDS": "2",
+        "LOCKSTEP_ORCHESTRATOR_POLL_SECONDS": "1",
         "COLUMNS": "200",
     }
     layout = Layout(tmp_path / "demo" / settings.key_prefix)
-    quick = ["--limit", "1500", "--users", "1", "--ready-timeout", "150", "--rollout-timeout", "120"]
+    # Fewer clients than the demo's 8 leave the 2 cores to training, and a quick indexer cadence.
+    quick = "--every 2s --concurrency 3 --limit 1500 --users 1 --ready-timeout 150 --rollout-timeout 120"
     try:
-        first = _demo(env, "--duration", "8", *quick, timeout=300)
+        first = _demo(env, "--duration", "8", *quick.split(), timeout=300)
         _assert_verified(first, json.loads(layout.summary_file().read_text()))
         assert "started orchestrator" in first.stdout
         assert "user " in first.stdout and "embedding" in first.stdout  # the recommendations table
@@ -83,7 +85,7 @@ def test_demo_rolls_out_under_load_twice_then_stops(
         assert all(pids.values()), pids
 
         # A second run reuses the versions, profiles and processes, and rolls out one more version.
-        second = _demo(env, "--duration", "3", *quick, timeout=240)
+        second = _demo(env, "--duration", "3", *quick.split(), timeout=240)
         summary = json.loads(layout.summary_file().read_text())
         _assert_verified(second, summary)
         assert "reusing published versions" in second.stdout and "reusing orchestrator" in second.stdout
