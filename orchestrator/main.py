@@ -6,9 +6,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -18,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contract.keys import Keys
 from contract.settings import Settings
+from orchestrator.api.deps import SECURITY_SCHEMES
 from orchestrator.api.routes import in_use, items, ops, types, users
 from orchestrator.auth import KeyRing
 from orchestrator.body_limit import BodyLimitMiddleware
@@ -100,6 +103,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for module in (types, users, items, in_use, ops):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        # Routes authenticate in one plain dependency (see api/deps.py), so the schemes are declared here.
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(OrchestratorError)
     async def _ours(_request: Request, exc: OrchestratorError) -> JSONResponse:

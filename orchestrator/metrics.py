@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -36,8 +37,21 @@ class Metrics:
         self.redis_errors = Counter(
             "lockstep_orchestrator_redis_errors", "Redis calls that failed.", registry=self.registry
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.in_use: dict[str, str] = {}  # last in_use seen per type, for the info gauge
         self.registry.register(_StateCollector(cache, self))
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one response; label children are memoised (labels() costs more than inc())."""
+        children = self._children.get((route, method, status))
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[(route, method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class _StateCollector(Collector):
@@ -94,5 +108,4 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"  # templates, never raw ids: bounded labels
             method = scope.get("method", "")
-            self.metrics.requests.labels(template, method, str(status)).inc()
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - started)
+            self.metrics.observe(template, method, status, time.perf_counter() - started)

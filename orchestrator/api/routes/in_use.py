@@ -15,7 +15,6 @@ from orchestrator.api.deps import (
     AdminDep,
     IndexerDep,
     ReaderDep,
-    StateDep,
     TypeName,
     VersionId,
     role_doc,
@@ -48,17 +47,16 @@ router = APIRouter(prefix="/v1/embedding-types", tags=["in-use"])
     responses=documented(UnknownType, InUseConflict, NotPublished, NotIndexed, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.INDEXER),
 )
-async def set_in_use(
-    type_name: TypeName, body: InUseUpdate, state: StateDep, caller: IndexerDep
-) -> InUseChange:
+async def set_in_use(type_name: TypeName, body: InUseUpdate, ctx: IndexerDep) -> InUseChange:
     """Advance (or move) in_use by compare-and-set."""
+    state = ctx.state
     if not is_version_id(body.version):
         raise InvalidRequest(f"version: {body.version!r} is not a version id")
     if body.expected is not None and not is_version_id(body.expected):
         raise InvalidRequest(f"expected: {body.expected!r} is not a version id")
     await type_entry(state, type_name)
     change = await in_use.compare_and_set(
-        state.redis, state.keys, type_name, body.expected, body.version, body.reason, caller
+        state.redis, state.keys, type_name, body.expected, body.version, body.reason, ctx.caller
     )
     state.metrics.in_use[type_name] = change.to_version
     return change
@@ -75,13 +73,15 @@ async def set_in_use(
 )
 async def rollback(
     type_name: TypeName,
-    state: StateDep,
-    caller: AdminDep,
+    ctx: AdminDep,
     body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> InUseChange:
     """Admin rollback."""
+    state = ctx.state
     await type_entry(state, type_name)
-    change = await in_use.rollback(state.redis, state.keys, type_name, body.reason if body else "", caller)
+    change = await in_use.rollback(
+        state.redis, state.keys, type_name, body.reason if body else "", ctx.caller
+    )
     state.metrics.in_use[type_name] = change.to_version
     return change
 
@@ -96,11 +96,11 @@ async def rollback(
 )
 async def in_use_history(
     type_name: TypeName,
-    state: StateDep,
-    _caller: ReaderDep,
+    ctx: ReaderDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Newest entries to return.")] = 100,
 ) -> list[InUseChange]:
     """Audit trail."""
+    state = ctx.state
     await type_entry(state, type_name)
     return await in_use.history(state.redis, state.keys, type_name, limit)
 
@@ -116,9 +116,10 @@ async def in_use_history(
     openapi_extra=role_doc(Role.INDEXER),
 )
 async def put_indexed(
-    type_name: TypeName, version: VersionId, body: IndexedLocation, state: StateDep, _caller: IndexerDep
+    type_name: TypeName, version: VersionId, body: IndexedLocation, ctx: IndexerDep
 ) -> Response:
     """Record an indexed version."""
+    state = ctx.state
     if body.version != version:
         raise InvalidRequest(f"version: body says {body.version!r} but the path says {version!r}")
     await type_entry(state, type_name)
@@ -135,10 +136,9 @@ async def put_indexed(
     responses=documented(UnknownType, VersionInUse, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.INDEXER),
 )
-async def delete_indexed(
-    type_name: TypeName, version: VersionId, state: StateDep, _caller: IndexerDep
-) -> Response:
+async def delete_indexed(type_name: TypeName, version: VersionId, ctx: IndexerDep) -> Response:
     """Drop an indexed-version record."""
+    state = ctx.state
     await type_entry(state, type_name)
     await in_use.drop_indexed(state.redis, state.keys, type_name, version)
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from contract.vectors import DTYPE, Matrix
 from contract.versions import is_version_id
 from contract.wire import ENTITY_ID, MAX_BATCH_ITEMS, ItemsBatchRequest, ItemsBatchResponse
 from orchestrator.aggregation import weighted_sum
-from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, StateDep, TypeName, role_doc, role_line
+from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, role_line
 from orchestrator.api.routes.types import type_entry
 from orchestrator.api.routes.users import allowed_namespaces
 from orchestrator.auth import Role
@@ -59,10 +59,9 @@ def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
     responses=documented(UnknownType, UnknownVersion, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def items_batch(
-    type_name: TypeName, body: ItemsBatchRequest, state: StateDep, _caller: ReaderDep
-) -> Response:
+async def items_batch(type_name: TypeName, body: ItemsBatchRequest, ctx: ReaderDep) -> Response:
     """Vectors of many items of one version."""
+    state = ctx.state
     entry = await type_entry(state, type_name)
     check_batch(body, allowed_namespaces(entry.type))
     dim = entry.type.dim

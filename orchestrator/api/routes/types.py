@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 
 from contract.indexing import IndexedLocation
 from contract.wire import TypeInfo, VersionInfo
-from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, StateDep, TypeName, role_doc, role_line
+from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, role_line
 from orchestrator.auth import Role
 from orchestrator.catalog import TypeVersions
 from orchestrator.errors import UnknownType, documented
@@ -60,8 +60,9 @@ def _json(payload: object) -> Response:
     responses=documented(*AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def list_types(state: StateDep, _caller: ReaderDep) -> Response:
+async def list_types(ctx: ReaderDep) -> Response:
     """Every registered type."""
+    state = ctx.state
     infos = await _infos(state, list(state.catalog.types.values()))
     return _json([i.model_dump(mode="json") for i in infos])
 
@@ -75,8 +76,9 @@ async def list_types(state: StateDep, _caller: ReaderDep) -> Response:
     responses=documented(UnknownType, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def get_type(type_name: TypeName, state: StateDep, _caller: ReaderDep) -> Response:
+async def get_type(type_name: TypeName, ctx: ReaderDep) -> Response:
     """One type."""
+    state = ctx.state
     (info,) = await _infos(state, [await type_entry(state, type_name)])
     return _json(info.model_dump(mode="json"))
 
@@ -90,8 +92,9 @@ async def get_type(type_name: TypeName, state: StateDep, _caller: ReaderDep) -> 
     responses=documented(UnknownType, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def refresh_type(type_name: TypeName, state: StateDep, _caller: ReaderDep) -> Response:
+async def refresh_type(type_name: TypeName, ctx: ReaderDep) -> Response:
     """Poll one type now."""
+    state = ctx.state
     entry = await state.catalog.refresh_type(type_name)
     if entry is None:
         raise UnknownType(f"type_name: no embedding type {type_name!r} is registered")

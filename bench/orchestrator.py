@@ -1,0 +1,277 @@
+"""Orchestrator overhead: GET users/{id} and items:batch against minimal endpoints doing the raw Redis read.
+
+Both servers run under uvicorn with the same flags, in their own processes, in the same run, over the
+same data; requests alternate between them in blocks so machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import redis
+from fastapi import FastAPI, Request, Response
+from redis.asyncio import Redis
+
+from contract.keys import Keys, Kind
+from contract.manifest import Counts, Manifest
+from contract.settings import Settings
+from contract.types import EmbeddingType, Family, Similarity
+from contract.vectors import encode
+from contract.versions import Frame
+
+DIM = 64
+USERS = 1_000
+ITEMS = 1_000
+TYPE = "bench-als-d64"
+LATENCY_REQUESTS = 3_000  # per server, sequential, alternating request by request
+BATCH_REQUESTS = 60  # per server
+THROUGHPUT_SECONDS = 3.0
+THROUGHPUT_CLIENTS = 8
+
+
+def baseline_app(settings: Settings) -> FastAPI:
+    """The floor: one raw HGET/HMGET, decode, encode; no auth, no versions, no checks."""
+    keys = Keys(settings.key_prefix)
+    client = Redis.from_url(settings.redis_endpoint, socket_timeout=settings.request_timeout_seconds)
+    version = os.environ["LOCKSTEP_BENCH_VERSION"]
+    users_key = keys.vectors(TYPE, version, Kind.USER)
+    items_key = keys.vectors(TYPE, version, Kind.ITEM)
+    app = FastAPI()
+
+    @app.get("/raw/users/{user_id}")
+    async def user(user_id: str) -> Response:
+        raw = await client.hget(users_key, user_id)
+        vector = np.frombuffer(raw, dtype="<f4").tolist()  # type: ignore[arg-type]
+        body = {"type_name": TYPE, "version": version, "dim": DIM, "vector": vector, "source": "direct"}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    @app.post("/raw/items")
+    async def items(request: Request) -> Response:
+        ids = orjson.loads(await request.body())["item_ids"]
+        rows = await client.hmget(items_key, ids)
+        found = [i for i, r in zip(ids, rows, strict=True) if r is not None]
+        payload = b"".join(r for r in rows if isinstance(r, bytes))
+        body = {"ids": found, "vectors": base64.b64encode(payload).decode("ascii"), "dim": DIM}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return app
+
+
+def baseline_app_from_env() -> FastAPI:
+    """uvicorn factory for the baseline process."""
+    return baseline_app(Settings())
+
+
+def _seed(settings: Settings) -> str:
+    client = redis.Redis.from_url(settings.redis_endpoint)
+    keys = Keys(settings.key_prefix)
+    etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
+    client.hset(keys.types(), TYPE, etype.model_dump_json())
+    frame = Frame.parse("2017-01-01..2017-07-01")
+    version = frame.version_id
+    rng = np.random.default_rng(0)
+    for kind, count, prefix in ((Kind.USER, USERS, "u"), (Kind.ITEM, ITEMS, "")):
+        matrix = rng.standard_normal((count, DIM)).astype(np.float32)
+        client.hset(
+            keys.vectors(TYPE, version, kind),
+            mapping={f"{prefix}{i}": encode(matrix[i]) for i in range(count)},
+        )
+    manifest = Manifest(
+        type_name=TYPE,
+        version=version,
+        seq=1,
+        frame_start=frame.start,
+        frame_end=frame.end,
+        dim=DIM,
+        counts=Counts(user=USERS, item=ITEMS),
+        checksum="bench",
+        created_at=frame.end,
+    )
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(keys.manifest(TYPE, version), manifest.model_dump_json())
+        pipe.zadd(keys.published(TYPE), {version: 1})
+        pipe.set(keys.in_use(TYPE), version)
+        pipe.execute()
+    client.close()
+    return version
+
+
+def _cleanup(settings: Settings) -> None:
+    client = redis.Redis.from_url(settings.redis_endpoint)
+    names = client.keys(f"{settings.key_prefix}:*")
+    if names:
+        client.delete(*names)
+    client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    command += ["--log-level", "warning", "--no-access-log"]
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _latencies(
+    calls: dict[str, Callable[[int], None]], requests: int, block: int = 1
+) -> dict[str, list[float]]:
+    """Sequential requests, alternating blocks between the servers."""
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for start in range(0, requests, block):
+        for name, call in calls.items():
+            for n in range(start, min(requests, start + block)):
+                began = time.perf_counter()
+                call(n)
+                samples[name].append(time.perf_counter() - began)
+    return samples
+
+
+def _throughput(call: Callable[[int], None]) -> float:
+    """Requests per second with THROUGHPUT_CLIENTS concurrent sequential clients."""
+    deadline = time.perf_counter() + THROUGHPUT_SECONDS
+
+    def worker(offset: int) -> int:
+        done = 0
+        while time.perf_counter() < deadline:
+            call(offset + done)
+            done += 1
+        return done
+
+    with ThreadPoolExecutor(THROUGHPUT_CLIENTS) as pool:
+        total = sum(pool.map(worker, range(0, THROUGHPUT_CLIENTS * 100_000, 100_000)))
+    return total / THROUGHPUT_SECONDS
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples) * 1000, 3),
+        "p99_ms": round(_percentile(samples, 0.99) * 1000, 3),
+    }
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    """Run both servers, measure, and report the orchestrator against the raw baseline."""
+    version = _seed(settings)
+    env = {
+        **os.environ,
+        "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
+        "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
+        "LOCKSTEP_BENCH_VERSION": version,
+        "LOCKSTEP_LOG_LEVEL": "warning",
+    }
+    ours_port, raw_port = _free_port(), _free_port()
+    servers = [
+        _serve("orchestrator.main:app_from_env", ours_port, env),
+        _serve("bench.orchestrator:baseline_app_from_env", raw_port, env),
+    ]
+    try:
+        ours_url, raw_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{raw_port}"
+        _wait(f"{ours_url}/healthz")
+        _wait(f"{raw_url}/raw/users/u0")
+        key = settings.reader_keys[0].get_secret_value()
+        ours = httpx.Client(base_url=ours_url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        raw = httpx.Client(base_url=raw_url, timeout=10)
+
+        def ours_user(n: int) -> None:
+            response = ours.get(f"/v1/embedding-types/{TYPE}/users/u{n % USERS}")
+            assert response.status_code == 200, response.text
+
+        def raw_user(n: int) -> None:
+            response = raw.get(f"/raw/users/u{n % USERS}")
+            assert response.status_code == 200, response.text
+
+        item_ids = [str(i) for i in range(ITEMS)]
+        batch_body = orjson.dumps({"version": version, "item_ids": item_ids})
+        raw_body = orjson.dumps({"item_ids": item_ids})
+        json_header = {"Content-Type": "application/json"}
+
+        def ours_batch(_n: int) -> None:
+            response = ours.post(
+                f"/v1/embedding-types/{TYPE}/items:batch", content=batch_body, headers=json_header
+            )
+            assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
+
+        def raw_batch(_n: int) -> None:
+            response = raw.post("/raw/items", content=raw_body, headers=json_header)
+            assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
+
+        # Warm both (connections, caches, first-request costs) before measuring.
+        _latencies({"ours": ours_user, "raw": raw_user}, 200)
+        _latencies({"ours": ours_batch, "raw": raw_batch}, 10, block=5)
+
+        users = _latencies({"ours": ours_user, "raw": raw_user}, LATENCY_REQUESTS)
+        batches = _latencies({"ours": ours_batch, "raw": raw_batch}, BATCH_REQUESTS, block=10)
+        user_rps = {"ours": _throughput(ours_user), "raw": _throughput(raw_user)}
+        batch_rps = {"ours": _throughput(ours_batch), "raw": _throughput(raw_batch)}
+        ours.close()
+        raw.close()
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=10)
+        _cleanup(settings)
+
+    user_ratio = statistics.median(users["ours"]) / statistics.median(users["raw"])
+    batch_ratio = statistics.median(batches["raw"]) / statistics.median(batches["ours"])
+    return {
+        "users_get": {
+            "orchestrator": {**_summary(users["ours"]), "rps": round(user_rps["ours"], 1)},
+            "raw_hget": {**_summary(users["raw"]), "rps": round(user_rps["raw"], 1)},
+            "p50_ratio_orchestrator_over_raw": round(user_ratio, 3),
+            "target_p50_ratio_at_most": 1.2,
+            "pass": user_ratio <= 1.2,
+        },
+        "items_batch_1000": {
+            "orchestrator": {**_summary(batches["ours"]), "rps": round(batch_rps["ours"], 1)},
+            "raw_hmget": {**_summary(batches["raw"]), "rps": round(batch_rps["raw"], 1)},
+            "speed_ratio_orchestrator_vs_raw": round(batch_ratio, 3),
+            "throughput_ratio_orchestrator_vs_raw": round(batch_rps["ours"] / batch_rps["raw"], 3),
+            "target_ratio_at_least": 0.8,
+            "pass": batch_ratio >= 0.8,
+        },
+    }
