@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import threading
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import redis
 import uvicorn
-from opensearchpy import helpers
+from opensearchpy import OpenSearch, helpers
 
 from contract.indexing import Slot
 from contract.keys import Keys
@@ -24,11 +25,12 @@ from indexer.bulk import write_all
 from indexer.catalog import Item
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
-from indexer.shadow import ShadowIndexer
+from indexer.shadow import ShadowIndexer, location_of
 from orchestrator.main import create_app
 from search import engine
+from search import item_indices as ix
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action
-from search.templates import install_items_template, vector_slot_mappings
+from search.templates import install_items_template, template_name, vector_slot_mappings
 from training.publish import VectorSet, publish
 from training.registry import register_type
 
@@ -37,6 +39,17 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _drop_prefix(client: OpenSearch, settings: Settings) -> None:
+    client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
+    client.indices.delete_index_template(name=template_name(settings.index_prefix), ignore=404)
+
+
+def _unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    matrix = rng.normal(size=(n, dim)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix
 
 
 def _items(n: int) -> list[Item]:
@@ -91,7 +104,9 @@ def _bulk_comparison(
     }
 
 
-def run(settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200) -> dict[str, Any]:
+def run(
+    settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200, compare_bulk: bool = True
+) -> dict[str, Any]:
     """Both benchmarks on random unit vectors; returns the figures (ratios are measured in this run)."""
     token = f"b{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(
@@ -109,8 +124,7 @@ def run(settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200)
         name=f"bench-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.COSINE
     )
     rng = np.random.default_rng(0)
-    matrix = rng.normal(size=(n, dim)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = _unit_vectors(rng, n, dim)
     items = _items(n)
     result: dict[str, Any] = {
         "n": n,
@@ -121,7 +135,8 @@ def run(settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200)
             "ef_search": settings.hnsw_ef_search,
         },
     }
-    result["bulk"] = _bulk_comparison(settings, etype, matrix, items)
+    if compare_bulk:
+        result["bulk"] = _bulk_comparison(settings, etype, matrix, items)
 
     register_type(rclient, keys, etype)
     start = datetime(2020, 1, 1, tzinfo=UTC)
@@ -165,28 +180,31 @@ def run(settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200)
                 "recall_at_10_sample": built.recall,
             }
             loc = next(x for x in orch.type_info(etype.name).indexed)
-        lat = []
-        recalls = []
         from indexer.recall import exact_top_k, recall_at_k
 
         ids = [i.item_id for i in items]
-        for q in rng.normal(size=(queries, dim)).astype(np.float32):
-            began = time.perf_counter()
-            hits = engine.knn_search(
-                search, VersionedKnnQuery(loc, etype.similarity, q.tolist(), 10, source_fields=())
-            )
-            lat.append(time.perf_counter() - began)
-            recalls.append(
-                recall_at_k([h.item_id for h in hits], exact_top_k(ids, matrix, q, etype.similarity, 10))
-            )
-        result["query"] = {
-            "p50_ms": round(statistics.median(lat) * 1000, 2),
-            "recall_at_10_random_queries": round(float(np.mean(recalls)), 4),
-        }
+        probes = rng.normal(size=(queries, dim)).astype(np.float32)
+        truth = [exact_top_k(ids, matrix, q, etype.similarity, 10) for q in probes]
+        # None: the index's own ef_search (the settings default); the others show the recall/latency trade.
+        result["query"] = {}
+        for ef in (None, 100, 512):
+            lat, recalls = [], []
+            for q, exact in zip(probes, truth, strict=True):
+                query = VersionedKnnQuery(
+                    loc, etype.similarity, q.tolist(), 10, source_fields=(), ef_search=ef
+                )
+                began = time.perf_counter()
+                hits = engine.knn_search(search, query)
+                lat.append(time.perf_counter() - began)
+                recalls.append(recall_at_k([h.item_id for h in hits], exact))
+            result["query"][f"ef_search_{ef or settings.hnsw_ef_search}"] = {
+                "p50_ms": round(statistics.median(lat) * 1000, 2),
+                "recall_at_10_random_queries": round(float(np.mean(recalls)), 4),
+            }
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        search.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
+        _drop_prefix(search, settings)
         search.close()
         for key in rclient.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
             rclient.delete(key)
@@ -194,9 +212,126 @@ def run(settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200)
     return result
 
 
+def sweep(
+    settings: Settings,
+    n: int = 20_000,
+    dim: int = 128,
+    builds: tuple[tuple[int, int], ...] = ((16, 128), (16, 256), (32, 256)),
+    ef_searches: tuple[int, ...] = (100, 256, 512),
+    queries: int = 100,
+) -> dict[str, Any]:
+    """HNSW tuning: recall@10 vs exact and query p50 per (m, ef_construction) build and ef_search.
+
+    Random unit vectors are the hard case (no cluster structure); real embeddings reach higher recall
+    at the same settings. Each build is timed (bulk, refresh + force-merge) since m and ef_construction
+    are paid for at indexing time.
+    """
+    from indexer.recall import exact_top_k, recall_at_k
+
+    token = f"b{uuid.uuid4().hex[:8]}"
+    settings = settings.model_copy(update={"key_prefix": token, "index_prefix": token})
+    etype = EmbeddingType(
+        name=f"sweep-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.COSINE
+    )
+    rng = np.random.default_rng(1)
+    matrix = _unit_vectors(rng, n, dim)
+    probes = _unit_vectors(rng, queries, dim)
+    ids = [str(i) for i in range(1, n + 1)]
+    exact = [exact_top_k(ids, matrix, q, etype.similarity, 10) for q in probes]
+    items = _items(n)
+    client = engine.build_client(settings, timeout=3600)
+    rows: list[dict[str, Any]] = []
+    try:
+        for m, ef_construction in builds:
+            tuned = settings.model_copy(update={"hnsw_m": m, "hnsw_ef_construction": ef_construction})
+            install_items_template(client, tuned)
+            index = f"{tuned.index_prefix}-items-sweep-m{m}-ef{ef_construction}"
+            ix.create_building_index(
+                client, index, vector_slot_mappings(etype, tuned, (Slot.A,)), tuned.hnsw_ef_search, meta={}
+            )
+            actions = [
+                index_action(
+                    index,
+                    ItemDocument(
+                        it.item_id, it.document(), (SlotVector.of(etype.name, Slot.A, "v", matrix[i]),)
+                    ),
+                )
+                for i, it in enumerate(items)
+            ]
+            began = time.perf_counter()
+            write_all(client, actions, 500, tuned.indexer_bulk_workers, "sweep")
+            bulk = time.perf_counter() - began
+            began = time.perf_counter()
+            ix.finish_build(client, index)
+            ix.force_merge(client, index)
+            merge = time.perf_counter() - began
+            location = location_of(tuned, etype.name, "v", n).model_copy(update={"index": index})
+            for ef in ef_searches:
+                lat, recalls = [], []
+                for q, truth in zip(probes, exact, strict=True):
+                    query = VersionedKnnQuery(
+                        location, etype.similarity, q.tolist(), 10, source_fields=(), ef_search=ef
+                    )
+                    began = time.perf_counter()
+                    hits = engine.knn_search(client, query)
+                    lat.append(time.perf_counter() - began)
+                    recalls.append(recall_at_k([h.item_id for h in hits], truth))
+                rows.append(
+                    {
+                        "m": m,
+                        "ef_construction": ef_construction,
+                        "ef_search": ef,
+                        "recall_at_10": round(float(np.mean(recalls)), 4),
+                        "p50_ms": round(statistics.median(lat) * 1000, 2),
+                        "bulk_seconds": round(bulk, 1),
+                        "refresh_merge_seconds": round(merge, 1),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+            engine.delete_index(client, index)
+    finally:
+        _drop_prefix(client, settings)
+        client.close()
+    return {"n": n, "dim": dim, "queries": queries, "vectors": "random unit (hard case)", "rows": rows}
+
+
+def main(argv: list[str]) -> None:
+    """`python -m bench.indexing [run|shadow|sweep|bulk] [N]` (a bare N means run; shadow: no bulk race)."""
+    what = argv[0] if argv and not argv[0].isdigit() else "run"
+    numbers = [int(a) for a in argv if a.isdigit()]
+    size = numbers[0] if numbers else 20_000
+    settings = Settings.model_validate({})
+    if what == "sweep":
+        out = sweep(settings, n=size)
+    elif what == "shadow":
+        out = run(settings, n=size, compare_bulk=False)
+    elif what == "bulk":
+        out = bulk_only(settings, n=size)
+    else:
+        out = run(settings, n=size)
+    print(json.dumps(out, indent=2))
+
+
+def bulk_only(settings: Settings, n: int = 20_000, dim: int = 128) -> dict[str, Any]:
+    """Only the bulk comparison (ours vs parallel_bulk), same documents, same run."""
+    token = f"b{uuid.uuid4().hex[:8]}"
+    settings = settings.model_copy(update={"key_prefix": token, "index_prefix": token})
+    etype = EmbeddingType(
+        name=f"bench-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.COSINE
+    )
+    client = engine.build_client(settings)
+    try:
+        return {
+            "n": n,
+            "dim": dim,
+            **_bulk_comparison(settings, etype, _unit_vectors(np.random.default_rng(0), n, dim), _items(n)),
+        }
+    finally:
+        _drop_prefix(client, settings)
+        client.close()
+
+
 if __name__ == "__main__":
-    import json
     import sys
 
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    print(json.dumps(run(Settings.model_validate({}), n=size), indent=2))
+    main(sys.argv[1:])
