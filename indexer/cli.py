@@ -66,7 +66,9 @@ def register(app: typer.Typer) -> None:
         )
 
     limit_opt = typer.Option(None, "--limit", help="Index only the first N catalog items (demos, tests).")
-    types_opt = typer.Option(None, "--type", help="Only these embedding types (repeatable; default: all).")
+    types_opt = typer.Option(
+        None, "--type", help="Only these embedding types (repeatable; default: all types of this mode)."
+    )
     batch_opt = typer.Option(500, "--batch-size", min=1, max=1000, help="Items per fetch and bulk request.")
     wait_opt = typer.Option(0.0, "--lock-wait", min=0, help="Seconds to wait for a busy lock.")
     switch_opt = typer.Option(
