@@ -39,13 +39,33 @@ class Keys:
         """Counter: the last publish sequence number handed out for a type."""
         return f"{self.prefix}:seq:{type_name}"
 
-    def vectors(self, type_name: str, version: str, kind: Kind) -> str:
-        """Hash: entity id -> little-endian float32 bytes, one field per vector.
+    def vectors(self, type_name: str, version: str, kind: Kind, bucket: int) -> str:
+        """Hash: entity id -> little-endian float32 bytes, one field per vector, for one bucket.
 
-        A hash per (type, version, kind) rather than a key per vector: the per-key overhead
-        would exceed the memory budget of 4*dim+100 bytes per vector.
+        A version's vectors of a kind are spread over `Manifest.buckets` small hashes, an id's bucket
+        being `contract.vectors.bucket_of(id, buckets)`. Small hashes stay in Redis's compact listpack
+        encoding; a key per vector, or one big hash per kind, would exceed the 4*dim+100 bytes budget.
         """
-        return f"{self.prefix}:vec:{type_name}:{version}:{kind.value}"
+        return f"{self.prefix}:vec:{type_name}:{version}:{kind.value}:{bucket}"
+
+    def vectors_pattern(self, type_name: str, version: str) -> str:
+        """SCAN pattern matching every bucket hash of a version, all kinds ("*" as version: all versions)."""
+        return f"{self.prefix}:vec:{type_name}:{version}:*"
+
+    def vectors_pending(self, type_name: str, version: str) -> str:
+        """String: set while a version's bucket hashes may hold leftovers (a publish or delete under way).
+
+        Set before the first vector is written (and removed with the manifest's MULTI), and by a delete
+        before its first UNLINK: a publisher finding it clears the version's buckets by SCAN first.
+        Without it there is nothing to clear, so publishing never scans the whole keyspace.
+        """
+        return f"{self.prefix}:vecpending:{type_name}:{version}"
+
+    @staticmethod
+    def vectors_version(key: str | bytes) -> str:
+        """The version id in a `vectors` key (version ids and kinds hold no ':')."""
+        text = key.decode() if isinstance(key, bytes) else key
+        return text.rsplit(":", 3)[1]
 
     def in_use(self, type_name: str) -> str:
         """String: the version id serving uses; moved only by compare-and-set."""

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contract.keys import Kind
+from contract.vectors import buckets_for
 from contract.versions import Frame
 
 
@@ -17,6 +19,28 @@ class Counts(BaseModel):
     user: int = Field(0, ge=0)
     item: int = Field(0, ge=0)
     attr: int = Field(0, ge=0)
+
+
+class Buckets(BaseModel):
+    """Over how many bucket hashes each kind's vectors are spread (`Keys.vectors`, `vectors.bucket_of`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: int = Field(1, ge=1)
+    item: int = Field(1, ge=1)
+    attr: int = Field(1, ge=1)
+
+    @classmethod
+    def for_counts(cls, counts: Counts) -> Buckets:
+        """The bucket counts a publisher chooses for these vector counts (`vectors.buckets_for`)."""
+        return cls(
+            user=buckets_for(counts.user), item=buckets_for(counts.item), attr=buckets_for(counts.attr)
+        )
+
+    def of(self, kind: Kind) -> int:
+        """The bucket count of one kind."""
+        count: int = getattr(self, kind.value)
+        return count
 
 
 class Manifest(BaseModel):
@@ -31,9 +55,12 @@ class Manifest(BaseModel):
     frame_end: datetime
     dim: int = Field(ge=1)
     counts: Counts
+    buckets: Buckets = Field(description="Bucket hashes per kind; readers need it to find a vector's key.")
     checksum: str = Field(description="sha256 over every (kind, id, bytes) record in sorted order.")
     created_at: datetime
-    trainer: dict[str, str] = Field(default_factory=dict, description="Who trained it, with which parameters.")
+    trainer: dict[str, str] = Field(
+        default_factory=dict, description="Who trained it, with which parameters."
+    )
 
     @property
     def frame(self) -> Frame:

@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import base64
+import zlib
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 DTYPE = np.dtype("<f4")
 Matrix = npt.NDArray[np.float32]
+
+# Vectors per bucket hash on average. Redis keeps a hash of at most hash-max-listpack-entries (we set
+# 128) small values in one compact listpack; 64 on average leaves room for the fullest buckets.
+BUCKET_TARGET = 64
+
+
+def buckets_for(count: int) -> int:
+    """How many bucket hashes a version's `count` vectors of one kind are spread over (at least 1)."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    return max(1, -(-count // BUCKET_TARGET))
+
+
+def bucket_of(entity_id: str, buckets: int) -> int:
+    """The bucket holding `entity_id`'s vector: crc32 of its UTF-8 bytes mod `buckets`.
+
+    crc32 rather than hash(): every process and language must agree, and Python salts str hashes.
+    """
+    if buckets < 1:
+        raise ValueError(f"buckets must be >= 1, got {buckets}")
+    return zlib.crc32(entity_id.encode()) % buckets
+
+
+def buckets_of(ids: Sequence[str], buckets: int) -> npt.NDArray[np.int64]:
+    """`bucket_of` of many ids at once (the same rule; the modulo runs in numpy)."""
+    if buckets < 1:
+        raise ValueError(f"buckets must be >= 1, got {buckets}")
+    crc32 = zlib.crc32
+    hashes = np.fromiter((crc32(entity.encode()) for entity in ids), np.int64, len(ids))
+    return hashes % buckets
+
+
+def by_bucket(ids: Iterable[str], buckets: int) -> dict[int, list[str]]:
+    """`ids` grouped by bucket, each group keeping the given order (one HMGET per group)."""
+    groups: dict[int, list[str]] = {}
+    for entity in ids:
+        groups.setdefault(bucket_of(entity, buckets), []).append(entity)
+    return groups
 
 
 def encode(vector: npt.ArrayLike) -> bytes:

@@ -18,6 +18,10 @@ from stack.layout import Layout
 
 _PROCESS_MARKER = "redis-server"
 
+# Vector bucket hashes (contract.keys.Keys.vectors, ~64 vectors of 4*dim bytes each) stay in the compact
+# listpack encoding only below these limits; as a hashtable each vector costs ~100 bytes more.
+HASH_TUNING = {"hash-max-listpack-entries": "128", "hash-max-listpack-value": "4096"}
+
 
 @dataclass(frozen=True)
 class RedisInfo:
@@ -62,11 +66,24 @@ def write_config(settings: Settings, layout: Layout) -> None:
         "appendfsync everysec",
         # Losing vectors silently to eviction would break the published-version invariant.
         "maxmemory-policy noeviction",
+        *(f"{name} {value}" for name, value in HASH_TUNING.items()),
         "daemonize yes",
         f'pidfile "{layout.redis_pid_file}"',
         f'logfile "{layout.redis_log}"',
     ]
     layout.redis_conf.write_text("\n".join(lines) + "\n")
+
+
+def apply_tuning(url: str) -> None:
+    """Set HASH_TUNING on a running server (one started before the config had it keeps the old values)."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        current = client.config_get("hash-max-listpack-*")
+        for name, value in HASH_TUNING.items():
+            if current.get(name) != value:
+                client.config_set(name, value)
+    finally:
+        client.close()
 
 
 def running_pid(layout: Layout) -> int | None:

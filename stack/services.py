@@ -160,6 +160,7 @@ def ensure_running(settings: Settings, console: Console | None = None) -> StackS
     console = console or Console(stderr=True)
     current = status(settings)
     if current.healthy:
+        _tune_local_redis(settings)
         return current
     _check_external(settings, current)
     started: list[str] = []
@@ -174,7 +175,14 @@ def ensure_running(settings: Settings, console: Console | None = None) -> StackS
     final = status(settings)
     if not final.healthy:
         raise StackError(f"the stack is not healthy after start: {final.as_json()}")
+    _tune_local_redis(settings)
     return StackStatus(final.opensearch, final.knn_plugin, final.redis, started=tuple(started))
+
+
+def _tune_local_redis(settings: Settings) -> None:
+    # Our own server may predate a tuning line in its config; a LOCKSTEP_REDIS_URL server is the user's.
+    if settings.redis_url is None:
+        redis_server.apply_tuning(settings.redis_endpoint)
 
 
 def _check_external(settings: Settings, current: StackStatus) -> None:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 import redis
 
 from contract.keys import Keys, Kind
-from contract.manifest import Counts, Manifest
+from contract.manifest import Buckets, Counts, Manifest
 from contract.types import EmbeddingType
-from contract.vectors import Matrix
+from contract.vectors import Matrix, buckets_for, buckets_of
 from contract.versions import Frame
 from training.validation import PublishError, check_kinds, checked_matrix
 
@@ -65,6 +67,15 @@ class _Checked:
     kind: Kind
     ids: tuple[str, ...]
     vectors: Matrix
+
+    @property
+    def buckets(self) -> int:
+        return buckets_for(len(self.ids))
+
+    @cached_property
+    def bucket_rows(self) -> np.ndarray:
+        """Each row's bucket (contract.vectors.bucket_of)."""
+        return buckets_of(self.ids, self.buckets)
 
 
 def publish(
@@ -122,9 +133,12 @@ def publish(
             existing = read_manifest(client, keys, etype.name, version)
             if existing is not None:
                 return _settled(existing, digest.result())
-            vector_keys = [keys.vectors(etype.name, version, kind) for kind in Kind]
-            # No manifest: these hashes are invisible leftovers of a killed run, possibly with other content.
-            client.unlink(*vector_keys)
+            # No manifest: any bucket hash of this version is an invisible leftover of a killed publish
+            # or delete, possibly with other content and other bucket counts. Those leave the pending
+            # marker behind, so only then is the keyspace scanned.
+            pending = keys.vectors_pending(etype.name, version)
+            if client.set(pending, token, get=True) is not None:
+                unlink_matching(client, keys.vectors_pattern(etype.name, version))
             _write_vectors(
                 client, keys, etype, version, checked, chunk_size, progress, lock_key, token, ttl_ms
             )
@@ -139,6 +153,20 @@ def publish(
 def release_lock(client: redis.Redis, lock_key: str, token: str) -> None:
     """Delete a lock only if `token` still holds it (an expired lock may belong to someone else now)."""
     client.eval(_RELEASE, 1, lock_key, token)
+
+
+def unlink_matching(client: redis.Redis, pattern: str) -> int:
+    """UNLINK every key matching a SCAN pattern, in batches; returns how many there were."""
+    batch: list[bytes] = []
+    removed = 0
+    for key in client.scan_iter(match=pattern, count=10_000):
+        batch.append(key)
+        if len(batch) == 1000:
+            removed += client.unlink(*batch)
+            batch = []
+    if batch:
+        removed += client.unlink(*batch)
+    return removed
 
 
 def checksum(records: Sequence[tuple[Kind, Sequence[str], Matrix]]) -> str:
@@ -201,13 +229,24 @@ def _write_vectors(
     if progress is not None:
         progress(0, total)
     for c in checked:
-        key = keys.vectors(etype.name, version, c.kind).encode()
-        blob = c.vectors.tobytes()  # encoded once; each field value is a slice of it
-        encoded_ids = [entity.encode() for entity in c.ids]
+        if not c.ids:
+            continue
+        rows = c.bucket_rows
+        # Rows sorted by bucket, so a chunk holds few long runs and each run is one HSET to one bucket.
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        blob = c.vectors[order].tobytes()  # encoded once; each field value is a slice of it
+        encoded_ids = [c.ids[row].encode() for row in order.tolist()]
+        key_of = [keys.vectors(etype.name, version, c.kind, b).encode() for b in range(c.buckets)]
         for start in range(0, len(c.ids), chunk_size):
             end = min(start + chunk_size, len(c.ids))
-            command = hset_command(key, encoded_ids[start:end], blob, start, row_bytes)
-            if not _send_chunk(client, command, lock_key, token, ttl_ms):
+            # Where the bucket changes inside the chunk: the runs' boundaries.
+            cuts = [start, *(start + 1 + np.flatnonzero(rows[start + 1 : end] != rows[start : end - 1])), end]
+            commands = [
+                hset_command(key_of[rows[a]], encoded_ids[a:b], blob, int(a), row_bytes)
+                for a, b in itertools.pairwise(cuts)
+            ]
+            if not _send_chunk(client, commands, lock_key, token, ttl_ms):
                 raise PublishError(
                     f"lost the publish lock {lock_key} (it expired); the version stays unpublished, re-run"
                 )
@@ -232,14 +271,17 @@ def hset_command(key: bytes, ids: Sequence[bytes], blob: bytes, first_row: int, 
     return b"".join(parts)
 
 
-def _send_chunk(client: redis.Redis, command: bytes, lock_key: str, token: str, ttl_ms: int) -> bool:
-    """Send one packed HSET and the lock refresh in a single round trip; whether we still hold the lock."""
+def _send_chunk(
+    client: redis.Redis, commands: Sequence[bytes], lock_key: str, token: str, ttl_ms: int
+) -> bool:
+    """Send packed HSETs and the lock refresh in a single round trip; whether we still hold the lock."""
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
         refresh = connection.pack_command("EVAL", _REFRESH, 1, lock_key, token, ttl_ms)  # type: ignore[no-untyped-call]
-        connection.send_packed_command([command, *refresh])  # type: ignore[no-untyped-call]
-        connection.read_response()
+        connection.send_packed_command([*commands, *refresh])  # type: ignore[no-untyped-call]
+        for _ in commands:
+            connection.read_response()
         held = connection.read_response()
     except BaseException:
         # A reply may be left unread: this connection's stream is no longer in step, never reuse it.
@@ -270,12 +312,7 @@ def _commit(
             if pipe.get(lock_key) != token.encode():
                 raise PublishError(f"lost the publish lock {lock_key} before the manifest; re-run")
             for c in checked:
-                stored = pipe.hlen(keys.vectors(etype.name, version, c.kind))
-                if stored != len(c.ids):
-                    raise PublishError(
-                        f"{c.kind.value} vectors of {etype.name!r} {version}: {stored} stored, "
-                        f"{len(c.ids)} written; something removed them meanwhile, re-run"
-                    )
+                _check_stored(client, keys, etype.name, version, c)
             # The seq is taken before MULTI (the manifest embeds it); a run dying here only leaves a gap.
             seq = int(client.incr(keys.publish_seq(etype.name)))
             manifest = Manifest(
@@ -286,6 +323,7 @@ def _commit(
                 frame_end=frame.end,
                 dim=etype.dim,
                 counts=Counts(**counts),
+                buckets=Buckets.for_counts(Counts(**counts)),
                 checksum=digest,
                 created_at=datetime.now(UTC),
                 trainer=dict(trainer),
@@ -293,10 +331,26 @@ def _commit(
             pipe.multi()
             pipe.set(manifest_key, manifest.model_dump_json())
             pipe.zadd(keys.published(etype.name), {version: seq})
-            pipe.delete(lock_key)
+            pipe.delete(lock_key, keys.vectors_pending(etype.name, version))
             pipe.execute()
         except redis.WatchError as exc:
             raise PublishError(
                 f"the publish lock {lock_key} or the manifest changed while committing {version}; re-run"
             ) from exc
     return manifest
+
+
+def _check_stored(client: redis.Redis, keys: Keys, type_name: str, version: str, c: _Checked) -> None:
+    """Every bucket holds exactly the vectors written to it (HLENs in one round trip)."""
+    if not c.ids:
+        return
+    expected = np.bincount(c.bucket_rows, minlength=c.buckets)
+    with client.pipeline(transaction=False) as pipe:
+        for bucket in range(c.buckets):
+            pipe.hlen(keys.vectors(type_name, version, c.kind, bucket))
+        stored = np.asarray(pipe.execute())
+    if not np.array_equal(stored, expected):
+        raise PublishError(
+            f"{c.kind.value} vectors of {type_name!r} {version}: {int(stored.sum())} stored, "
+            f"{len(c.ids)} written; something removed them meanwhile, re-run"
+        )

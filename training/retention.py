@@ -11,7 +11,7 @@ import redis
 from contract.keys import Keys, Kind
 from contract.manifest import Manifest
 from contract.versions import order_key
-from training.publish import release_lock
+from training.publish import release_lock, unlink_matching
 from training.registry import get_type, list_types
 from training.validation import PublishError
 
@@ -70,7 +70,7 @@ def plan_gc(
 
 
 def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str) -> Manifest:
-    """Delete a version: manifest and ZREM in one MULTI, then its vectors; the in-use one is refused."""
+    """Delete a version: manifest and ZREM in one MULTI, then its buckets; the in-use one is refused."""
     get_type(client, keys, type_name)
     manifest_key = keys.manifest(type_name, version)
     in_use_key = keys.in_use(type_name)
@@ -90,13 +90,33 @@ def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str
                 pipe.multi()
                 pipe.delete(manifest_key)
                 pipe.zrem(keys.published(type_name), version)
+                # Until every bucket is gone, a publisher of this version must clear leftovers first.
+                pipe.set(keys.vectors_pending(type_name, version), "deleting")
                 pipe.execute()
                 break
             except redis.WatchError:
                 continue
-    # Invisible from here on; UNLINK frees big hashes in a background thread, not blocking Redis.
-    client.unlink(*(keys.vectors(type_name, version, kind) for kind in Kind))
-    return Manifest.model_validate_json(raw)
+    manifest = Manifest.model_validate_json(raw)
+    # Invisible from here on. Take the version's publish lock so no republish of it is writing buckets
+    # while we unlink; if one holds it, it found the pending marker and clears the buckets itself.
+    lock_key = keys.publish_lock(type_name, version)
+    token = uuid.uuid4().hex
+    if not client.set(lock_key, token, nx=True, px=_ORPHAN_LOCK_MS):
+        return manifest
+    try:
+        # The manifest names every bucket a complete publish wrote (publishing first clears leftovers
+        # of a killed run), so no SCAN is needed.
+        names = [
+            keys.vectors(type_name, version, kind, bucket)
+            for kind in Kind
+            for bucket in range(manifest.buckets.of(kind))
+        ]
+        for start in range(0, len(names), 1000):
+            client.unlink(*names[start : start + 1000])
+        client.delete(keys.vectors_pending(type_name, version))
+    finally:
+        release_lock(client, lock_key, token)
+    return manifest
 
 
 def gc(
@@ -124,11 +144,10 @@ def gc(
 
 
 def remove_orphans(client: redis.Redis, keys: Keys, type_name: str) -> list[str]:
-    """Delete vector hashes of versions with no manifest (killed publishes) that no publisher holds."""
+    """Delete vector bucket hashes of versions with no manifest (killed publishes) no publisher holds."""
     versions = {
-        _text(key).split(":")[-2]  # version ids hold no ':' (contract.versions.VERSION_ID)
-        for kind in Kind
-        for key in client.scan_iter(match=keys.vectors(type_name, "*", kind), count=1000)
+        keys.vectors_version(key)
+        for key in client.scan_iter(match=keys.vectors_pattern(type_name, "*"), count=10_000)
     }
     removed = []
     for version in sorted(versions):
@@ -141,7 +160,8 @@ def remove_orphans(client: redis.Redis, keys: Keys, type_name: str) -> list[str]
             continue
         try:
             if not client.exists(keys.manifest(type_name, version)):
-                client.unlink(*(keys.vectors(type_name, version, kind) for kind in Kind))
+                unlink_matching(client, keys.vectors_pattern(type_name, version))
+                client.delete(keys.vectors_pending(type_name, version))
                 removed.append(version)
         finally:
             release_lock(client, lock_key, token)

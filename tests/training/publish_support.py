@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import redis
 
-from contract.keys import Keys
+from contract.keys import Keys, Kind
 from contract.types import EmbeddingType, Family, Similarity
 from training.publish import VectorSet
 from training.registry import register_type
@@ -55,3 +55,23 @@ def snapshot(client: redis.Redis, keys: Keys) -> dict[bytes, bytes | None]:
     """Every key of the prefix with its DUMP (type and content), to prove nothing was written."""
     names = sorted(client.scan_iter(match=keys.all_keys_pattern(), count=1000))
     return {name: client.dump(name) for name in names}
+
+
+def bucket_keys(client: redis.Redis, keys: Keys, type_name: str, version: str, kind: Kind) -> list[bytes]:
+    """Every bucket hash of one kind of a version that exists, found by SCAN (so leftovers count too)."""
+    pattern = keys.vectors_pattern(type_name, version)
+    found = client.scan_iter(match=pattern, count=10_000)
+    return sorted(key for key in found if key.rsplit(b":", 2)[1] == kind.value.encode())
+
+
+def stored(client: redis.Redis, keys: Keys, type_name: str, version: str, kind: Kind) -> dict[bytes, bytes]:
+    """Every stored vector of one kind of a version, id -> bytes, merged over its bucket hashes."""
+    merged: dict[bytes, bytes] = {}
+    for key in bucket_keys(client, keys, type_name, version, kind):
+        merged.update(client.hgetall(key))
+    return merged
+
+
+def stored_count(client: redis.Redis, keys: Keys, type_name: str, version: str, kind: Kind) -> int:
+    """How many vectors of one kind of a version are stored, over all its bucket hashes."""
+    return sum(int(client.hlen(key)) for key in bucket_keys(client, keys, type_name, version, kind))

@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 import pytest
 import redis
 import typer
+from publish_support import stored, stored_count
 from typer.testing import CliRunner, Result
 
 from contract.keys import Keys, Kind
@@ -63,7 +64,7 @@ def test_train_one_type_on_a_frame_publishes_one_version(
     manifest = read_manifest(redis_client, keys, "als-d64", version)
     assert manifest is not None and manifest.dim == 64 and manifest.counts.user > 1000
     assert manifest.trainer["algorithm"] == "implicit.als" and "50%" in manifest.trainer["history"]
-    assert redis_client.hlen(keys.vectors("als-d64", version, Kind.USER)) == manifest.counts.user
+    assert stored_count(redis_client, keys, "als-d64", version, Kind.USER) == manifest.counts.user
     again = run("train", "--type", "als-d64", "--history", "0.5")  # the same frame: nothing to do
     assert again.exit_code == 0 and "already published" in again.output
 
@@ -82,8 +83,8 @@ def test_train_all_publishes_two_versions_of_each_family(
     ease, tagauthor = latest["ease-d128"], latest["tagauthor-d64"]
     assert ease is not None and ease.counts.user == 0 and ease.counts.attr == ease.counts.item
     assert tagauthor is not None and tagauthor.counts.item > 1188  # books nobody rated, embedded by author
-    attributes = keys.vectors("tagauthor-d64", expected[1], Kind.ATTRIBUTE)
-    names = [f.decode() if isinstance(f, bytes) else f for f in redis_client.hkeys(attributes)]
+    attributes = stored(redis_client, keys, "tagauthor-d64", expected[1], Kind.ATTRIBUTE)
+    names = [f.decode() for f in attributes]
     assert {name.split(":")[0] for name in names} == {"tag", "author", "item"}
 
 

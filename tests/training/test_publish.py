@@ -13,13 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from publish_support import DIM, direct_type, indirect_type, items, snapshot, users, vectors
+from publish_support import (
+    DIM,
+    direct_type,
+    indirect_type,
+    items,
+    snapshot,
+    stored,
+    stored_count,
+    users,
+    vectors,
+)
 
 from contract.keys import Keys, Kind
-from contract.manifest import Manifest
+from contract.manifest import Buckets, Manifest
 from contract.settings import Settings
 from contract.types import Family
-from contract.vectors import decode_one
+from contract.vectors import bucket_of, buckets_for, decode_one
 from contract.versions import Frame
 from training.publish import PublishError, PublishResult, VectorSet, hset_command, publish, read_manifest
 
@@ -45,11 +55,12 @@ def test_publish_writes_vectors_then_manifest_and_published_entry(
     assert redis_client.zrange(keys.published(etype.name), 0, -1, withscores=True) == [
         (FRAME.version_id.encode(), 1.0)
     ]
-    stored = redis_client.hgetall(keys.vectors(etype.name, FRAME.version_id, Kind.USER))
-    assert len(stored) == 30
+    assert m.buckets == Buckets(user=buckets_for(30), item=buckets_for(7), attr=1)
+    found = stored(redis_client, keys, etype.name, FRAME.version_id, Kind.USER)
+    assert len(found) == 30
     for row, uid in enumerate(u.ids):
-        np.testing.assert_array_equal(decode_one(stored[uid.encode()], DIM), u.matrix[row])
-    assert redis_client.hlen(keys.vectors(etype.name, FRAME.version_id, Kind.ITEM)) == 7
+        np.testing.assert_array_equal(decode_one(found[uid.encode()], DIM), u.matrix[row])
+    assert stored_count(redis_client, keys, etype.name, FRAME.version_id, Kind.ITEM) == 7
     assert not redis_client.exists(keys.publish_lock(etype.name, FRAME.version_id))
 
 
@@ -61,13 +72,13 @@ def test_checksum_follows_the_documented_layout(redis_client: redis.Redis, keys:
     # Recomputed from the stored hashes exactly as docs/publishing.md describes it.
     digest = hashlib.sha256()
     for kind in sorted(Kind, key=lambda k: k.value):
-        stored = redis_client.hgetall(keys.vectors(etype.name, m.version, kind))
-        if not stored:
+        found = stored(redis_client, keys, etype.name, m.version, kind)
+        if not found:
             continue
-        ids = sorted(field.decode() for field in stored)
+        ids = sorted(field.decode() for field in found)
         digest.update(f"{kind.value}\n{len(ids)}\n".encode())
         digest.update("".join(entity + "\n" for entity in ids).encode())
-        digest.update(b"".join(stored[entity.encode()] for entity in ids))
+        digest.update(b"".join(found[entity.encode()] for entity in ids))
     assert m.checksum == digest.hexdigest()
 
 
@@ -107,11 +118,11 @@ def test_a_half_published_version_is_invisible_to_readers(
 
     def check(done: int, total: int) -> None:
         # Another connection, mid-publish: no manifest, no published entry, whatever vectors exist.
-        stored = reader.hlen(keys.vectors(etype.name, FRAME.version_id, Kind.USER))
+        count = stored_count(reader, keys, etype.name, FRAME.version_id, Kind.USER)
         visible = bool(reader.exists(keys.manifest(etype.name, FRAME.version_id))) or bool(
             reader.zcard(keys.published(etype.name))
         )
-        seen.append((done, total, stored, visible))
+        seen.append((done, total, count, visible))
 
     worker = threading.Thread(
         target=publish,
@@ -125,7 +136,7 @@ def test_a_half_published_version_is_invisible_to_readers(
     assert not worker.is_alive()
     assert len(seen) == 1 + 200 // 25 + 50 // 25  # the start, then every chunk
     assert [done for done, *_ in seen] == sorted(done for done, *_ in seen)
-    assert any(0 < stored < 200 for _, _, stored, _ in seen)  # readers did run mid-way
+    assert any(0 < count < 200 for _, _, count, _ in seen)  # readers did run mid-way
     assert not any(visible for *_, visible in seen)
     assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is not None
 
@@ -172,18 +183,23 @@ def test_a_killed_publish_leaves_no_version_and_a_rerun_completes(
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-    user_key = keys.vectors(etype.name, FRAME.version_id, Kind.USER)
-    partial = redis_client.hlen(user_key)
+    partial = stored_count(redis_client, keys, etype.name, FRAME.version_id, Kind.USER)
     assert 3000 <= partial < n
     assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
     assert redis_client.zcard(keys.published(etype.name)) == 0
+    assert redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))  # tells a rerun to clear
 
     # The re-run carries other content (fewer users): stale fields of the killed run must not survive.
     rerun_users = vectors([f"u{i}" for i in range(100, 600)], seed=8)
     result = publish(redis_client, keys, etype, FRAME, users=rerun_users, items=items(2))
     assert result.created and result.manifest.counts.user == 500
-    assert redis_client.hlen(user_key) == 500
-    assert not redis_client.hexists(user_key, "u0")
+    assert stored_count(redis_client, keys, etype.name, FRAME.version_id, Kind.USER) == 500
+    assert not redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))
+    assert b"u0" not in stored(redis_client, keys, etype.name, FRAME.version_id, Kind.USER)
+    # The killed run had 20,000 users in 313 buckets: none of the buckets beyond the re-run's 8 survive.
+    assert len(list(redis_client.scan_iter(match=keys.vectors_pattern(etype.name, FRAME.version_id)))) == (
+        buckets_for(500) + buckets_for(2)
+    )
 
 
 def test_two_versions_published_concurrently_both_complete(redis_client: redis.Redis, keys: Keys) -> None:
@@ -208,7 +224,7 @@ def test_two_versions_published_concurrently_both_complete(redis_client: redis.R
         m = results[frame.version_id].manifest
         assert read_manifest(redis_client, keys, etype.name, frame.version_id) == m
         assert redis_client.zscore(keys.published(etype.name), frame.version_id) == m.seq
-        assert redis_client.hlen(keys.vectors(etype.name, frame.version_id, Kind.USER)) == 2000
+        assert stored_count(redis_client, keys, etype.name, frame.version_id, Kind.USER) == 2000
         assert (m.counts.user, m.counts.item) == (2000, 300)
 
 
@@ -239,7 +255,8 @@ def test_indirect_families_publish_attributes(redis_client: redis.Redis, keys: K
     attrs = vectors(["tag:fantasy", "author:j-k-rowling", "tag:sci-fi"], seed=3)
     m = publish(redis_client, keys, etype, FRAME, attributes=attrs).manifest
     assert (m.counts.user, m.counts.item, m.counts.attr) == (0, 0, 3)
-    assert redis_client.hexists(keys.vectors(etype.name, m.version, Kind.ATTRIBUTE), "tag:fantasy")
+    bucket = bucket_of("tag:fantasy", m.buckets.attr)
+    assert redis_client.hexists(keys.vectors(etype.name, m.version, Kind.ATTRIBUTE, bucket), "tag:fantasy")
     loaded = Manifest.model_validate_json(redis_client.get(keys.manifest(etype.name, m.version)) or b"")
     assert loaded == m
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 import typer
-from publish_support import DIM, snapshot
+from publish_support import DIM, snapshot, stored_count
 from typer.testing import CliRunner
 
 from contract.keys import Keys, Kind
@@ -147,7 +147,7 @@ def test_publish_command_publishes_and_refuses_bad_files_with_exit_2(
     assert done.exit_code == 0, done.output
     manifest = read_manifest(redis_client, keys, "als-d8", "20170101T000000Z-20170701T000000Z")
     assert manifest is not None and manifest.trainer == {"team": "search"} and manifest.counts.item == 3
-    assert redis_client.hlen(keys.vectors("als-d8", manifest.version, Kind.USER)) == 3
+    assert stored_count(redis_client, keys, "als-d8", manifest.version, Kind.USER) == 3
 
     listed = invoke("versions", "list")
     assert listed.exit_code == 0 and "20170101T000000Z-2017" in listed.output.replace("\n", "")

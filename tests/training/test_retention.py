@@ -8,10 +8,10 @@ import pytest
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
-from publish_support import direct_type, items, users
+from publish_support import direct_type, items, stored, stored_count, users
 
 from contract.keys import Keys, Kind
-from contract.manifest import Counts, Manifest
+from contract.manifest import Buckets, Counts, Manifest
 from contract.versions import Frame
 from training.publish import publish
 from training.retention import (
@@ -35,7 +35,8 @@ def _frames(n: int) -> list[Frame]:
 def _publish_all(client: redis.Redis, keys: Keys, n: int) -> list[str]:
     etype = direct_type(client, keys)
     for k, frame in enumerate(_frames(n)):
-        publish(client, keys, etype, frame, users=users(20, seed=k), items=items(5, seed=k))
+        # 200 users: four bucket hashes each, so deletion must find them all.
+        publish(client, keys, etype, frame, users=users(200, seed=k), items=items(5, seed=k))
     return [f.version_id for f in _frames(n)]
 
 
@@ -63,9 +64,9 @@ def test_gc_keeps_newest_in_use_and_indexed_and_deletes_the_rest(
     ]
     for gone in versions[2:4]:
         assert not redis_client.exists(keys.manifest("als-d8", gone))
-        assert not any(redis_client.exists(keys.vectors("als-d8", gone, kind)) for kind in Kind)
+        assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", gone)))
         assert redis_client.zscore(keys.published("als-d8"), gone) is None
-    assert redis_client.hlen(keys.vectors("als-d8", versions[0], Kind.USER)) == 20
+    assert stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 200
 
 
 def test_deleting_the_in_use_version_is_refused(redis_client: redis.Redis, keys: Keys) -> None:
@@ -88,11 +89,35 @@ def test_delete_removes_manifest_and_entry_together_then_vectors(
     assert manifest.version == versions[0]
     assert redis_client.zrange(keys.published("als-d8"), 0, -1) == [versions[1].encode()]
     assert not redis_client.exists(keys.manifest("als-d8", versions[0]))
-    assert not redis_client.exists(keys.vectors("als-d8", versions[0], Kind.USER))
+    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", versions[0])))
+    assert stored_count(redis_client, keys, "als-d8", versions[1], Kind.USER) == 200
     # A deleted version can be published again (a new seq): ids name frames, not contents.
     etype = direct_type(redis_client, keys)
-    again = publish(redis_client, keys, etype, _frames(1)[0], users=users(20, seed=0), items=items(5, seed=0))
+    again = publish(
+        redis_client, keys, etype, _frames(1)[0], users=users(200, seed=0), items=items(5, seed=0)
+    )
     assert again.created and again.manifest.seq == 3
+    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[0]))
+
+
+def test_a_republish_after_a_delete_killed_midway_keeps_no_stale_vectors(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    versions = _publish_all(redis_client, keys, 1)
+    # What delete_version's MULTI leaves if the process dies before its UNLINKs: no manifest, a marker.
+    with redis_client.pipeline(transaction=True) as pipe:
+        pipe.delete(keys.manifest("als-d8", versions[0]))
+        pipe.zrem(keys.published("als-d8"), versions[0])
+        pipe.set(keys.vectors_pending("als-d8", versions[0]), "deleting")
+        pipe.execute()
+    etype = direct_type(redis_client, keys)
+    fewer = users(200, seed=5)
+    fewer = type(fewer)(fewer.ids[100:], fewer.matrix[100:])  # u100..u199, other vectors
+    again = publish(redis_client, keys, etype, _frames(1)[0], users=fewer, items=items(5, seed=0))
+
+    assert again.created and stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 100
+    assert b"u0" not in stored(redis_client, keys, "als-d8", versions[0], Kind.USER)
+    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[0]))
 
 
 def test_gc_removes_orphans_of_killed_publishes_but_not_of_running_ones(
@@ -100,15 +125,17 @@ def test_gc_removes_orphans_of_killed_publishes_but_not_of_running_ones(
 ) -> None:
     versions = _publish_all(redis_client, keys, 1)
     orphan, running = "20180101T000000Z-20180201T000000Z", "20180101T000000Z-20180301T000000Z"
-    redis_client.hset(keys.vectors("als-d8", orphan, Kind.USER), "u1", b"\0" * 32)
-    redis_client.hset(keys.vectors("als-d8", running, Kind.USER), "u1", b"\0" * 32)
+    # A killed publish may leave any buckets of any kind.
+    redis_client.hset(keys.vectors("als-d8", orphan, Kind.USER, 3), "u1", b"\0" * 32)
+    redis_client.hset(keys.vectors("als-d8", orphan, Kind.ITEM, 0), "1", b"\0" * 32)
+    redis_client.hset(keys.vectors("als-d8", running, Kind.USER, 0), "u1", b"\0" * 32)
     redis_client.set(keys.publish_lock("als-d8", running), "someone", px=10_000)
 
     assert remove_orphans(redis_client, keys, "als-d8") == [orphan]
-    assert not redis_client.exists(keys.vectors("als-d8", orphan, Kind.USER))
-    assert redis_client.exists(keys.vectors("als-d8", running, Kind.USER))
+    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", orphan)))
+    assert redis_client.exists(keys.vectors("als-d8", running, Kind.USER, 0))
     assert redis_client.get(keys.publish_lock("als-d8", running)) == b"someone"
-    assert redis_client.exists(keys.vectors("als-d8", versions[0], Kind.USER))
+    assert stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 200
 
 
 def _manifest(version: str, seq: int) -> Manifest:
@@ -121,6 +148,7 @@ def _manifest(version: str, seq: int) -> Manifest:
         frame_end=frame.end,
         dim=1,
         counts=Counts(),
+        buckets=Buckets(),
         checksum="x",
         created_at=START,
     )
