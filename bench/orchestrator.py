@@ -25,10 +25,10 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
 from contract.keys import Keys, Kind
-from contract.manifest import Counts, Manifest
+from contract.manifest import Buckets, Counts, Manifest
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
-from contract.vectors import encode
+from contract.vectors import bucket_of, buckets_for, by_bucket, encode
 from contract.versions import Frame
 
 DIM = 64
@@ -42,17 +42,18 @@ THROUGHPUT_CLIENTS = 8
 
 
 def baseline_app(settings: Settings) -> FastAPI:
-    """The floor: one raw HGET/HMGET, decode, encode; no auth, no versions, no checks."""
+    """The floor: one raw HGET, or one round trip of HMGETs (one per bucket); no auth, versions or checks."""
     keys = Keys(settings.key_prefix)
     client = Redis.from_url(settings.redis_endpoint, socket_timeout=settings.request_timeout_seconds)
     version = os.environ["LOCKSTEP_BENCH_VERSION"]
-    users_key = keys.vectors(TYPE, version, Kind.USER)
-    items_key = keys.vectors(TYPE, version, Kind.ITEM)
+    user_buckets, item_buckets = buckets_for(USERS), buckets_for(ITEMS)
+    user_keys = [keys.vectors(TYPE, version, Kind.USER, b) for b in range(user_buckets)]
+    item_keys = [keys.vectors(TYPE, version, Kind.ITEM, b) for b in range(item_buckets)]
     app = FastAPI()
 
     @app.get("/raw/users/{user_id}")
     async def user(user_id: str) -> Response:
-        raw = await client.hget(users_key, user_id)
+        raw = await client.hget(user_keys[bucket_of(user_id, user_buckets)], user_id)
         vector = np.frombuffer(raw, dtype="<f4").tolist()  # type: ignore[arg-type]
         body = {"type_name": TYPE, "version": version, "dim": DIM, "vector": vector, "source": "direct"}
         return Response(orjson.dumps(body), media_type="application/json")
@@ -60,9 +61,18 @@ def baseline_app(settings: Settings) -> FastAPI:
     @app.post("/raw/items")
     async def items(request: Request) -> Response:
         ids = orjson.loads(await request.body())["item_ids"]
-        rows = await client.hmget(items_key, ids)
-        found = [i for i, r in zip(ids, rows, strict=True) if r is not None]
-        payload = b"".join(r for r in rows if isinstance(r, bytes))
+        groups = by_bucket(ids, item_buckets)
+        pipe = client.pipeline(transaction=False)
+        for bucket, members in groups.items():
+            pipe.hmget(item_keys[bucket], members)
+        replies = await pipe.execute()
+        rows = {
+            i: r
+            for members, raw in zip(groups.values(), replies, strict=True)
+            for i, r in zip(members, raw, strict=True)
+        }
+        found = [i for i in ids if rows[i] is not None]
+        payload = b"".join(rows[i] for i in found)
         body = {"ids": found, "vectors": base64.b64encode(payload).decode("ascii"), "dim": DIM}
         return Response(orjson.dumps(body), media_type="application/json")
 
@@ -84,10 +94,9 @@ def _seed(settings: Settings) -> str:
     rng = np.random.default_rng(0)
     for kind, count, prefix in ((Kind.USER, USERS, "u"), (Kind.ITEM, ITEMS, "")):
         matrix = rng.standard_normal((count, DIM)).astype(np.float32)
-        client.hset(
-            keys.vectors(TYPE, version, kind),
-            mapping={f"{prefix}{i}": encode(matrix[i]) for i in range(count)},
-        )
+        rows = {f"{prefix}{i}": encode(matrix[i]) for i in range(count)}
+        for bucket, ids in by_bucket(rows, buckets_for(count)).items():
+            client.hset(keys.vectors(TYPE, version, kind, bucket), mapping={i: rows[i] for i in ids})
     manifest = Manifest(
         type_name=TYPE,
         version=version,
@@ -96,6 +105,7 @@ def _seed(settings: Settings) -> str:
         frame_end=frame.end,
         dim=DIM,
         counts=Counts(user=USERS, item=ITEMS),
+        buckets=Buckets.for_counts(Counts(user=USERS, item=ITEMS)),
         checksum="bench",
         created_at=frame.end,
     )

@@ -7,19 +7,23 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pydantic
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from contract.indexing import IndexedLocation
 from contract.keys import Keys, Kind
-from contract.manifest import Manifest
+from contract.manifest import Buckets, Manifest
 from contract.profiles import Profile
 from contract.types import EmbeddingType
-from contract.vectors import DTYPE, Matrix
+from contract.vectors import DTYPE, Matrix, bucket_of, by_bucket
 from orchestrator.cache import VectorCache
 from orchestrator.errors import CorruptData
 
 ITEM_NAMESPACE = "item:"
 
 TypeState = tuple[str | None, dict[str, IndexedLocation]]  # (in_use, indexed versions)
+
+# Bucket counts of this many versions are remembered; a version's never change once published.
+MAX_REMEMBERED_VERSIONS = 10_000
 
 
 def text(raw: bytes | str) -> str:
@@ -62,6 +66,23 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.cache = cache
+        # (type, version) -> its manifest's bucket counts, filled by every manifest read (the catalog
+        # poll reads them all), so finding a vector's bucket hash costs no round trip.
+        self._buckets: dict[tuple[str, str], Buckets] = {}
+
+    def _remember(self, manifest: Manifest) -> Manifest:
+        if len(self._buckets) >= MAX_REMEMBERED_VERSIONS:
+            self._buckets.clear()
+        self._buckets[(manifest.type_name, manifest.version)] = manifest.buckets
+        return manifest
+
+    async def buckets(self, type_name: str, version: str) -> Buckets | None:
+        """A published version's bucket counts (from its manifest, read once); None if unpublished."""
+        found = self._buckets.get((type_name, version))
+        if found is None:
+            manifest = await self.manifest(type_name, version)
+            found = None if manifest is None else manifest.buckets
+        return found
 
     async def types(self) -> dict[str, EmbeddingType]:
         """The type registry."""
@@ -94,14 +115,16 @@ class Store:
         out: dict[str, list[Manifest]] = {}
         cursor = iter(raws)
         for name, ids in wanted:
-            manifests = [parse_manifest(r) for r in next(cursor) if r is not None] if ids else []
+            manifests = (
+                [self._remember(parse_manifest(r)) for r in next(cursor) if r is not None] if ids else []
+            )
             out[name] = sorted(manifests, key=lambda m: m.order)
         return out
 
     async def manifest(self, type_name: str, version: str) -> Manifest | None:
         """A version's manifest if it is published."""
         raw = await self.redis.get(self.keys.manifest(type_name, version))
-        return None if raw is None else parse_manifest(raw)
+        return None if raw is None else self._remember(parse_manifest(raw))
 
     async def is_published(self, type_name: str, version: str) -> bool:
         """Whether the version's manifest exists now."""
@@ -137,15 +160,38 @@ class Store:
     async def vectors(
         self, type_name: str, version: str, kind: Kind, ids: Sequence[str], dim: int
     ) -> dict[str, Matrix]:
-        """Vectors of `ids` that exist in the version: cache first, the rest in one HMGET."""
+        """Vectors of `ids` that exist in the published version: cache first, the rest in one round trip.
+
+        One id is one HGET on its bucket hash; more are grouped by bucket, one HMGET per bucket, pipelined.
+        """
         found = self.cache.get_many(type_name, version, kind, ids)
         misses = [i for i in ids if i not in found]
-        if misses:
-            raw = await self.redis.hmget(self.keys.vectors(type_name, version, kind), misses)
-            fetched = _decode_rows(misses, raw, dim)
-            self.cache.put_many(type_name, version, kind, fetched)
-            found.update(fetched)
+        if not misses:
+            return found
+        buckets = await self.buckets(type_name, version)
+        if buckets is None:
+            return found  # not published (or deleted): none of its vectors may be served
+        count = buckets.of(kind)
+        if len(misses) == 1:
+            entity = misses[0]
+            key = self.keys.vectors(type_name, version, kind, bucket_of(entity, count))
+            fetched = _decode_rows(misses, [await self.redis.hget(key, entity)], dim)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            groups = self._queue(pipe, type_name, version, kind, count, misses)
+            fetched = _decode_groups(groups, await pipe.execute(), dim)
+        self.cache.put_many(type_name, version, kind, fetched)
+        found.update(fetched)
         return found
+
+    def _queue(
+        self, pipe: Pipeline, type_name: str, version: str, kind: Kind, count: int, ids: Sequence[str]
+    ) -> list[list[str]]:
+        """Queue one HMGET per bucket on `pipe`; returns the ids of each, in queue order."""
+        groups = by_bucket(ids, count)
+        for bucket, members in groups.items():
+            pipe.hmget(self.keys.vectors(type_name, version, kind, bucket), members)
+        return list(groups.values())
 
     async def attribute_vectors(
         self, type_name: str, version: str, attribute_ids: Sequence[str], dim: int
@@ -158,32 +204,43 @@ class Store:
         unique = list(dict.fromkeys(attribute_ids))
         found = self.cache.get_many(type_name, version, Kind.ATTRIBUTE, unique)
         misses = [a for a in unique if a not in found]
+        if not misses:
+            return found
+        buckets = await self.buckets(type_name, version)
+        if buckets is None:
+            return found
         item_misses = [a for a in misses if a.startswith(ITEM_NAMESPACE)]
         item_cached = self.cache.get_many(
             type_name, version, Kind.ITEM, [a[len(ITEM_NAMESPACE) :] for a in item_misses]
         )
-        item_fetch = [a for a in item_misses if a[len(ITEM_NAMESPACE) :] not in item_cached]
-        if misses:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(self.keys.vectors(type_name, version, Kind.ATTRIBUTE), misses)
-            if item_fetch:
-                pipe.hmget(
-                    self.keys.vectors(type_name, version, Kind.ITEM),
-                    [a[len(ITEM_NAMESPACE) :] for a in item_fetch],
-                )
-            results = await pipe.execute()
-            attrs = _decode_rows(misses, results[0], dim)
-            self.cache.put_many(type_name, version, Kind.ATTRIBUTE, attrs)
-            found.update(attrs)
-            items: dict[str, Matrix] = dict(item_cached)
-            if item_fetch:
-                fetched = _decode_rows([a[len(ITEM_NAMESPACE) :] for a in item_fetch], results[1], dim)
-                self.cache.put_many(type_name, version, Kind.ITEM, fetched)
-                items.update(fetched)
-            for attribute in item_misses:
-                if attribute not in found and attribute[len(ITEM_NAMESPACE) :] in items:
-                    found[attribute] = items[attribute[len(ITEM_NAMESPACE) :]]
+        item_fetch = [
+            a[len(ITEM_NAMESPACE) :] for a in item_misses if a[len(ITEM_NAMESPACE) :] not in item_cached
+        ]
+        pipe = self.redis.pipeline(transaction=False)
+        attr_groups = self._queue(pipe, type_name, version, Kind.ATTRIBUTE, buckets.attr, misses)
+        item_groups = self._queue(pipe, type_name, version, Kind.ITEM, buckets.item, item_fetch)
+        replies = await pipe.execute()
+        attrs = _decode_groups(attr_groups, replies[: len(attr_groups)], dim)
+        self.cache.put_many(type_name, version, Kind.ATTRIBUTE, attrs)
+        found.update(attrs)
+        items: dict[str, Matrix] = dict(item_cached)
+        if item_fetch:
+            fetched = _decode_groups(item_groups, replies[len(attr_groups) :], dim)
+            self.cache.put_many(type_name, version, Kind.ITEM, fetched)
+            items.update(fetched)
+        for attribute in item_misses:
+            if attribute not in found and attribute[len(ITEM_NAMESPACE) :] in items:
+                found[attribute] = items[attribute[len(ITEM_NAMESPACE) :]]
         return found
+
+
+def _decode_groups(
+    groups: Sequence[Sequence[str]], replies: Sequence[Sequence[bytes | str | None]], dim: int
+) -> dict[str, Matrix]:
+    out: dict[str, Matrix] = {}
+    for ids, raw in zip(groups, replies, strict=True):
+        out.update(_decode_rows(ids, raw, dim))
+    return out
 
 
 def _decode_rows(ids: Sequence[str], raw: Sequence[bytes | str | None], dim: int) -> dict[str, Matrix]:

@@ -13,10 +13,10 @@ import numpy as np
 import redis
 
 from contract.keys import Keys, Kind
-from contract.manifest import Counts, Manifest
+from contract.manifest import Buckets, Counts, Manifest
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
-from contract.vectors import encode
+from contract.vectors import buckets_for, by_bucket, encode
 from contract.versions import Frame
 from orchestrator.main import create_app
 
@@ -39,14 +39,30 @@ class Fixtures:
         """Add a type to the registry."""
         self.client.hset(self.keys.types(), etype.name, etype.model_dump_json())
 
-    def write_vectors(self, etype: EmbeddingType, version: str, vectors: Vectors) -> None:
-        """Vectors first (no manifest yet: the version does not exist for readers)."""
+    def write_vectors(
+        self, etype: EmbeddingType, version: str, vectors: Vectors, total: Mapping[Kind, int] | None = None
+    ) -> None:
+        """Vectors first (no manifest yet: the version does not exist for readers), in their buckets.
+
+        `total` is the kind's vector count of the whole version when `vectors` is only part of it: the
+        bucket count follows the total (contract.vectors.buckets_for), as the manifest will record it.
+        """
         for kind, rows in vectors.items():
-            if rows:
+            buckets = buckets_for(len(rows) if total is None else total[kind])
+            for bucket, ids in by_bucket(rows, buckets).items():
                 self.client.hset(
-                    self.keys.vectors(etype.name, version, kind),
-                    mapping={k: encode(v) for k, v in rows.items()},
+                    self.keys.vectors(etype.name, version, kind, bucket),
+                    mapping={k: encode(rows[k]) for k in ids},
                 )
+
+    def stored_count(self, etype: EmbeddingType, version: str, kind: Kind) -> int:
+        """How many vectors of a kind a published version holds, over the buckets its manifest names."""
+        raw = self.client.get(self.keys.manifest(etype.name, version))
+        assert raw is not None, f"{version} is not published"
+        buckets = Manifest.model_validate_json(raw).buckets.of(kind)
+        return sum(
+            int(self.client.hlen(self.keys.vectors(etype.name, version, kind, b))) for b in range(buckets)
+        )
 
     def commit(self, etype: EmbeddingType, when: Frame, vectors: Vectors) -> Manifest:
         """The last step of publishing: one MULTI with the manifest and the published-set entry."""
@@ -56,6 +72,7 @@ class Fixtures:
         for kind in sorted(vectors, key=lambda k: k.value):
             for entity in sorted(vectors[kind]):
                 digest.update(f"{kind.value}\n{entity}\n".encode() + encode(vectors[kind][entity]))
+        counts = Counts(**{k.value: len(v) for k, v in vectors.items()})
         manifest = Manifest(
             type_name=etype.name,
             version=version,
@@ -63,7 +80,8 @@ class Fixtures:
             frame_start=when.start,
             frame_end=when.end,
             dim=etype.dim,
-            counts=Counts(**{k.value: len(v) for k, v in vectors.items()}),
+            counts=counts,
+            buckets=Buckets.for_counts(counts),
             checksum=digest.hexdigest(),
             created_at=datetime.now(UTC),
         )

@@ -56,7 +56,7 @@ async def test_latest_never_exposes_a_half_published_version(
             # Vectors trickle in (as a big publish would), then the manifest is committed last.
             for start in range(0, 200, 20):
                 chunk = dict(list(users.items())[start : start + 20])
-                fixtures.write_vectors(etype, later.version_id, {Kind.USER: chunk})
+                fixtures.write_vectors(etype, later.version_id, {Kind.USER: chunk}, total={Kind.USER: 200})
                 await asyncio.sleep(0.02)
             fixtures.commit(etype, later, {Kind.USER: users})
 
@@ -71,7 +71,7 @@ async def test_latest_never_exposes_a_half_published_version(
             if latest == later.version_id:
                 # Whenever the new version is reported, it is complete: manifest present, every vector stored.
                 assert fixtures.client.exists(keys.manifest(etype.name, latest))
-                assert fixtures.client.hlen(keys.vectors(etype.name, latest, Kind.USER)) == 200
+                assert fixtures.stored_count(etype, latest, Kind.USER) == 200
             await asyncio.sleep(0.005)
         await publisher
         assert seen == {v1, later.version_id}
