@@ -12,9 +12,10 @@ import numpy.typing as npt
 from redis.asyncio import Redis
 
 from contract.keys import Keys, Kind
+from contract.manifest import Buckets, Manifest
 from contract.profiles import Profile
 from contract.types import EmbeddingType, Family, Similarity
-from contract.vectors import decode_one
+from contract.vectors import by_bucket, decode_one
 from demo.load import Outcome
 
 Vector = npt.NDArray[np.float64]
@@ -81,17 +82,34 @@ class VectorReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._buckets: dict[tuple[str, str], Buckets | None] = {}  # versions are immutable
+
+    async def _bucket_counts(self, type_name: str, version: str) -> Buckets | None:
+        if (type_name, version) not in self._buckets:
+            raw = await self.redis.get(self.keys.manifest(type_name, version))
+            self._buckets[(type_name, version)] = (
+                None if raw is None else Manifest.model_validate_json(raw).buckets
+            )
+        return self._buckets[(type_name, version)]
 
     async def _rows(
         self, type_name: str, version: str, kind: Kind, ids: Sequence[str], dim: int
     ) -> dict[str, Vector]:
         if not ids:
             return {}
-        raw = await self.redis.hmget(self.keys.vectors(type_name, version, kind), list(ids))
+        buckets = await self._bucket_counts(type_name, version)
+        if buckets is None:
+            return {}
+        groups = by_bucket(ids, buckets.of(kind))
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket, members in groups.items():
+            pipe.hmget(self.keys.vectors(type_name, version, kind, bucket), members)
+        replies = await pipe.execute()
         # The client returns bytes (no decode_responses): vectors are raw float32.
         return {
             i: decode_one(r, dim).astype(np.float64)
-            for i, r in zip(ids, raw, strict=True)
+            for members, raw in zip(groups.values(), replies, strict=True)
+            for i, r in zip(members, raw, strict=True)
             if isinstance(r, bytes)
         }
 

@@ -18,6 +18,7 @@ from indexer_support import CATALOG_SIZE, USERS
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.types import EmbeddingType
+from contract.vectors import bucket_of
 from contract.versions import Frame
 from indexer.catalog import Item, load_catalog
 from orchestrator.main import create_app
@@ -91,18 +92,21 @@ def publish_version(redis_client: redis.Redis, keys: Keys, small_catalog: list[I
         users = rng.normal(size=(USERS, etype.dim)).astype(np.float32)
         start = datetime(2017, 1, 1, tzinfo=UTC) + timedelta(days=n)
         frame = Frame(start, start + timedelta(days=30))
-        publish(
+        manifest = publish(
             redis_client,
             keys,
             etype,
             frame,
             users=VectorSet(tuple(f"u{j}" for j in range(USERS)), users),
             items=VectorSet(ids, items),
-        )
+        ).manifest
         if bad_item is not None:
             # A zero vector slipped in after publishing (corruption): Lucene refuses it for cosine.
+            bucket = bucket_of(bad_item, manifest.buckets.item)
             redis_client.hset(
-                keys.vectors(etype.name, frame.version_id, Kind.ITEM), bad_item, b"\x00" * 4 * etype.dim
+                keys.vectors(etype.name, frame.version_id, Kind.ITEM, bucket),
+                bad_item,
+                b"\x00" * 4 * etype.dim,
             )
         return frame.version_id
 

@@ -13,13 +13,14 @@ from indexer_support import CATALOG_SIZE, USERS, make_type, wait_latest
 
 from contract.keys import Keys, Kind
 from contract.settings import Settings
-from contract.vectors import decode_one
+from contract.vectors import bucket_of, decode_one
 from contract.wire import TypeInfo, UserVector
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner
 from search import engine
 from search.requests import VersionedKnnQuery
 from search.scores import to_similarity
+from training.publish import read_manifest
 
 SHADOW_TYPE = make_type("shadow-d8")
 LIVE_TYPE = make_type("live-d8")
@@ -75,7 +76,12 @@ def _invariant_run(
                 assert len(hits) == 10, f"{etype.name} {user.version}: {len(hits)} hits"
                 assert all(h.version == user.version for h in hits), [h.version for h in hits]
                 # The top score is the model similarity with that version's own vector of the item.
-                raw = redis_client.hget(keys.vectors(etype.name, user.version, Kind.ITEM), hits[0].item_id)
+                manifest = read_manifest(redis_client, keys, etype.name, user.version)
+                assert manifest is not None
+                bucket = bucket_of(hits[0].item_id, manifest.buckets.item)
+                raw = redis_client.hget(
+                    keys.vectors(etype.name, user.version, Kind.ITEM, bucket), hits[0].item_id
+                )
                 assert raw is not None
                 item = decode_one(raw, etype.dim)
                 q = np.asarray(user.vector, dtype=np.float32)

@@ -104,6 +104,9 @@ def test_local_redis_runs_with_aof_noeviction_on_loopback(stack_settings: Settin
     assert config["appendonly"] == "yes"
     assert config["appendfsync"] == "everysec"
     assert config["maxmemory-policy"] == "noeviction"
+    # Vector bucket hashes of 4*dim-byte values stay listpacks (docs/publishing.md, memory budget).
+    assert config["hash-max-listpack-value"] == "4096"
+    assert config["hash-max-listpack-entries"] == "128"
     assert config["bind"] == "127.0.0.1"
     assert Path(config["dir"]) == Layout.of(stack_settings).redis_dir
 

@@ -14,7 +14,7 @@ def test_float32_vector_round_trips_through_redis(redis_client: redis.Redis, key
     rng = np.random.default_rng(7)
     vector = rng.standard_normal(64).astype(np.float32)
     vector[:3] = [np.float32(1e-38), np.float32(-0.0), np.float32(3.4e38)]  # edge values keep their bits
-    key = keys.vectors("als-d64", "v1", Kind.USER)
+    key = keys.vectors("als-d64", "v1", Kind.USER, 0)
     redis_client.hset(key, "u1", vectors.encode(vector))
     stored = redis_client.hget(key, "u1")
     assert isinstance(stored, bytes)
@@ -28,7 +28,7 @@ def test_float32_vector_round_trips_through_redis(redis_client: redis.Redis, key
 
 def test_matrix_round_trips_and_wrong_dim_is_refused(redis_client: redis.Redis, keys: Keys) -> None:
     matrix = np.arange(12, dtype=np.float32).reshape(3, 4)
-    key = keys.vectors("als-d4", "v1", Kind.ITEM)
+    key = keys.vectors("als-d4", "v1", Kind.ITEM, 0)
     redis_client.hset(key, "batch", vectors.encode(matrix))
     stored = redis_client.hget(key, "batch")
     assert isinstance(stored, bytes)
