@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, ge=2, le=100, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(256, ge=8, le=4096, description="HNSW build-time beam width.")
     hnsw_ef_search: int = Field(256, ge=8, le=10000, description="HNSW query-time beam width.")
+    # Measured (serving eval on goodbooks, 1000 users, exclude-seen): tag/author books share vectors, and
+    # with large groups of identical vectors ef_search 256 finds the exact top-10 for 0.95 of users, 448 and
+    # up for all of them (also als/ease: 1.0), at the same query latency on 10k items (2-4 ms).
+    serving_ef_search: int = Field(
+        512, ge=8, le=10000, description="HNSW beam width of serving's k-NN queries (per query)."
+    )
 
     # --- processes -----------------------------------------------------------------------------
     orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")

@@ -1,9 +1,18 @@
 """Quality through the full stack: recall@10 / nDCG@10 via /v1/recommend, and agreement with exact top-10.
 
-For each type and each sampled user, the served top-10 (exclude-seen) is compared with
-- the user's held-out items (recall@10, nDCG@10), when a holdout CSV (user_id,book_id) is given;
+For each type and each sampled user, the served top-10 is compared with
+- the user's held-out items (recall@10, nDCG@10), when a holdout CSV (user_id,book_id) is given. Seen items
+  are then the stored profile less the held-out ones (sent as exclude_item_ids with exclude_seen off), as in
+  training's evaluation: excluding the whole profile would exclude the very items to be found;
 - the exact top-10 of the same user vector over the same version's indexed item vectors, with the same
-  exclusions (script_score brute force in OpenSearch): the share of users whose served top-10 equals it.
+  exclusions (script_score brute force in OpenSearch). Two shares are reported:
+  `exact_top10_share_strict`: the served ids equal the exact ids, rank by rank;
+  `exact_top10_share` (tie-aware): at every rank the served item's exact score equals the exact score at
+  that rank (within float32 rounding, EXACT_SLACK), and the served list is as long as the exact one. Items
+  with identical vectors (tag/author books) are interchangeable: whichever of them the index returns is as
+  right as the brute force's pick. A served item outside the exact top EXACT_DEPTH counts as a mismatch.
+  Only embedding-scored items are compared; fallback items may fill slots only when the exact list is
+  shorter than 10 (fewer items with a vector of the version pass the exclusions).
 It also reports the share of served items that came from the fallback scorer.
 """
 
@@ -25,11 +34,14 @@ from contract.profiles import Profile
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from search.async_engine import AsyncSearch
+from search.engine import ScoredItem
 from search.requests import VersionedKnnQuery
 from serving.orchestrator_client import NoUserVector, OrchestratorClient
 from serving.state import AppState
 
 K = 10
+EXACT_DEPTH = 100  # exact hits fetched to look up the exact scores of served items
+EXACT_SLACK = 1e-5  # relative: OpenSearch scores in float32 (as indexer.recall's recall_with_ties)
 
 
 def read_holdout(path: Path) -> dict[str, set[str]]:
@@ -63,6 +75,7 @@ class TypeReport:
     ndcg_sum: float = 0.0
     with_holdout: int = 0
     exact_equal: int = 0
+    exact_equal_strict: int = 0
     exact_compared: int = 0
     items: int = 0
     fallback_items: int = 0
@@ -73,11 +86,37 @@ class TypeReport:
             "users": self.users,
             f"recall@{K}": round(self.recall_sum / self.with_holdout, 5) if self.with_holdout else None,
             f"ndcg@{K}": round(self.ndcg_sum / self.with_holdout, 5) if self.with_holdout else None,
+            "exact_compared": self.exact_compared,
             "exact_top10_share": round(self.exact_equal / self.exact_compared, 5)
+            if self.exact_compared
+            else None,
+            "exact_top10_share_strict": round(self.exact_equal_strict / self.exact_compared, 5)
             if self.exact_compared
             else None,
             "fallback_share": round(self.fallback_items / self.items, 5) if self.items else None,
         }
+
+
+def equals_exact(served: list[str], exact: list[ScoredItem]) -> bool:
+    """Whether the served embedding items are an exact top-k, ties interchangeable (module docstring)."""
+    wanted = min(K, len(exact))
+    if len(served) != wanted or len(set(served)) != len(served):
+        return False
+    score = {hit.item_id: hit.score for hit in exact}
+    for rank, item in enumerate(served):
+        if item not in score:
+            return False
+        reference = exact[rank].score
+        if abs(score[item] - reference) > EXACT_SLACK * max(1.0, abs(reference)):
+            return False
+    return True
+
+
+async def _seen(redis: Any, state_keys: Any, user: str) -> frozenset[str]:
+    raw = await redis.get(state_keys.profile(user))
+    if raw is None:
+        return frozenset()
+    return frozenset(i.item_id for i in Profile.model_validate_json(raw).interactions)
 
 
 async def _one(
@@ -91,10 +130,15 @@ async def _one(
     relevant: set[str] | None,
     report: TypeReport,
 ) -> None:
-    response = await serving.post(
-        "/v1/recommend",
-        json={"user_id": user, "embedding_type": info.type.name, "k": K, "exclude_seen": True},
-    )
+    request: dict[str, Any] = {"user_id": user, "embedding_type": info.type.name, "k": K}
+    seen = await _seen(redis, state_keys, user)
+    if relevant is None:
+        request["exclude_seen"] = True  # serving reads the same profile
+    else:
+        seen = seen - relevant
+        request["exclude_seen"] = False
+        request["exclude_item_ids"] = sorted(seen)
+    response = await serving.post("/v1/recommend", json=request)
     if response.status_code != 200:
         return
     body = response.json()
@@ -112,18 +156,16 @@ async def _one(
         return
     loc = next((loc for loc in info.indexed if loc.version == vec.version), None)
     if loc is None or vec.version != body["version"]:
-        return
-    raw = await redis.get(state_keys.profile(user))
-    seen: frozenset[str] = frozenset()
-    if raw is not None:
-        seen = frozenset(i.item_id for i in Profile.model_validate_json(raw).interactions)
+        return  # in_use moved between the two calls: not comparable
     exact = await search.exact(
         VersionedKnnQuery(
-            location=loc, similarity=info.type.similarity, vector=vec.vector, k=K, exclude_ids=seen
+            location=loc, similarity=info.type.similarity, vector=vec.vector, k=EXACT_DEPTH, exclude_ids=seen
         )
     )
+    embedded = [i["item_id"] for i in body["items"] if i["scorer"] == "embedding"]
     report.exact_compared += 1
-    report.exact_equal += int([h.item_id for h in exact] == served)
+    report.exact_equal += int(equals_exact(embedded, exact))
+    report.exact_equal_strict += int(embedded == [h.item_id for h in exact[:K]])
 
 
 async def evaluate(

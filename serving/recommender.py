@@ -358,6 +358,16 @@ async def _recommend(
     return outcome
 
 
+def candidates(k: int) -> int:
+    """HNSW candidates of a k-NN query for the k best."""
+    return min(MAX_CANDIDATES, max(k, MIN_CANDIDATES))
+
+
+def ef_search(state: AppState, k: int) -> int:
+    """The beam width: the configured one (see serving_ef_search), never narrower than the candidates."""
+    return max(state.settings.serving_ef_search, candidates(k))
+
+
 async def _location(state: AppState, type_name: str, version: str) -> IndexedLocation:
     loc = await state.directory.location(type_name, version)
     if loc is None:
@@ -385,7 +395,8 @@ async def _versioned(
         k=k,
         filter=request.filters,
         exclude_ids=excluded,
-        candidates=min(MAX_CANDIDATES, max(k, MIN_CANDIDATES)),
+        candidates=candidates(k),
+        ef_search=ef_search(state, k),
     )
     started = time.perf_counter()
     try:
@@ -521,7 +532,8 @@ async def similar(state: AppState, query: SimilarQuery, timer: Timer) -> Outcome
         k=query.k,
         filter=query.filters,
         exclude_ids=frozenset({query.item_id}),
-        candidates=min(MAX_CANDIDATES, max(query.k, MIN_CANDIDATES)),
+        candidates=candidates(query.k),
+        ef_search=ef_search(state, query.k),
     )
     started = time.perf_counter()
     try:

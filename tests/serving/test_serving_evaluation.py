@@ -9,7 +9,8 @@ import pytest
 from conftest import Stack
 from serving_support import TYPE_A, exact_top
 
-from serving.evaluation import evaluate
+from search.engine import ScoredItem
+from serving.evaluation import equals_exact, evaluate
 
 
 @pytest.fixture
@@ -39,3 +40,49 @@ async def test_eval_via_serving_reports_recall_and_exact_agreement(stack: Stack,
     assert 0 < figures["ndcg@10"] <= 1
     assert figures["exact_top10_share"] == 1.0
     assert figures["fallback_share"] == 0.0
+
+
+@pytest.mark.anyio
+async def test_eval_holdout_items_from_the_profile_are_not_excluded(stack: Stack, tmp_path: Path) -> None:
+    # A leave-last-out holdout: the held-out items are in the stored profile too; only the rest is "seen".
+    world = stack.world
+    v1 = world.versions[0].name
+    holdout = tmp_path / "holdout.csv"
+    rows = ["user_id,book_id"]
+    expected = []
+    for j in range(10):
+        user = f"u{j}"
+        held = world.profiles[user][-2:]
+        rows += [f"{user},{item}" for item in held]
+        top = exact_top(world, v1, user, 10, set(world.profiles[user][:-2]))
+        expected.append(len(set(top) & set(held)) / 2)
+    holdout.write_text("\n".join(rows) + "\n")
+    assert max(expected) > 0  # some held-out item is findable once it is not excluded as seen
+    settings = stack.settings.model_copy(update={"orchestrator_url": stack.orchestrator.url})
+    report = await evaluate(settings, stack.serving.url, holdout, users=10)
+    figures = report["types"][TYPE_A]
+    assert figures["recall@10"] == round(float(np.mean(expected)), 5)
+    assert figures["exact_top10_share"] == figures["exact_top10_share_strict"] == 1.0
+
+
+def _hits(*scores: tuple[str, float]) -> list[ScoredItem]:
+    return [ScoredItem(item, score, score, "v", {}) for item, score in scores]
+
+
+def test_equals_exact_treats_tied_items_as_interchangeable() -> None:
+    exact = _hits(("a", 0.9), ("b", 0.5), ("c", 0.5), ("d", 0.1))
+    assert equals_exact(["a", "b", "c", "d"], exact)
+    assert equals_exact(["a", "c", "b", "d"], exact)  # b and c tie
+    assert not equals_exact(["b", "a", "c", "d"], exact)  # order of unequal scores matters
+    assert not equals_exact(["a", "b", "c"], exact)  # too short
+    assert not equals_exact(["a", "b", "b", "d"], exact)  # a duplicate is no top-k
+    assert not equals_exact(["a", "b", "c", "x"], exact)  # x is not among the exact hits
+
+
+def test_equals_exact_allows_float32_rounding_only() -> None:
+    exact = _hits(("a", 0.9), ("b", 0.5))
+    assert equals_exact(["a", "b"], exact)
+    near = _hits(("a", 0.9), ("b", 0.5), ("c", 0.5 - 1e-7))
+    assert equals_exact(["a", "c", "b"], near)
+    far = _hits(("a", 0.9), ("b", 0.5), ("c", 0.499))
+    assert not equals_exact(["a", "c", "b"], far)
