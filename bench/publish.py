@@ -12,7 +12,7 @@ import redis
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
-from contract.vectors import bucket_of, buckets_for
+from contract.vectors import buckets_for, buckets_of
 from contract.versions import Frame
 from training.publish import VectorSet, publish, read_manifest
 from training.registry import register_type
@@ -96,8 +96,8 @@ def _raw_pipeline(
     for kind, vs in sets.items():
         buckets = buckets_for(len(vs.ids))
         groups: dict[int, list[int]] = {}
-        for index, entity in enumerate(vs.ids):
-            groups.setdefault(bucket_of(entity, buckets), []).append(index)
+        for index, bucket in enumerate(buckets_of(vs.ids, buckets).tolist()):
+            groups.setdefault(bucket, []).append(index)
         blob = vs.matrix.tobytes()
         # Rows bucket by bucket, in chunks of CHUNK rows: one flat HSET per bucket run, one round trip
         # per chunk (the fastest raw form we know, so the ratio is our whole overhead).

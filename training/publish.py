@@ -40,6 +40,13 @@ _REFRESH = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+# Every bucket's field count in one command: a pipeline of ~1,000 HLENs costs more in redis-py's
+# packing and parsing than the check is worth.
+_HLENS = """
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = redis.call('HLEN', key) end
+return counts
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -236,7 +243,9 @@ def _write_vectors(
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
         blob = c.vectors[order].tobytes()  # encoded once; each field value is a slice of it
-        encoded_ids = [c.ids[row].encode() for row in order.tolist()]
+        # Ids hold no newline (validation.ENTITY_ID): encoding them as one string runs at C speed.
+        encoded = "\n".join(c.ids).encode().split(b"\n")
+        encoded_ids = [encoded[row] for row in order.tolist()]
         key_of = [keys.vectors(etype.name, version, c.kind, b).encode() for b in range(c.buckets)]
         for start in range(0, len(c.ids), chunk_size):
             end = min(start + chunk_size, len(c.ids))
@@ -345,10 +354,8 @@ def _check_stored(client: redis.Redis, keys: Keys, type_name: str, version: str,
     if not c.ids:
         return
     expected = np.bincount(c.bucket_rows, minlength=c.buckets)
-    with client.pipeline(transaction=False) as pipe:
-        for bucket in range(c.buckets):
-            pipe.hlen(keys.vectors(type_name, version, c.kind, bucket))
-        stored = np.asarray(pipe.execute())
+    names = [keys.vectors(type_name, version, c.kind, bucket) for bucket in range(c.buckets)]
+    stored = np.asarray(client.eval(_HLENS, len(names), *names), dtype=np.int64)
     if not np.array_equal(stored, expected):
         raise PublishError(
             f"{c.kind.value} vectors of {type_name!r} {version}: {int(stored.sum())} stored, "
