@@ -1,8 +1,10 @@
-"""Async I/O for request-path readers (serving): the same bodies and hit parsing as search.engine, over httpx.
+"""Async I/O for request-path readers (serving): search.engine's bodies and hit parsing, over aiohttp.
 
 search.engine is synchronous (opensearch-py); an async web process would otherwise park every query on a
 thread. This module sends the bodies built by search.requests and parses hits with search.engine's parsers,
 so the versioned k-NN (version filter inside the clause, VersionMismatch on a foreign hit) is identical.
+aiohttp rather than httpx: measured on this box, 0.15 ms of CPU per keep-alive request against 0.75-1.3 ms,
+which is most of what serving adds to a raw orchestrator call + k-NN query.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import httpx
+import aiohttp
 import orjson
 
 from search.engine import ScoredItem, parse_scored_hits, parse_vector_hits
@@ -38,36 +40,43 @@ _JSON: Final = {"Content-Type": "application/json"}
 
 
 class AsyncSearch:
-    """An async OpenSearch reader: one connection pool, a timeout per call, our exceptions only."""
+    """An async OpenSearch reader: one keep-alive pool, a timeout per call, our exceptions only.
+
+    Build it inside the running event loop (an aiohttp session belongs to one loop).
+    """
 
     def __init__(self, endpoint: str, timeout: float, pool_size: int = 64) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=endpoint,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        self._endpoint = endpoint.rstrip("/")
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=pool_size),
         )
 
     async def aclose(self) -> None:
         """Close the pool."""
-        await self._http.aclose()
+        await self._http.close()
 
     async def _send(self, action: str, method: str, path: str, body: Body | None = None) -> Any:
         try:
-            response = await self._http.request(
-                method, path, content=None if body is None else orjson.dumps(body), headers=_JSON
-            )
-        except httpx.HTTPError as exc:
+            async with self._http.request(
+                method,
+                self._endpoint + path,
+                data=None if body is None else orjson.dumps(body),
+                headers=_JSON,
+            ) as response:
+                status = response.status
+                content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise SearchUnavailable(
                 f"{action}: OpenSearch unreachable or timed out ({exc.__class__.__name__})"
             ) from exc
-        status = response.status_code
         if status < 300:
-            return orjson.loads(response.content)
+            return orjson.loads(content)
         try:
-            info: Any = orjson.loads(response.content)
+            info: Any = orjson.loads(content)
         except orjson.JSONDecodeError:
             info = None
-        reason = reason_of(info, response.text[:200])
+        reason = reason_of(info, content[:200].decode("utf-8", "replace"))
         if status in _UNAVAILABLE:
             raise SearchUnavailable(f"{action}: OpenSearch unavailable ({status}): {reason}")
         if status == 404:

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 import orjson
 
 from contract.settings import Settings
 from contract.wire import InUseChange, TypeInfo, WeightedAttribute
 from serving.errors import InvalidField, NotServable, UnknownType
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class OrchestratorDown(Exception):  # noqa: N818 - a condition serving degrades on, not an HTTP error
@@ -45,46 +47,57 @@ def _user_vec(data: dict[str, Any]) -> UserVec:
     )
 
 
-class OrchestratorClient:
-    """Async client; one per app, built in the lifespan."""
+@dataclass(frozen=True)
+class Reply:
+    """An orchestrator answer, read whole."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=settings.orchestrator_url,
+    status_code: int
+    content: bytes
+
+
+class OrchestratorClient:
+    """Async client; one per app, built in the lifespan (inside the event loop: aiohttp's session needs it).
+
+    aiohttp rather than httpx: a fifth of the CPU per keep-alive request (see search.async_engine).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._base = settings.orchestrator_url.rstrip("/")
+        self._http = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"},
-            timeout=httpx.Timeout(settings.serving_orchestrator_timeout_seconds),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            transport=transport,
+            timeout=aiohttp.ClientTimeout(total=settings.serving_orchestrator_timeout_seconds),
+            connector=aiohttp.TCPConnector(limit=64, limit_per_host=64),
         )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        await self._http.close()
 
-    async def _call(self, method: str, path: str, body: object | None = None) -> httpx.Response:
+    async def _call(self, method: str, path: str, body: object | None = None) -> Reply:
         try:
-            if body is None:
-                response = await self._http.request(method, path)
-            else:
-                response = await self._http.request(
-                    method, path, content=orjson.dumps(body), headers={"Content-Type": "application/json"}
-                )
-        except httpx.HTTPError as exc:
+            async with self._http.request(
+                method,
+                self._base + path,
+                data=None if body is None else orjson.dumps(body),
+                headers=None if body is None else _JSON,
+            ) as response:
+                reply = Reply(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise OrchestratorDown(f"orchestrator {method} {path}: {type(exc).__name__}") from exc
-        if response.status_code >= 500 or response.status_code in (401, 403, 429):
+        if reply.status_code >= 500 or reply.status_code in (401, 403, 429):
             # Auth failures are our misconfiguration, not the caller's: degrade rather than blame the request.
-            raise OrchestratorDown(f"orchestrator {method} {path}: HTTP {response.status_code}")
-        return response
+            raise OrchestratorDown(f"orchestrator {method} {path}: HTTP {reply.status_code}")
+        return reply
 
     @staticmethod
-    def _error(response: httpx.Response) -> tuple[str, str]:
+    def _error(response: Reply) -> tuple[str, str]:
         try:
             body = orjson.loads(response.content)
             return str(body.get("error", "")), str(body.get("detail", ""))
         except (orjson.JSONDecodeError, AttributeError):
-            return "", response.text[:200]
+            return "", response.content[:200].decode("utf-8", "replace")
 
-    def _raise_for_type(self, response: httpx.Response, type_name: str) -> None:
+    def _raise_for_type(self, response: Reply, type_name: str) -> None:
         name, detail = self._error(response)
         if name == "UnknownType" or (response.status_code == 404 and not name):
             raise UnknownType(f"embedding_type: no embedding type {type_name!r} is registered")

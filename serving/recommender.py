@@ -223,7 +223,14 @@ def warm_popular(state: AppState, type_name: str, index: str, node: FilterNode |
     task.add_done_callback(_background.discard)
 
 
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _let_finish(task: asyncio.Task[Any]) -> None:
+    """Keep a task nobody awaits alive until done, its outcome (even an error) consumed."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 # --- fallback --------------------------------------------------------------------------------------------
@@ -298,9 +305,19 @@ async def _recommend(
     if known is None:  # never reached the orchestrator for this type
         raise Unavailable(f"embedding_type: cannot resolve {type_name!r}: {orchestrator_trouble}")
 
+    info = known.info
+    in_use_loc = known.location(info.in_use) if info.in_use else None
+    # The profile read (Redis) and the user-vector call (orchestrator) do not depend on each other: overlap.
+    early: asyncio.Task[UserVec] | None = None
+    needs_profile = request.user_id is not None and request.exclude_seen
+    if needs_profile and orchestrator_trouble is None and info.in_use is not None and in_use_loc is not None:
+        early = asyncio.ensure_future(user_vector(state, request, type_name, info.in_use))
+    vector_started = time.perf_counter()
+
     profile: Profile | None = None
     profile_trouble: str | None = None
-    if request.user_id is not None and request.exclude_seen:
+    if needs_profile:
+        assert request.user_id is not None
         started = time.perf_counter()
         try:
             profile = await profile_of(state, request.user_id)
@@ -308,8 +325,6 @@ async def _recommend(
             profile_trouble = f"profile unavailable ({type(exc).__name__}): seen items not excluded"
         timer.add("profile", started)
     excluded = _excluded(request, profile)
-    info = known.info
-    in_use_loc = known.location(info.in_use) if info.in_use else None
 
     if orchestrator_trouble is not None:
         return await _degraded_orchestrator(
@@ -319,15 +334,17 @@ async def _recommend(
     if in_use_loc is not None and not request.explain:
         key = result_key(request, type_name, in_use_loc, excluded)
         if (cached := state.results.get(key)) is not None:
+            if early is not None:
+                _let_finish(early)  # it fills the user-vector cache
             return Outcome(
                 type_name, in_use_loc.version, [], in_use_loc, excluded=len(excluded), cached_items=cached
             )
     if info.in_use is None or in_use_loc is None:
         raise NotServable(f"embedding_type: type {type_name!r} has no in-use, indexed version yet")
 
-    started = time.perf_counter()
+    started = vector_started if early is not None else time.perf_counter()
     try:
-        vec = await user_vector(state, request, type_name, info.in_use)
+        vec = await (early or user_vector(state, request, type_name, info.in_use))
     except NoUserVector as exc:
         timer.add("user_vector", started)
         return await _cold_user(state, request, type_name, in_use_loc, excluded, str(exc), timer)

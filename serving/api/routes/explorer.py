@@ -38,7 +38,10 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 HISTORY_TRAIL = 20  # in_use changes shown per type
-USER_SCAN_CALLS = 50  # bound on SCAN round trips when listing users (profiles may be sparse in the keyspace)
+# Bound on SCAN round trips when listing users: profiles may be sparse in a shared keyspace (100k+ keys of
+# other prefixes), so each call examines USER_SCAN_COUNT keys; at most 1M keys in all.
+USER_SCAN_CALLS = 100
+USER_SCAN_COUNT = 10_000
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID.pattern)]
 TypeQuery = Annotated[str | None, Query(max_length=64, pattern=TYPE_NAME.pattern)]
@@ -149,7 +152,7 @@ async def users(state: StateDep, limit: Annotated[int, Query(ge=1, le=1000)] = 1
     cursor = 0
     try:
         for _ in range(USER_SCAN_CALLS):
-            cursor, batch = await state.redis.scan(cursor, match=f"{prefix}*", count=1000)
+            cursor, batch = await state.redis.scan(cursor, match=f"{prefix}*", count=USER_SCAN_COUNT)
             found.update(_text(key)[len(prefix) :] for key in batch)
             if cursor == 0 or len(found) >= limit:
                 break
