@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Stack
+from serving_stack import Stack
 from serving_support import N_USERS, TYPE_A, metadata
 
 

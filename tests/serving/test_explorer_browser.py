@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Stack
 from playwright.sync_api import Page, expect, sync_playwright
+from serving_stack import Stack
 from serving_support import TYPE_A, exact_top, item_id, metadata
 
 from contract.filters import matches, parse_filter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Stack
+from serving_stack import Stack
 from serving_support import TYPE_A
 
 

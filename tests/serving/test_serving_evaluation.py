@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Stack
+from serving_stack import Stack
 from serving_support import TYPE_A, exact_top
 
 from search.engine import ScoredItem

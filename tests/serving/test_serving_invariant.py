@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 import redis
-from conftest import Stack, start_stack
 from opensearchpy import OpenSearch
+from serving_stack import Stack, start_stack
 from serving_support import TYPE_A, World, build_world, set_in_use
 
 from contract.indexing import Mode

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from conftest import Stack, start_stack
 from opensearchpy import OpenSearch
+from serving_stack import Stack, start_stack
 from serving_support import (
     N_ITEMS,
     TYPE_A,
