@@ -19,7 +19,10 @@ class TtlCache(Generic[V]):
         self.name = name
         self.ttl = ttl
         self.max_entries = max_entries
-        self._counter = counter
+        # The two labelled children, resolved once (labels() costs more than the lookup it counts).
+        self._counts = (
+            {o: counter.labels(cache=name, outcome=o) for o in ("hit", "miss")} if counter is not None else {}
+        )
         self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
 
     def get(self, key: Hashable) -> V | None:
@@ -43,6 +46,11 @@ class TtlCache(Generic[V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether put() stores anything."""
+        return self.ttl > 0 and self.max_entries > 0
+
     def clear(self) -> None:
         """Drop everything."""
         self._entries.clear()
@@ -51,8 +59,9 @@ class TtlCache(Generic[V]):
         return len(self._entries)
 
     def _count(self, outcome: str) -> None:
-        if self._counter is not None:
-            self._counter.labels(cache=self.name, outcome=outcome).inc()
+        child = self._counts.get(outcome)
+        if child is not None:
+            child.inc()
 
 
 class LastGood(Generic[V]):

@@ -41,8 +41,9 @@ class RequestMetrics:
             state: AppState | None = getattr(scope["app"].state, "serving", None) if "app" in scope else None
             if state is not None:
                 path = getattr(scope.get("route"), "path", "unmatched")
-                state.metrics.requests.labels(route=path, status=str(status)).inc()
-                state.metrics.latency.labels(route=path).observe(time.perf_counter() - started)
+                metrics = state.metrics
+                metrics.child(metrics.requests, path, str(status)).inc()
+                metrics.child(metrics.latency, path).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from contract.filters import FilterNode
 from contract.indexing import IndexedLocation
 from contract.profiles import Profile
+from contract.settings import Settings
 from contract.wire import TypeInfo
 from search.engine import ScoredItem
 from search.errors import IndexNotFound, SearchError, SearchUnavailable, VersionMismatch
@@ -49,7 +50,8 @@ class Timer:
         """Record a step that began at `since`."""
         seconds = time.perf_counter() - since
         self.steps[step] = round(self.steps.get(step, 0.0) + seconds * 1000, 3)
-        self.state.metrics.step_latency.labels(step=step).observe(seconds)
+        metrics = self.state.metrics
+        metrics.child(metrics.step_latency, step).observe(seconds)
 
     def took_ms(self) -> float:
         """Milliseconds since the request began."""
@@ -331,7 +333,8 @@ async def _recommend(
             state, request, type_name, info, in_use_loc, excluded, orchestrator_trouble, timer
         )
 
-    if in_use_loc is not None and not request.explain:
+    key: bytes | None = None  # the result-cache key of the in-use location
+    if in_use_loc is not None and not request.explain and state.results.enabled:
         key = result_key(request, type_name, in_use_loc, excluded)
         if (cached := state.results.get(key)) is not None:
             if early is not None:
@@ -370,8 +373,9 @@ async def _recommend(
     outcome.excluded = len(excluded)
     if profile_trouble and outcome.degraded_reason is None:
         outcome.degraded_reason = profile_trouble
-    if outcome.degraded_reason is None and outcome.location is not None and not request.explain:
-        outcome.cache_key = result_key(request, type_name, outcome.location, excluded)
+    if outcome.degraded_reason is None and outcome.location is not None and key is not None:
+        same = outcome.location == in_use_loc
+        outcome.cache_key = key if same else result_key(request, type_name, outcome.location, excluded)
     return outcome
 
 
@@ -380,9 +384,9 @@ def candidates(k: int) -> int:
     return min(MAX_CANDIDATES, max(k, MIN_CANDIDATES))
 
 
-def ef_search(state: AppState, k: int) -> int:
+def ef_search(settings: Settings, k: int) -> int:
     """The beam width: the configured one (see serving_ef_search), never narrower than the candidates."""
-    return max(state.settings.serving_ef_search, candidates(k))
+    return max(settings.serving_ef_search, candidates(k))
 
 
 async def _location(state: AppState, type_name: str, version: str) -> IndexedLocation:
@@ -413,7 +417,7 @@ async def _versioned(
         filter=request.filters,
         exclude_ids=excluded,
         candidates=candidates(k),
-        ef_search=ef_search(state, k),
+        ef_search=ef_search(state.settings, k),
     )
     started = time.perf_counter()
     try:
@@ -550,7 +554,7 @@ async def similar(state: AppState, query: SimilarQuery, timer: Timer) -> Outcome
         filter=query.filters,
         exclude_ids=frozenset({query.item_id}),
         candidates=candidates(query.k),
-        ef_search=ef_search(state, query.k),
+        ef_search=ef_search(state.settings, query.k),
     )
     started = time.perf_counter()
     try:

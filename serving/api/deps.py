@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from serving.state import AppState
 
 
-def get_state(request: Request) -> AppState:
-    """The app's state, built by the lifespan."""
+async def get_state(request: Request) -> AppState:
+    """The app's state, built by the lifespan (async: FastAPI runs sync dependencies in a thread pool)."""
     state: AppState = request.app.state.serving
     return state
 

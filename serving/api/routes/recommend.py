@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
@@ -48,8 +49,9 @@ async def post_recommend(request: Request, state: StateDep) -> Response:
     items = render_items(outcome, body.filters, body.explain)
     if outcome.cache_key is not None:
         state.results.put(outcome.cache_key, items)
-    for item in items:
-        state.metrics.items.labels(scorer=item["scorer"]).inc()
+    metrics = state.metrics
+    for scorer, count in Counter(item["scorer"] for item in items).items():
+        metrics.child(metrics.items, scorer).inc(count)
     if outcome.assignment is not None:
-        state.metrics.assignments.labels(type=outcome.type_name, source=outcome.assignment.source).inc()
+        metrics.child(metrics.assignments, outcome.type_name, outcome.assignment.source).inc()
     return Response(render(outcome, items, timer), media_type="application/json")
