@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark against the running stack; each compares with a baseline in the same run."""
+"""`make bench`: run every benchmark against the running stack, each against its own same-run baseline."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         None, description="An existing OpenSearch cluster to use; when set, `services up` starts none."
     )
     redis_url: str | None = Field(
-        None, description="An existing Redis to use (redis://host:port/db); when set, `services up` starts none."
+        None,
+        description="An existing Redis to use (redis://host:port/db); when set, `services up` starts none.",
     )
     opensearch_port: int = Field(9250, ge=1024, le=65535, description="HTTP port of the local OpenSearch.")
     opensearch_transport_port: int = Field(
@@ -109,10 +110,13 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         _REPO_ROOT.parent / "shared" / "data" / "goodbooks",
-        description="The goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
+        description="goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
     )
     recall_floor: float = Field(
-        0.95, ge=0, le=1, description="A shadow build is promoted only if its recall@10 vs exact reaches this."
+        0.95,
+        ge=0,
+        le=1,
+        description="A shadow build is promoted only if its recall@10 vs exact reaches this.",
     )
     shadow_keep: int = Field(
         2, ge=1, le=50, description="Shadow indices kept per type (newest first) for rollback, after grace."
@@ -184,7 +188,9 @@ class Settings(BaseSettings):
     def _distinct_ports(self) -> Settings:
         ports = [self.opensearch_port, self.opensearch_transport_port, self.redis_port]
         if len(set(ports)) != len(ports):
-            raise ValueError(f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}")
+            raise ValueError(
+                f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}"
+            )
         for role in ("reader_keys", "indexer_keys", "admin_keys"):
             keys = [k.get_secret_value() for k in getattr(self, role)]
             if any(len(k) < 8 for k in keys):

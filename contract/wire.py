@@ -91,7 +91,9 @@ class UserVector(BaseModel):
     vector: list[float]
     source: Literal["direct", "aggregate"]
     used: list[str] = Field(default_factory=list, description="Attributes found (aggregate only).")
-    missing: list[str] = Field(default_factory=list, description="Attributes without a vector (aggregate only).")
+    missing: list[str] = Field(
+        default_factory=list, description="Attributes without a vector (aggregate only)."
+    )
 
 
 class AggregateRequest(BaseModel):
@@ -143,7 +145,9 @@ class InUseUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    expected: str | None = Field(description="The in_use version the caller believes is current (null: none).")
+    expected: str | None = Field(
+        description="The in_use version the caller believes is current (null: none)."
+    )
     version: str
     reason: str = Field(default="", max_length=500)
 
