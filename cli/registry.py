@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
-# Each module exposes `register(app: typer.Typer) -> None`.
-_COMMAND_MODULES = (
-    "stack.cli",
-    "training.cli",
-    "orchestrator.cli",
-    "indexer.cli",
-    "serving.cli",
-    "demo.cli",
-)
+from demo import cli as demo_cli
+from indexer import cli as indexer_cli
+from orchestrator import cli as orchestrator_cli
+from serving import cli as serving_cli
+from stack import cli as stack_cli
+from training import cli as training_cli
+
+# Each module's `register(app)` adds its own subcommands.
+_COMMAND_MODULES = (stack_cli, training_cli, orchestrator_cli, indexer_cli, serving_cli, demo_cli)
 
 
 def register_all(app: typer.Typer) -> None:
     """Add every process's commands to `app`."""
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that process has no commands yet
-                continue
-            raise
+    for module in _COMMAND_MODULES:
         module.register(app)

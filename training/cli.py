@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import typer
@@ -11,13 +10,10 @@ from rich.table import Table
 from contract.keys import Kind
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
-from training import profiles, registry, retention
+from training import commands_models, profiles, registry, retention
 from training.console import clean_errors, out, progress_bar, redis_session
 from training.publish import VectorSet, publish
 from training.vector_files import FORMATS, read_vectors
-
-# Modules of this process that add their own commands with `register(app)`; absent ones are skipped.
-_MORE_COMMANDS = ("training.commands_models",)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,14 +39,7 @@ def register(app: typer.Typer) -> None:
     profiles_app.command("load")(profiles_load)
     app.add_typer(profiles_app, name="profiles")
 
-    for name in _MORE_COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.register(app)
+    commands_models.register(app)
 
 
 def types_register(
