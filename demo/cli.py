@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 
@@ -38,7 +40,9 @@ def register(app: typer.Typer) -> None:
         from contract.settings import Settings
         from demo.flow import DemoError, Options, run
 
-        console = Console()
+        # Piped output (make demo | tee, CI logs) would otherwise be squeezed to 80 columns,
+        # hiding titles and version ids in the tables.
+        console = Console() if sys.stdout.isatty() else Console(width=180)
         options = Options(
             duration=duration,
             concurrency=concurrency,
