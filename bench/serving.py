@@ -3,7 +3,8 @@
 Both sides run in the same run against the same servers. Serving runs as its own process (`lockstep serving
 serve`), like the orchestrator; its user-vector and result caches are off so every request makes the same
 orchestrator call and k-NN query as the raw side (exclude_seen off: the raw side reads no profile). The raw
-side sends serving's own k-NN body (same candidates and ef_search, serving.recommender's functions).
+side sends serving's own k-NN request (same body, candidates and ef_search, serving.recommender's functions;
+the same filter_path and uncompressed transfer as search.async_engine).
 One load generator drives both sides with the same HTTP client (aiohttp, the one serving uses for its own
 calls), alternating raw and serving ROUNDS times; the report keeps every round's ratios and their median.
 Targets: p50 <= 1.2x, p99 <= 1.5x, throughput >= 0.8x of the raw script, at 1 and 8 connections.
@@ -33,6 +34,7 @@ from contract.keys import Keys
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
+from search.async_engine import HITS_ONLY, SEARCH_HEADERS
 from search.engine import bulk_write, create_index, delete_index
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
@@ -204,7 +206,9 @@ async def _measure(
                 ef_search=beam[1],
             )
             async with search.post(
-                f"{search_url}/{loc.index}/_search", data=orjson.dumps(knn_body(query)), headers=json_type
+                f"{search_url}/{loc.index}/_search" + HITS_ONLY,
+                data=orjson.dumps(knn_body(query)),
+                headers=SEARCH_HEADERS,
             ) as response:
                 response.raise_for_status()
                 orjson.loads(await response.read())

@@ -181,3 +181,18 @@ def test_ab_assignment_is_sticky_and_reported(ab_stack: Stack) -> None:
     assert set(by_user.values()) == {TYPE_A, TYPE_B}
     named = ab_stack.recommend(user_id="u0", k=3, embedding_type=TYPE_B).json()
     assert named["embedding_type"] == TYPE_B and named["assignment"]["source"] == "request"
+
+
+def test_recommend_route_is_labelled_and_refusals_keep_the_house_shape(stack: Stack) -> None:
+    ok = stack.recommend(user_id="u5", embedding_type=TYPE_A, k=3)
+    bad = stack.client.post("/v1/recommend", content=b'{"user_id": "u5", "k": 0}')
+    unknown = stack.client.post("/v1/recommend", json={"user_id": "u5", "embedding_type": "no-such-type"})
+    wrong_method = stack.client.get("/v1/recommend")
+    assert ok.status_code == 200 and len(ok.json()["items"]) == 3
+    assert bad.status_code == 422 and bad.json()["error"] == "InvalidField" and "k" in bad.json()["detail"]
+    assert unknown.status_code == 404 and unknown.json()["error"] == "UnknownType"
+    assert wrong_method.status_code == 405
+    metrics = stack.client.get("/metrics").text
+    for status in ("200", "422", "404"):
+        assert f'lockstep_serving_requests_total{{route="/v1/recommend",status="{status}"}}' in metrics
+    assert 'lockstep_serving_request_seconds_count{route="/v1/recommend"}' in metrics
