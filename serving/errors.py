@@ -8,6 +8,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ServingError(Exception):
@@ -95,6 +96,14 @@ async def handle_validation_error(_: Request, exc: Exception) -> Response:
     """FastAPI's own request validation (query/path params) rendered as InvalidField."""
     assert isinstance(exc, RequestValidationError)
     return error_response("InvalidField", describe_validation(list(exc.errors())), 422)
+
+
+async def handle_http_error(_: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method) in the house error shape."""
+    assert isinstance(exc, StarletteHTTPException)
+    names = {404: "NotFound", 405: "MethodNotAllowed"}
+    name = names.get(exc.status_code, "HTTPError")
+    return error_response(name, f"path: {exc.detail}", exc.status_code, dict(exc.headers or {}) or None)
 
 
 async def handle_unexpected(_: Request, exc: Exception) -> Response:

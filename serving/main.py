@@ -9,11 +9,18 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.settings import Settings
 from serving.api.routes import explorer, health, recommend, similar
-from serving.errors import ServingError, handle_serving_error, handle_unexpected, handle_validation_error
+from serving.errors import (
+    ServingError,
+    handle_http_error,
+    handle_serving_error,
+    handle_unexpected,
+    handle_validation_error,
+)
 from serving.state import AppState
 
 
@@ -110,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_exception_handler(ServingError, handle_serving_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
     app.add_exception_handler(Exception, handle_unexpected)
     app.include_router(recommend.router)
     app.include_router(similar.router)
