@@ -65,6 +65,26 @@ def register(app: typer.Typer) -> None:
             json.dumps({"seconds": round(getattr(report, "seconds", 0.0), 3), "results": rows}, default=str)
         )
 
+    def _one_cycle(
+        mode: str,
+        limit: int | None,
+        types: list[str] | None,
+        batch_size: int,
+        lock_wait: float,
+        switch_mode: bool,
+    ) -> None:
+        from indexer.errors import IndexerError
+
+        runner = _runner(limit, batch_size, lock_wait)
+        try:
+            cycle = runner.shadow if mode == "shadow" else runner.incremental
+            _print(cycle(types, switch_mode))
+        except IndexerError as exc:
+            typer.echo(f"{mode} cycle failed: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        finally:
+            runner.close()
+
     limit_opt = typer.Option(None, "--limit", help="Index only the first N catalog items (demos, tests).")
     types_opt = typer.Option(
         None, "--type", help="Only these embedding types (repeatable; default: all types of this mode)."
@@ -87,16 +107,7 @@ def register(app: typer.Typer) -> None:
         switch_mode: bool = switch_opt,
     ) -> None:
         """One shadow cycle: build, verify and promote the latest version of each type."""
-        from indexer.errors import IndexerError
-
-        runner = _runner(limit, batch_size, lock_wait)
-        try:
-            _print(runner.shadow(types, switch_mode))
-        except IndexerError as exc:
-            typer.echo(f"shadow cycle failed: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        finally:
-            runner.close()
+        _one_cycle("shadow", limit, types, batch_size, lock_wait, switch_mode)
 
     @index.command()
     def incremental(
@@ -107,16 +118,7 @@ def register(app: typer.Typer) -> None:
         switch_mode: bool = switch_opt,
     ) -> None:
         """One incremental mini-batch cycle on the live index."""
-        from indexer.errors import IndexerError
-
-        runner = _runner(limit, batch_size, lock_wait)
-        try:
-            _print(runner.incremental(types, switch_mode))
-        except IndexerError as exc:
-            typer.echo(f"incremental cycle failed: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        finally:
-            runner.close()
+        _one_cycle("incremental", limit, types, batch_size, lock_wait, switch_mode)
 
     @index.command()
     def run(
