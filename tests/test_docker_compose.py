@@ -144,3 +144,24 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies(serv
     for dependency, condition in (SERVICES[service].get("depends_on") or {}).items():
         assert dependency in SERVICES
         assert condition == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("service", APPS)
+def test_every_command_is_a_lockstep_command_line_that_parses(service: str) -> None:
+    import typer.main
+
+    from cli.main import app
+
+    program, *args = SERVICES[service]["command"]
+    assert program == "lockstep"
+    # typer ships its own copy of click, so walk the command tree by its methods, not click's classes.
+    command = typer.main.get_command(app)
+    context = command.context_class(command, info_name=program)
+    while hasattr(command, "get_command"):
+        name = args.pop(0)
+        sub = command.get_command(context, name)
+        assert sub is not None, f"{service}: unknown subcommand {name!r}"
+        command, context = sub, sub.context_class(sub, info_name=name, parent=context)
+    # Parsing the leaf's options strictly raises on an unknown option or a bad value.
+    parsed = command.make_context(context.info_name, args, parent=context.parent)
+    assert parsed.params, f"{service}: {args} parsed to no options"
