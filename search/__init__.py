@@ -17,7 +17,9 @@ Modules:
   `create_index`, `add_vector_slots`, `swap_alias`, `alias_targets`, `refresh`, `count`, `get_items`,
   `index_id_digest`, `delete_index`.
 - `search.item_indices` — indexer extras (bulk-load index creation, force-merge, `_meta` build markers).
-- `search.async_engine` — `AsyncSearch`: the same bodies and hit parsing over aiohttp, for async serving.
+- `search.async_engine` — `AsyncSearch`: the same bodies and hit parsing over `search.keepalive`, for serving.
+- `search.keepalive` — `KeepAlivePool`: the keep-alive HTTP/1.1 client of serving's request path (OpenSearch
+  here, and serving's orchestrator client), `HttpUnavailable` for every transport failure.
 - `search.scores`    — `to_similarity` / `to_score`: OpenSearch scores <-> model similarity (dot, cosine, l2).
 - `search.errors`    — `SearchError` > `SearchUnavailable` (retryable), `SearchRejected` (4xx, with reason)
   > `IndexNotFound`, `SearchFailed` (5xx), `VersionMismatch`, `UnsupportedEngine`, `TemplateMismatch`;

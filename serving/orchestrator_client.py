@@ -6,14 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 
 from contract.settings import Settings
 from contract.wire import InUseChange, TypeInfo, WeightedAttribute
+from search.keepalive import HttpUnavailable, KeepAlivePool, Reply
 from serving.errors import InvalidField, NotServable, UnknownType
-
-_JSON = {"Content-Type": "application/json"}
 
 
 class OrchestratorDown(Exception):  # noqa: N818 - a condition serving degrades on, not an HTTP error
@@ -47,46 +45,28 @@ def _user_vec(data: dict[str, Any]) -> UserVec:
     )
 
 
-@dataclass(frozen=True)
-class Reply:
-    """An orchestrator answer, read whole."""
-
-    status_code: int
-    content: bytes
-
-
 class OrchestratorClient:
-    """Async client; one per app, built in the lifespan (inside the event loop: aiohttp's session needs it).
-
-    aiohttp rather than httpx: a fifth of the CPU per keep-alive request (see search.async_engine).
-    """
+    """Async client over a keep-alive pool (search.keepalive: the cheapest per call); one per app."""
 
     def __init__(self, settings: Settings) -> None:
-        self._base = settings.orchestrator_url.rstrip("/")
-        self._http = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"},
-            timeout=aiohttp.ClientTimeout(total=settings.serving_orchestrator_timeout_seconds),
-            connector=aiohttp.TCPConnector(limit=64, limit_per_host=64),
+        self._http = KeepAlivePool(
+            settings.orchestrator_url,
+            settings.serving_orchestrator_timeout_seconds,
+            {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"},
         )
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.close()
+        await self._http.aclose()
 
     async def _call(self, method: str, path: str, body: object | None = None) -> Reply:
         try:
-            async with self._http.request(
-                method,
-                self._base + path,
-                data=None if body is None else orjson.dumps(body),
-                headers=None if body is None else _JSON,
-            ) as response:
-                reply = Reply(response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise OrchestratorDown(f"orchestrator {method} {path}: {type(exc).__name__}") from exc
-        if reply.status_code >= 500 or reply.status_code in (401, 403, 429):
+            reply = await self._http.request(method, path, None if body is None else orjson.dumps(body))
+        except HttpUnavailable as exc:
+            raise OrchestratorDown(f"orchestrator {method} {path}: {exc}") from exc
+        if reply.status >= 500 or reply.status in (401, 403, 429):
             # Auth failures are our misconfiguration, not the caller's: degrade rather than blame the request.
-            raise OrchestratorDown(f"orchestrator {method} {path}: HTTP {reply.status_code}")
+            raise OrchestratorDown(f"orchestrator {method} {path}: HTTP {reply.status}")
         return reply
 
     @staticmethod
@@ -99,33 +79,33 @@ class OrchestratorClient:
 
     def _raise_for_type(self, response: Reply, type_name: str) -> None:
         name, detail = self._error(response)
-        if name == "UnknownType" or (response.status_code == 404 and not name):
+        if name == "UnknownType" or (response.status == 404 and not name):
             raise UnknownType(f"embedding_type: no embedding type {type_name!r} is registered")
         if name == "NoVersionInUse":
             raise NotServable(f"embedding_type: type {type_name!r} has no in-use version yet")
-        if response.status_code == 422:
+        if response.status == 422:
             raise InvalidField(detail or f"orchestrator refused the request ({name})")
-        raise OrchestratorDown(f"orchestrator answered {response.status_code} {name}: {detail}")
+        raise OrchestratorDown(f"orchestrator answered {response.status} {name}: {detail}")
 
     async def type_info(self, type_name: str) -> TypeInfo:
         """GET /v1/embedding-types/{type}."""
         response = await self._call("GET", f"/v1/embedding-types/{quote(type_name, safe='')}")
-        if response.status_code != 200:
+        if response.status != 200:
             self._raise_for_type(response, type_name)
         return TypeInfo.model_validate_json(response.content)
 
     async def list_types(self) -> list[TypeInfo]:
         """GET /v1/embedding-types."""
         response = await self._call("GET", "/v1/embedding-types")
-        if response.status_code != 200:
-            raise OrchestratorDown(f"orchestrator answered {response.status_code} listing types")
+        if response.status != 200:
+            raise OrchestratorDown(f"orchestrator answered {response.status} listing types")
         return [TypeInfo.model_validate(item) for item in orjson.loads(response.content)]
 
     async def in_use_history(self, type_name: str, limit: int = 20) -> list[InUseChange]:
         """GET /v1/embedding-types/{type}/in-use/history: the newest in_use changes, newest first."""
         path = f"/v1/embedding-types/{quote(type_name, safe='')}/in-use/history?limit={limit}"
         response = await self._call("GET", path)
-        if response.status_code != 200:
+        if response.status != 200:
             self._raise_for_type(response, type_name)
         return [InUseChange.model_validate(item) for item in orjson.loads(response.content)]
 
@@ -133,7 +113,7 @@ class OrchestratorClient:
         """The user's vector of the in-use version (direct, or aggregated from the profile)."""
         path = f"/v1/embedding-types/{quote(type_name, safe='')}/users/{quote(user_id, safe='')}"
         response = await self._call("GET", path)
-        if response.status_code == 200:
+        if response.status == 200:
             return _user_vec(orjson.loads(response.content))
         name, detail = self._error(response)
         if name in ("UnknownUser", "NoAttributesFound"):
@@ -146,7 +126,7 @@ class OrchestratorClient:
         path = f"/v1/embedding-types/{quote(type_name, safe='')}/users:aggregate"
         body = {"attributes": [{"id": a.id, "weight": a.weight} for a in attributes]}
         response = await self._call("POST", path, body)
-        if response.status_code == 200:
+        if response.status == 200:
             return _user_vec(orjson.loads(response.content))
         name, detail = self._error(response)
         if name == "NoAttributesFound":
