@@ -179,20 +179,27 @@ def _passes(ratios: dict[str, float]) -> bool:
     )
 
 
-async def _interleaved(sides: dict[str, Call], connections: int) -> dict[str, dict[str, float]]:
-    """BLOCKS short blocks per side, in rotating order, pooled per side: drift of the box hits all alike."""
+async def _interleaved(sides: dict[str, Call], connections: int) -> tuple[dict[str, Any], list[float]]:
+    """BLOCKS short blocks per side, in rotating order, pooled per side: drift of the box hits all alike.
+
+    Also the serving/raw p50 ratio of each block pair, to show how much the box moved during the run.
+    """
     latencies: dict[str, list[float]] = {name: [] for name in sides}
     elapsed = dict.fromkeys(sides, 0.0)
     names = list(sides)
+    pair_ratios = []
     for name in names:  # warm-up: connections, JIT of the servers
         await _block(sides[name], connections, 0, 50)
     for block in range(BLOCKS):
         shift = block % len(names)
+        p50 = {}
         for name in names[shift:] + names[:shift]:
             got, took = await _block(sides[name], connections, block * BLOCK_REQUESTS, BLOCK_REQUESTS)
             latencies[name].extend(got)
             elapsed[name] += took
-    return {name: _figures(latencies[name], elapsed[name]) for name in names}
+            p50[name] = float(np.median(got))
+        pair_ratios.append(round(p50["serving"] / p50["raw"], 3))
+    return {name: _figures(latencies[name], elapsed[name]) for name in names}, pair_ratios
 
 
 async def _measure(
@@ -254,10 +261,11 @@ async def _measure(
         sides: dict[str, Call] = {"raw": raw, "raw_keepalive": raw_keepalive, "serving": via_serving}
         results: dict[str, Any] = {}
         for connections in (1, 8):
-            figures = await _interleaved(sides, connections)
+            figures, pair_ratios = await _interleaved(sides, connections)
             ratio = _ratios(figures["raw"], figures["serving"])
             results[f"c{connections}"] = {
                 **figures,
+                "p50_ratio_per_block": pair_ratios,
                 "ratio": ratio,
                 "ratio_vs_raw_keepalive": _ratios(figures["raw_keepalive"], figures["serving"]),
                 "pass": _passes(ratio),

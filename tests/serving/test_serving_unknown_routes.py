@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from serving_stack import Stack
+
+from serving.api.routes import recommend as recommend_route
 
 
 def test_unknown_path_and_wrong_method_use_the_error_shape(stack: Stack) -> None:
@@ -14,3 +17,20 @@ def test_unknown_path_and_wrong_method_use_the_error_shape(stack: Stack) -> None
     assert wrong.status_code == 405
     assert wrong.json()["error"] == "MethodNotAllowed"
     assert wrong.headers["allow"] == "POST"
+
+
+def test_the_direct_route_is_documented_and_renders_unexpected_errors_in_the_house_shape(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /v1/recommend skips FastAPI's layers (serving.main.DirectRoute): same schema, same 500 shape."""
+    assert "post" in stack.client.get("/openapi.json").json()["paths"]["/v1/recommend"]
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(recommend_route, "recommend", broken)
+    response = stack.client.post("/v1/recommend", json={"user_id": "u1"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "InternalError", "detail": "RuntimeError: unexpected error"}
+    metrics = stack.client.get("/metrics").text
+    assert 'lockstep_serving_requests_total{route="/v1/recommend",status="500"} 1.0' in metrics
