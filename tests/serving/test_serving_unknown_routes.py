@@ -6,6 +6,7 @@ import pytest
 from serving_stack import Stack
 
 from serving.api.routes import recommend as recommend_route
+from serving.api.routes import similar as similar_route
 
 
 def test_unknown_path_and_wrong_method_use_the_error_shape(stack: Stack) -> None:
@@ -34,3 +35,15 @@ def test_the_direct_route_is_documented_and_renders_unexpected_errors_in_the_hou
     assert response.json() == {"error": "InternalError", "detail": "RuntimeError: unexpected error"}
     metrics = stack.client.get("/metrics").text
     assert 'lockstep_serving_requests_total{route="/v1/recommend",status="500"} 1.0' in metrics
+
+
+def test_routed_endpoints_render_unexpected_errors_in_the_house_shape(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(similar_route, "similar", broken)
+    response = stack.client.get("/v1/items/1/similar")
+    assert response.status_code == 500
+    assert response.json() == {"error": "InternalError", "detail": "RuntimeError: unexpected error"}
