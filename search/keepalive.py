@@ -123,6 +123,7 @@ class KeepAlivePool:
         fixed = {"Host": parts.netloc, **(headers or {})}
         self._headers = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in fixed.items())
         self._idle: list[_Connection] = []
+        self._limit = limit
         self._slots = asyncio.Semaphore(limit)
         self._closed = False
 
@@ -136,17 +137,32 @@ class KeepAlivePool:
         else:
             message = b"%sContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (head, _JSON, len(body), body)
         loop = asyncio.get_running_loop()
-        async with self._slots:
-            deadline = loop.time() + self._timeout  # one bound for the whole call, a retry included
+        deadline = loop.time() + self._timeout  # one bound for the whole call: a wait for a slot, a retry
+        await self._acquire(deadline)
+        try:
             try:
-                try:
-                    return await self._exchange(loop, message, deadline)
-                except _Closed as exc:
-                    if not exc.retryable:
-                        raise
-                    return await self._exchange(loop, message, deadline)  # the server dropped an idle one
-            except OSError as exc:
-                raise HttpUnavailable(f"cannot reach {self._host}:{self._port} ({exc})") from exc
+                return await self._exchange(loop, message, deadline)
+            except _Closed as exc:
+                if not exc.retryable:
+                    raise
+                return await self._exchange(loop, message, deadline)  # the server dropped an idle one
+        except OSError as exc:
+            raise HttpUnavailable(f"cannot reach {self._host}:{self._port} ({exc})") from exc
+        finally:
+            self._slots.release()
+
+    async def _acquire(self, deadline: float) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once, no timer needed
+            return
+        try:
+            await asyncio.wait_for(
+                self._slots.acquire(), max(0.0, deadline - asyncio.get_running_loop().time())
+            )
+        except TimeoutError as exc:
+            raise HttpUnavailable(
+                f"no free connection within {self._timeout:g} s ({self._limit} busy)"
+            ) from exc
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, message: bytes, deadline: float) -> Reply:
         conn = self._checkout() or await self._connect(loop, deadline)
@@ -161,7 +177,7 @@ class KeepAlivePool:
             raise
         finally:
             timer.cancel()
-        if conn.keep_alive and conn.usable():
+        if conn.keep_alive and conn.usable() and not self._closed:
             conn.reused = True
             self._idle.append(conn)
         else:

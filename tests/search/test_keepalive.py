@@ -232,3 +232,20 @@ def test_unreachable_server_and_bad_urls_are_named() -> None:
     assert "cannot reach 127.0.0.1:9" in asyncio.run(test())
     with pytest.raises(ValueError, match="url: expected http://host"):
         KeepAlivePool("https://example.org", timeout=1)
+
+
+def test_waiting_for_a_free_connection_counts_against_the_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async def test(url: str) -> tuple[list[str], float]:
+        pool = KeepAlivePool(url, timeout=0.4, limit=1)
+        started = time.monotonic()
+        outcomes = await asyncio.gather(
+            pool.request("GET", "/a"), pool.request("GET", "/b"), return_exceptions=True
+        )
+        return [str(outcome) for outcome in outcomes], time.monotonic() - started
+
+    messages, elapsed = _serve(silent, test)
+    assert messages == ["no reply within 0.4 s", "no free connection within 0.4 s (1 busy)"]
+    assert elapsed < 0.8  # both within one timeout, not one after the other
