@@ -8,6 +8,9 @@ the same filter_path and uncompressed transfer as search.async_engine).
 The raw script uses aiohttp, the standard async client a hand-written script would use; the load generator
 calls serving with it too. A second raw side, raw_keepalive, makes the same two calls over serving's own
 transport (search.keepalive), so the report also shows serving against the cheapest client we have.
+A third side, floor, is bench.serving_floor: a bare ASGI app under uvicorn making the same two calls with
+nothing around them, so the report splits serving's overhead into what any service in front of the two
+calls costs here (floor_vs_raw) and what serving's own code adds (serving_vs_floor).
 The sides run in short blocks in rotating order, pooled per side: the shared box's load drifts within a
 run, and each side sees the same drift. Targets (vs raw): p50 <= 1.2x, p99 <= 1.5x, throughput >= 0.8x,
 at 1 and 8 connections.
@@ -49,10 +52,11 @@ from training.registry import register_type
 
 ITEMS, USERS, DIM, K = 5_000, 1_000, 32, 10
 BLOCKS, BLOCK_REQUESTS = 12, 150  # per side and connection count: 1,800 requests each
+CHECKED_USERS = 20  # users whose answers must agree across the sides before anything is timed
 TARGETS = {"p50": 1.2, "p99": 1.5, "throughput": 0.8}
 TYPE = "bench-d32"
 
-Call = Callable[[int], Awaitable[None]]
+Call = Callable[[int], Awaitable[list[str]]]  # one request for user n; the item ids it returned
 
 
 def _port() -> int:
@@ -154,6 +158,10 @@ async def _block(one: Call, connections: int, first: int, requests: int) -> tupl
     return latencies, time.perf_counter() - started
 
 
+def _hit_ids(content: bytes) -> list[str]:
+    return [hit["_id"] for hit in orjson.loads(content)["hits"]["hits"]]
+
+
 def _figures(latencies: list[float], elapsed: float) -> dict[str, float]:
     ms = np.array(latencies) * 1000
     return {
@@ -203,7 +211,7 @@ async def _interleaved(sides: dict[str, Call], connections: int) -> tuple[dict[s
 
 
 async def _measure(
-    settings: Settings, etype: EmbeddingType, loc: IndexedLocation, serving_url: str
+    settings: Settings, etype: EmbeddingType, loc: IndexedLocation, serving_url: str, floor_url: str
 ) -> dict[str, Any]:
     reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
     json_type = {"Content-Type": "application/json"}
@@ -232,15 +240,23 @@ async def _measure(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as search,
     ):
 
-        async def via_serving(n: int) -> None:
+        async def via_serving(n: int) -> list[str]:
             body = {"user_id": f"u{n % USERS}", "embedding_type": TYPE, "k": K, "exclude_seen": False}
             async with serving.post(
                 serving_url + "/v1/recommend", data=orjson.dumps(body), headers=json_type
             ) as response:
                 response.raise_for_status()
-                orjson.loads(await response.read())
+                return [item["item_id"] for item in orjson.loads(await response.read())["items"]]
 
-        async def raw(n: int) -> None:
+        async def via_floor(n: int) -> list[str]:
+            body = {"user_id": f"u{n % USERS}"}
+            async with serving.post(
+                floor_url + "/v1/recommend", data=orjson.dumps(body), headers=json_type
+            ) as response:
+                response.raise_for_status()
+                return _hit_ids(await response.read())
+
+        async def raw(n: int) -> list[str]:
             async with orch.get(orch_url + user_path.format(n % USERS)) as response:
                 response.raise_for_status()
                 vec = orjson.loads(await response.read())
@@ -248,17 +264,26 @@ async def _measure(
                 search_url + search_path, data=query(vec["vector"]), headers=SEARCH_HEADERS
             ) as response:
                 response.raise_for_status()
-                orjson.loads(await response.read())
+                return _hit_ids(await response.read())
 
-        async def raw_keepalive(n: int) -> None:
+        async def raw_keepalive(n: int) -> list[str]:
             reply = await lean_orch.request("GET", user_path.format(n % USERS))
             assert reply.status == 200, reply.content
             vec = orjson.loads(reply.content)
             reply = await lean_search.request("POST", search_path, query(vec["vector"]))
             assert reply.status == 200, reply.content
-            orjson.loads(reply.content)
+            return _hit_ids(reply.content)
 
-        sides: dict[str, Call] = {"raw": raw, "raw_keepalive": raw_keepalive, "serving": via_serving}
+        sides: dict[str, Call] = {
+            "raw": raw,
+            "raw_keepalive": raw_keepalive,
+            "floor": via_floor,
+            "serving": via_serving,
+        }
+        for n in range(CHECKED_USERS):  # every side must be doing the same work: the same answer
+            answers = {name: await side(n) for name, side in sides.items()}
+            if len({tuple(ids) for ids in answers.values()}) != 1 or len(answers["serving"]) != K:
+                raise RuntimeError(f"the sides disagree for user u{n}: {answers}")
         results: dict[str, Any] = {}
         for connections in (1, 8):
             figures, pair_ratios = await _interleaved(sides, connections)
@@ -268,6 +293,8 @@ async def _measure(
                 "p50_ratio_per_block": pair_ratios,
                 "ratio": ratio,
                 "ratio_vs_raw_keepalive": _ratios(figures["raw_keepalive"], figures["serving"]),
+                "floor_vs_raw": _ratios(figures["raw"], figures["floor"]),
+                "serving_vs_floor": _ratios(figures["floor"], figures["serving"]),
                 "pass": _passes(ratio),
             }
         await lean_orch.aclose()
@@ -278,7 +305,7 @@ async def _measure(
 def run(settings: Settings) -> dict[str, Any]:
     """Set up a 5k-item world, start orchestrator + serving processes, measure both sides, clean up."""
     token = f"b{uuid.uuid4().hex[:8]}"
-    orch_port, serving_port = _port(), _port()
+    orch_port, serving_port, floor_port = _port(), _port(), _port()
     settings = settings.model_copy(
         update={
             "key_prefix": token,
@@ -309,8 +336,27 @@ def run(settings: Settings) -> dict[str, Any]:
         _wait(settings.orchestrator_url)
         _register(settings, loc)
         processes.append(subprocess.Popen([*cli, "serving", "serve"], env=env))
+        floor_env = {
+            **env,
+            "BENCH_FLOOR_LOCATION": loc.model_dump_json(),
+            "BENCH_FLOOR_TYPE": TYPE,
+            "BENCH_FLOOR_SIMILARITY": etype.similarity.value,
+        }
+        floor = [sys.executable, "-m", "uvicorn", "--factory", "bench.serving_floor:floor_app_from_env"]
+        flags = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(floor_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        processes.append(subprocess.Popen([*floor, *flags, "--no-access-log"], env=floor_env))
+        floor_url = f"http://127.0.0.1:{floor_port}"
         _wait(settings.serving_url)
-        figures = asyncio.run(_measure(settings, etype, loc, settings.serving_url))
+        _wait(floor_url)
+        figures = asyncio.run(_measure(settings, etype, loc, settings.serving_url, floor_url))
     finally:
         for process in processes:
             process.terminate()
