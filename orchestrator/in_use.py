@@ -22,7 +22,7 @@ from orchestrator.errors import (
     NotPublished,
     VersionInUse,
 )
-from orchestrator.store import parse_manifest, text
+from orchestrator.store import readable, text
 
 AUDIT_MAXLEN = 10_000  # entries kept per type; older ones are trimmed (approximately)
 _ATTEMPTS = 20  # optimistic retries when another writer touched a watched key
@@ -123,7 +123,7 @@ async def rollback(redis: Redis, keys: Keys, type_name: str, reason: str, caller
         manifest_keys = [keys.manifest(type_name, v) for v in names]
         await pipe.watch(*manifest_keys)
         raws = await pipe.mget(manifest_keys)
-        manifests = {v: parse_manifest(raw) for v, raw in zip(names, raws, strict=True) if raw}
+        manifests = {v: m for v, raw in zip(names, raws, strict=True) if raw and (m := readable(raw))}
         if current in manifests:
             ceiling = manifests[current].order
         else:  # in_use was unpublished under us: everything up to its frame end counts as earlier

@@ -79,7 +79,17 @@ class _StateCollector(Collector):
                 info.add_metric([name, "latest", entry.latest.version], 1)
         for name, version in self.metrics.in_use.items():
             info.add_metric([name, "in_use", version], 1)
-        yield from (hits, misses, size, info)
+        unreadable = GaugeMetricFamily(
+            "lockstep_orchestrator_unreadable_manifests",
+            "Published versions whose manifest does not match the contract (skipped: they serve nobody).",
+            labels=["type"],
+        )
+        per_type: dict[str, int] = {}
+        for name, _ in catalog.store.unreadable if catalog else ():
+            per_type[name] = per_type.get(name, 0) + 1
+        for name, count in sorted(per_type.items()):
+            unreadable.add_metric([name], count)
+        yield from (hits, misses, size, info, unreadable)
 
 
 class MetricsMiddleware:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,6 +18,8 @@ from contract.types import EmbeddingType
 from contract.vectors import DTYPE, Matrix, bucket_of, by_bucket
 from orchestrator.cache import VectorCache
 from orchestrator.errors import CorruptData
+
+log = logging.getLogger(__name__)
 
 ITEM_NAMESPACE = "item:"
 
@@ -41,6 +44,14 @@ def parse_manifest(raw: bytes | str) -> Manifest:
         return Manifest.model_validate_json(raw)
     except pydantic.ValidationError as exc:
         raise CorruptData(f"stored manifest does not match the contract: {exc.errors()[0]['msg']}") from exc
+
+
+def readable(raw: bytes | str) -> Manifest | None:
+    """A stored manifest, or None when it does not match the contract (that version exists for nobody)."""
+    try:
+        return parse_manifest(raw)
+    except CorruptData:
+        return None
 
 
 def parse_type(name: str, raw: bytes | str) -> EmbeddingType:
@@ -69,6 +80,8 @@ class Store:
         # (type, version) -> its manifest's bucket counts, filled by every manifest read (the catalog
         # poll reads them all), so finding a vector's bucket hash costs no round trip.
         self._buckets: dict[tuple[str, str], Buckets] = {}
+        # (type, version) -> why its manifest could not be read, as of the last read of that type's versions.
+        self.unreadable: dict[tuple[str, str], str] = {}
 
     def _remember(self, manifest: Manifest) -> Manifest:
         if len(self._buckets) >= MAX_REMEMBERED_VERSIONS:
@@ -115,11 +128,29 @@ class Store:
         out: dict[str, list[Manifest]] = {}
         cursor = iter(raws)
         for name, ids in wanted:
-            manifests = (
-                [self._remember(parse_manifest(r)) for r in next(cursor) if r is not None] if ids else []
-            )
-            out[name] = sorted(manifests, key=lambda m: m.order)
+            gone = [key for key in self.unreadable if key[0] == name and key[1] not in ids]
+            for key in gone:  # unpublished since: nothing left to repair
+                del self.unreadable[key]
+            found = zip(ids, next(cursor), strict=True) if ids else ()
+            manifests = [self._readable(name, version, raw) for version, raw in found if raw is not None]
+            out[name] = sorted((m for m in manifests if m is not None), key=lambda m: m.order)
         return out
+
+    def _readable(self, type_name: str, version: str, raw: bytes) -> Manifest | None:
+        """The manifest, or None: one unreadable version must not hide every other one of every type.
+
+        Like a version whose manifest is missing, it does not exist for anyone; it is logged and counted
+        (lockstep_orchestrator_unreadable_manifests) until it is repaired or unpublished.
+        """
+        try:
+            manifest = self._remember(parse_manifest(raw))
+        except CorruptData as exc:
+            if (type_name, version) not in self.unreadable:
+                log.warning("skipping version %s of %s: %s", version, type_name, exc)
+            self.unreadable[(type_name, version)] = str(exc)
+            return None
+        self.unreadable.pop((type_name, version), None)
+        return manifest
 
     async def manifest(self, type_name: str, version: str) -> Manifest | None:
         """A version's manifest if it is published."""

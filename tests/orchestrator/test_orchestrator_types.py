@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
@@ -105,3 +106,38 @@ async def test_unknown_type_is_404(app_client: AppFactory, orch_settings: Settin
             "error": "UnknownType",
             "detail": "type_name: no embedding type 'nope' is registered",
         }
+
+
+async def test_an_unreadable_manifest_hides_only_its_own_version(
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings, keys: Keys
+) -> None:
+    """A manifest written under an older contract (here: no `buckets`) must not take every type down."""
+    etype, other = direct_type("als-d8"), direct_type("bpr-d8")
+    for t in (etype, other):
+        fixtures.register(t)
+    v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 2, 8, 1)})
+    v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 2, 8, 2)})
+    w1 = fixtures.publish(other, frame(1), {Kind.USER: rows("u", 2, 8, 3)})
+    stored = json.loads(fixtures.client.get(keys.manifest(etype.name, v2)) or b"")
+    del stored["buckets"]
+    fixtures.client.set(keys.manifest(etype.name, v2), json.dumps(stored))
+    fixtures.set_in_use(etype, v1)
+
+    async with app_client(orch_settings) as client:
+        await asyncio.sleep(0.2)  # a few polls
+        headers = auth(orch_settings, "reader")
+        listed = {
+            t["type"]["name"]: t for t in (await client.get("/v1/embedding-types", headers=headers)).json()
+        }
+        assert [v["version"] for v in listed[etype.name]["published"]] == [v1]
+        assert listed[etype.name]["latest"] == v1  # not the unreadable v2
+        assert listed[other.name]["latest"] == w1
+        user = await client.get(f"/v1/embedding-types/{etype.name}/users/u0", headers=headers)
+        assert user.status_code == 200 and user.json()["version"] == v1
+        metrics = (await client.get("/metrics")).text
+        assert f'lockstep_orchestrator_unreadable_manifests{{type="{etype.name}"}} 1.0' in metrics
+
+        fixtures.client.delete(keys.manifest(etype.name, v2))  # repaired by unpublishing it
+        fixtures.client.zrem(keys.published(etype.name), v2)
+        await asyncio.sleep(0.2)
+        assert "lockstep_orchestrator_unreadable_manifests{" not in (await client.get("/metrics")).text
