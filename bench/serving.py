@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -187,13 +188,26 @@ def _passes(ratios: dict[str, float]) -> bool:
     )
 
 
-async def _interleaved(sides: dict[str, Call], connections: int) -> tuple[dict[str, Any], list[float]]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0 elsewhere, and the figure reads 0)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _interleaved(
+    sides: dict[str, Call], connections: int, servers: dict[str, int]
+) -> tuple[dict[str, Any], list[float]]:
     """BLOCKS short blocks per side, in rotating order, pooled per side: drift of the box hits all alike.
 
-    Also the serving/raw p50 ratio of each block pair, to show how much the box moved during the run.
+    Also the serving/raw p50 ratio of each block pair, to show how much the box moved during the run, and
+    the CPU per request of each side's own server process (`servers`: side -> pid).
     """
     latencies: dict[str, list[float]] = {name: [] for name in sides}
     elapsed = dict.fromkeys(sides, 0.0)
+    cpu = dict.fromkeys(servers, 0.0)
     names = list(sides)
     pair_ratios = []
     for name in names:  # warm-up: connections, JIT of the servers
@@ -202,16 +216,22 @@ async def _interleaved(sides: dict[str, Call], connections: int) -> tuple[dict[s
         shift = block % len(names)
         p50 = {}
         for name in names[shift:] + names[:shift]:
+            before = _cpu_seconds(servers[name]) if name in servers else 0.0
             got, took = await _block(sides[name], connections, block * BLOCK_REQUESTS, BLOCK_REQUESTS)
+            if name in servers:
+                cpu[name] += _cpu_seconds(servers[name]) - before
             latencies[name].extend(got)
             elapsed[name] += took
             p50[name] = float(np.median(got))
         pair_ratios.append(round(p50["serving"] / p50["raw"], 3))
-    return {name: _figures(latencies[name], elapsed[name]) for name in names}, pair_ratios
+    figures: dict[str, Any] = {name: _figures(latencies[name], elapsed[name]) for name in names}
+    for name in servers:
+        figures[name]["server_cpu_ms_per_request"] = round(cpu[name] * 1000 / len(latencies[name]), 3)
+    return figures, pair_ratios
 
 
 async def _measure(
-    settings: Settings, etype: EmbeddingType, loc: IndexedLocation, serving_url: str, floor_url: str
+    settings: Settings, etype: EmbeddingType, loc: IndexedLocation, urls: dict[str, str], pids: dict[str, int]
 ) -> dict[str, Any]:
     reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
     json_type = {"Content-Type": "application/json"}
@@ -243,7 +263,7 @@ async def _measure(
         async def via_serving(n: int) -> list[str]:
             body = {"user_id": f"u{n % USERS}", "embedding_type": TYPE, "k": K, "exclude_seen": False}
             async with serving.post(
-                serving_url + "/v1/recommend", data=orjson.dumps(body), headers=json_type
+                urls["serving"] + "/v1/recommend", data=orjson.dumps(body), headers=json_type
             ) as response:
                 response.raise_for_status()
                 return [item["item_id"] for item in orjson.loads(await response.read())["items"]]
@@ -251,7 +271,7 @@ async def _measure(
         async def via_floor(n: int) -> list[str]:
             body = {"user_id": f"u{n % USERS}"}
             async with serving.post(
-                floor_url + "/v1/recommend", data=orjson.dumps(body), headers=json_type
+                urls["floor"] + "/v1/recommend", data=orjson.dumps(body), headers=json_type
             ) as response:
                 response.raise_for_status()
                 return _hit_ids(await response.read())
@@ -286,7 +306,7 @@ async def _measure(
                 raise RuntimeError(f"the sides disagree for user u{n}: {answers}")
         results: dict[str, Any] = {}
         for connections in (1, 8):
-            figures, pair_ratios = await _interleaved(sides, connections)
+            figures, pair_ratios = await _interleaved(sides, connections, pids)
             ratio = _ratios(figures["raw"], figures["serving"])
             results[f"c{connections}"] = {
                 **figures,
@@ -356,7 +376,9 @@ def run(settings: Settings) -> dict[str, Any]:
         floor_url = f"http://127.0.0.1:{floor_port}"
         _wait(settings.serving_url)
         _wait(floor_url)
-        figures = asyncio.run(_measure(settings, etype, loc, settings.serving_url, floor_url))
+        urls = {"serving": settings.serving_url, "floor": floor_url}
+        pids = {"serving": processes[1].pid, "floor": processes[2].pid}
+        figures = asyncio.run(_measure(settings, etype, loc, urls, pids))
     finally:
         for process in processes:
             process.terminate()

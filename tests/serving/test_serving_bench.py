@@ -9,7 +9,7 @@ from opensearchpy import OpenSearch
 from bench import serving as bench
 from contract.settings import Settings
 
-SMALL = {"ITEMS": 400, "USERS": 40, "BLOCKS": 2, "BLOCK_REQUESTS": 20, "CHECKED_USERS": 5}
+SMALL = {"ITEMS": 400, "USERS": 40, "BLOCKS": 2, "BLOCK_REQUESTS": 100, "CHECKED_USERS": 5}
 
 
 def _leftovers(client: redis.Redis, search: OpenSearch) -> set[str]:
@@ -31,6 +31,8 @@ def test_the_serving_benchmark_runs_every_side_and_cleans_up(
         result = figures[level]
         for side in ("raw", "raw_keepalive", "floor", "serving"):
             assert result[side]["p50_ms"] > 0 and result[side]["throughput_rps"] > 0
+        for server in ("floor", "serving"):
+            assert result[server]["server_cpu_ms_per_request"] > 0  # 200 requests: tens of clock ticks
         assert set(result["ratio"]) == {"p50", "p99", "throughput"}
         assert len(result["p50_ratio_per_block"]) == SMALL["BLOCKS"]
     assert _leftovers(redis_client, opensearch_client) == before
