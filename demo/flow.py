@@ -164,8 +164,18 @@ async def _answers(url: str) -> bool:
 
 
 async def _ensure(ctx: Context, spec: Spec) -> tuple[Record, bool]:
-    """The running process of `spec.name` (reused), or a freshly started one; waits until healthy."""
+    """The running process of `spec.name` (reused), or a freshly started one; waits until healthy.
+
+    A process that started before Lockstep's code last changed is restarted: reusing it would demo
+    the old code (and did, after a failed run left its processes up across an upgrade).
+    """
     record = processes.running(ctx.layout, spec.name)
+    if record is not None and processes.runs_old_code(record):
+        ctx.console.print(
+            f"restarting {spec.name} (pid {record.pid}): Lockstep's code changed since it started"
+        )
+        processes.stop(ctx.layout, spec.name)
+        record = None
     reused = record is not None
     if record is None:
         if spec.health_url is not None and await _answers(spec.health_url):

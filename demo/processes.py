@@ -80,6 +80,23 @@ def running(layout: Layout, name: str) -> Record | None:
     return record
 
 
+# Where the installed Lockstep packages live (a source checkout or site-packages alike), and the ones the
+# demo's background processes run.
+CODE_ROOT = Path(__file__).resolve().parents[1]
+PROCESS_PACKAGES = ("cli", "contract", "search", "orchestrator", "indexer", "serving")
+
+
+def newest_code_mtime(root: Path = CODE_ROOT) -> float:
+    """When the code of the demo's processes last changed: the newest .py file of PROCESS_PACKAGES."""
+    files = (f for name in PROCESS_PACKAGES for f in (root / name).rglob("*.py"))
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+def runs_old_code(record: Record, root: Path = CODE_ROOT) -> bool:
+    """Whether the process started before the code last changed (a pull or an edit since): restart it."""
+    return record.started_at < newest_code_mtime(root)
+
+
 def start(layout: Layout, spec: Spec, env: Mapping[str, str]) -> Record:
     """Start `spec` detached (own session, output to its log) and write its pid file."""
     layout.root.mkdir(parents=True, exist_ok=True)

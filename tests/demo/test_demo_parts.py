@@ -103,3 +103,21 @@ def test_a_recycled_pid_is_not_taken_for_ours(tmp_path: Path) -> None:
     )
     assert processes.running(layout, "other") is None
     assert not processes.stop(layout, "other")
+
+
+def test_a_process_older_than_the_code_counts_as_running_old_code(tmp_path: Path) -> None:
+    package = tmp_path / "serving"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "serving.py").write_text("")  # not code the processes run: never counts
+    module = package / "recommender.py"
+    module.write_text("")
+    os.utime(module, (1000.0, 1000.0))
+    os.utime(package / "__init__.py", (900.0, 900.0))
+    os.utime(tmp_path / "bench" / "serving.py", (5000.0, 5000.0))
+    assert processes.newest_code_mtime(tmp_path) == 1000.0
+    started = processes.Record(pid=1, argv=("lockstep", "serving", "serve"), started_at=1500.0)
+    assert not processes.runs_old_code(started, tmp_path)
+    os.utime(module, (2000.0, 2000.0))  # edited (or upgraded) after the process started
+    assert processes.runs_old_code(started, tmp_path)
