@@ -28,9 +28,10 @@ def register(app: typer.Typer) -> None:
     )
 
     versions_app = typer.Typer(
-        help="List, garbage-collect and delete published versions.", no_args_is_help=True
+        help="List, check, garbage-collect and delete published versions.", no_args_is_help=True
     )
     versions_app.command("list")(versions_list)
+    versions_app.command("check")(versions_check)
     versions_app.command("gc")(versions_gc)
     versions_app.command("delete")(versions_delete)
     app.add_typer(versions_app, name="versions")
@@ -159,6 +160,36 @@ def versions_list(type_name: str | None = typer.Option(None, "--type", help="Onl
                     ", ".join(state),
                 )
         out.print(table)
+
+
+def versions_check(
+    type_name: str | None = typer.Option(None, "--type", help="Only this type."),
+    delete: bool = typer.Option(False, "--delete", help="Delete the unreadable versions (not one in use)."),
+) -> None:
+    """Find published versions whose manifest does not match the contract (an older Lockstep wrote them).
+
+    They serve nobody (the orchestrator skips them and counts them in
+    lockstep_orchestrator_unreadable_manifests); exits 1 while any is left.
+    """
+    with clean_errors(), redis_session() as (_, client, keys):
+        names = [type_name] if type_name else [t.name for t in registry.list_types(client, keys)]
+        table = _table("type", "version", "problem", "action")
+        left = 0
+        for name in names:
+            registry.get_type(client, keys, name)
+            for version, why in retention.unreadable_versions(client, keys, name).items():
+                action = "none (--delete removes it)"
+                if delete:
+                    try:
+                        retention.delete_version(client, keys, name, version)
+                        action = "deleted"
+                    except retention.VersionInUse as exc:
+                        action = f"kept: {exc}"
+                left += action != "deleted"
+                table.add_row(name, version, why, action)
+        out.print(table if table.row_count else "every published manifest matches the contract")
+        if left:
+            raise typer.Exit(1)
 
 
 def versions_gc(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import pydantic
 import redis
 
 from contract.keys import Keys, Kind
@@ -36,14 +37,37 @@ class GcPlan:
 
 
 def list_versions(client: redis.Redis, keys: Keys, type_name: str) -> list[Manifest]:
-    """Published versions of a type, oldest first (frame end, then publish sequence)."""
+    """Published versions of a type, oldest first (frame end, then publish sequence).
+
+    A version whose manifest does not match the contract is left out, as the orchestrator leaves it out:
+    it serves nobody (`unreadable_versions` names them; `delete_version` removes them).
+    """
+    manifests = [m for m in _stored_manifests(client, keys, type_name).values() if isinstance(m, Manifest)]
+    return sorted(manifests, key=lambda m: order_key(m.frame_end, m.seq))
+
+
+def unreadable_versions(client: redis.Redis, keys: Keys, type_name: str) -> dict[str, str]:
+    """Published versions whose manifest does not match the contract (written by an older Lockstep): why."""
+    stored = _stored_manifests(client, keys, type_name)
+    return {version: why for version, why in stored.items() if isinstance(why, str)}
+
+
+def _stored_manifests(client: redis.Redis, keys: Keys, type_name: str) -> dict[str, Manifest | str]:
+    """Each published version's manifest, or why it cannot be read."""
     versions = [_text(v) for v in client.zrange(keys.published(type_name), 0, -1)]
     if not versions:
-        return []
-    raw = client.mget([keys.manifest(type_name, v) for v in versions])
+        return {}
+    raws = client.mget([keys.manifest(type_name, v) for v in versions])
     # A ZSET member without a manifest is a version being deleted right now: not published any more.
-    manifests = [Manifest.model_validate_json(r) for r in raw if r is not None]
-    return sorted(manifests, key=lambda m: order_key(m.frame_end, m.seq))
+    return {v: _parse(raw) for v, raw in zip(versions, raws, strict=True) if raw is not None}
+
+
+def _parse(raw: bytes | str) -> Manifest | str:
+    try:
+        return Manifest.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: {error['msg']}"
 
 
 def plan_gc(
@@ -69,8 +93,11 @@ def plan_gc(
     return GcPlan(type_name, tuple(kept), tuple(deleted))
 
 
-def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str) -> Manifest:
-    """Delete a version: manifest and ZREM in one MULTI, then its buckets; the in-use one is refused."""
+def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str) -> Manifest | None:
+    """Delete a version: manifest and ZREM in one MULTI, then its buckets; the in-use one is refused.
+
+    Returns the deleted manifest (None when it was unreadable: its buckets are then found by pattern).
+    """
     get_type(client, keys, type_name)
     manifest_key = keys.manifest(type_name, version)
     in_use_key = keys.in_use(type_name)
@@ -96,27 +123,31 @@ def delete_version(client: redis.Redis, keys: Keys, type_name: str, version: str
                 break
             except redis.WatchError:
                 continue
-    manifest = Manifest.model_validate_json(raw)
+    manifest = _parse(raw)
+    deleted = manifest if isinstance(manifest, Manifest) else None
     # Invisible from here on. Take the version's publish lock so no republish of it is writing buckets
     # while we unlink; if one holds it, it found the pending marker and clears the buckets itself.
     lock_key = keys.publish_lock(type_name, version)
     token = uuid.uuid4().hex
     if not client.set(lock_key, token, nx=True, px=_ORPHAN_LOCK_MS):
-        return manifest
+        return deleted
     try:
-        # The manifest names every bucket a complete publish wrote (publishing first clears leftovers
-        # of a killed run), so no SCAN is needed.
-        names = [
-            keys.vectors(type_name, version, kind, bucket)
-            for kind in Kind
-            for bucket in range(manifest.buckets.of(kind))
-        ]
-        for start in range(0, len(names), 1000):
-            client.unlink(*names[start : start + 1000])
+        if isinstance(manifest, str):  # unreadable: no bucket counts to go by
+            unlink_matching(client, keys.vectors_pattern(type_name, version))
+        else:
+            # The manifest names every bucket a complete publish wrote (publishing first clears leftovers
+            # of a killed run), so no SCAN is needed.
+            names = [
+                keys.vectors(type_name, version, kind, bucket)
+                for kind in Kind
+                for bucket in range(manifest.buckets.of(kind))
+            ]
+            for start in range(0, len(names), 1000):
+                client.unlink(*names[start : start + 1000])
         client.delete(keys.vectors_pending(type_name, version))
     finally:
         release_lock(client, lock_key, token)
-    return manifest
+    return deleted
 
 
 def gc(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,9 +10,12 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 from publish_support import direct_type, items, stored, stored_count, users
+from typer.testing import CliRunner
 
+from cli.main import app
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
+from contract.settings import Settings
 from contract.versions import Frame
 from training.publish import publish
 from training.retention import (
@@ -22,6 +26,7 @@ from training.retention import (
     list_versions,
     plan_gc,
     remove_orphans,
+    unreadable_versions,
 )
 from training.validation import PublishError
 
@@ -86,7 +91,7 @@ def test_delete_removes_manifest_and_entry_together_then_vectors(
 ) -> None:
     versions = _publish_all(redis_client, keys, 2)
     manifest = delete_version(redis_client, keys, "als-d8", versions[0])
-    assert manifest.version == versions[0]
+    assert manifest is not None and manifest.version == versions[0]
     assert redis_client.zrange(keys.published("als-d8"), 0, -1) == [versions[1].encode()]
     assert not redis_client.exists(keys.manifest("als-d8", versions[0]))
     assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", versions[0])))
@@ -184,3 +189,43 @@ def test_gc_plan_never_deletes_in_use_or_indexed_and_keeps_the_newest(
     newest = sorted(manifests, key=lambda m: m.order)[-keep:]
     assert {m.version for m in newest} <= kept
     assert len(kept) <= keep + len(indexed) + 1
+
+
+def _break_manifest(client: redis.Redis, keys: Keys, version: str) -> None:
+    """What an older Lockstep left behind: a manifest without the `buckets` field."""
+    stored = json.loads(client.get(keys.manifest("als-d8", version)) or b"")
+    del stored["buckets"]
+    client.set(keys.manifest("als-d8", version), json.dumps(stored))
+
+
+def test_an_unreadable_version_is_listed_apart_and_deleted_with_its_vectors(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    versions = _publish_all(redis_client, keys, 3)
+    _break_manifest(redis_client, keys, versions[1])
+    assert [m.version for m in list_versions(redis_client, keys, "als-d8")] == [versions[0], versions[2]]
+    assert unreadable_versions(redis_client, keys, "als-d8") == {versions[1]: "buckets: Field required"}
+    assert gc(redis_client, keys, keep=1, dry_run=True)[0].delete == (versions[0],)  # never touches it
+
+    assert delete_version(redis_client, keys, "als-d8", versions[1]) is None
+    assert unreadable_versions(redis_client, keys, "als-d8") == {}
+    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", versions[1])))
+    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[1]))
+    assert stored_count(redis_client, keys, "als-d8", versions[2], Kind.USER) == 200
+
+
+def test_versions_check_reports_then_deletes_unreadable_versions(
+    redis_client: redis.Redis, keys: Keys, settings: Settings
+) -> None:
+    versions = _publish_all(redis_client, keys, 2)
+    _break_manifest(redis_client, keys, versions[0])
+    env = {"LOCKSTEP_REDIS_URL": settings.redis_endpoint, "LOCKSTEP_KEY_PREFIX": settings.key_prefix}
+    runner = CliRunner()
+    found = runner.invoke(app, ["versions", "check"], env=env)
+    assert found.exit_code == 1, found.output
+    assert versions[0] in found.output and "buckets:" in found.output  # the table wraps the rest
+    fixed = runner.invoke(app, ["versions", "check", "--delete"], env=env)
+    assert fixed.exit_code == 0 and "deleted" in fixed.output, fixed.output
+    clean = runner.invoke(app, ["versions", "check"], env=env)
+    assert clean.exit_code == 0 and "every published manifest matches the contract" in clean.output
+    assert [m.version for m in list_versions(redis_client, keys, "als-d8")] == [versions[1]]
