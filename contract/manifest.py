@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.keys import Kind
 from contract.vectors import buckets_for
@@ -71,3 +71,20 @@ class Manifest(BaseModel):
     def order(self) -> tuple[datetime, int]:
         """Sort key: frame end, then publish sequence."""
         return (self.frame_end, self.seq)
+
+
+class UnreadableManifestError(ValueError):
+    """A stored manifest that does not match this contract (an older Lockstep wrote it)."""
+
+
+def read_manifest(raw: bytes | str) -> Manifest:
+    """A stored manifest; UnreadableManifestError names the first field that does not match the contract.
+
+    Every reader treats such a version as not published, like one whose manifest is missing.
+    """
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "manifest"
+        raise UnreadableManifestError(f"{where}: {error['msg']}") from exc

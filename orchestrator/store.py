@@ -12,7 +12,7 @@ from redis.asyncio.client import Pipeline
 
 from contract.indexing import IndexedLocation
 from contract.keys import Keys, Kind
-from contract.manifest import Buckets, Manifest
+from contract.manifest import Buckets, Manifest, UnreadableManifestError, read_manifest
 from contract.profiles import Profile
 from contract.types import EmbeddingType
 from contract.vectors import DTYPE, Matrix, bucket_of, by_bucket
@@ -41,9 +41,9 @@ def _text(raw: bytes | str | None) -> str | None:
 def parse_manifest(raw: bytes | str) -> Manifest:
     """A stored manifest, or CorruptData naming the problem."""
     try:
-        return Manifest.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        raise CorruptData(f"stored manifest does not match the contract: {exc.errors()[0]['msg']}") from exc
+        return read_manifest(raw)
+    except UnreadableManifestError as exc:
+        raise CorruptData(f"stored manifest does not match the contract: {exc}") from exc
 
 
 def readable(raw: bytes | str) -> Manifest | None:

@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-import pydantic
 import redis
 
 from contract.keys import Keys, Kind
-from contract.manifest import Manifest
+from contract.manifest import Manifest, UnreadableManifestError, read_manifest
 from contract.versions import order_key
 from training.publish import release_lock, unlink_matching
 from training.registry import get_type, list_types
@@ -64,10 +63,9 @@ def _stored_manifests(client: redis.Redis, keys: Keys, type_name: str) -> dict[s
 
 def _parse(raw: bytes | str) -> Manifest | str:
     try:
-        return Manifest.model_validate_json(raw)
-    except pydantic.ValidationError as exc:
-        error = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in error['loc']) or 'manifest'}: {error['msg']}"
+        return read_manifest(raw)
+    except UnreadableManifestError as exc:
+        return str(exc)
 
 
 def plan_gc(
