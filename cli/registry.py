@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import evaluate as evaluate_cli
 from demo import cli as demo_cli
 from indexer import cli as indexer_cli
 from orchestrator import cli as orchestrator_cli
@@ -12,7 +13,15 @@ from stack import cli as stack_cli
 from training import cli as training_cli
 
 # Each module's `register(app)` adds its own subcommands.
-_COMMAND_MODULES = (stack_cli, training_cli, orchestrator_cli, indexer_cli, serving_cli, demo_cli)
+_COMMAND_MODULES = (
+    stack_cli,
+    training_cli,
+    evaluate_cli,
+    orchestrator_cli,
+    indexer_cli,
+    serving_cli,
+    demo_cli,
+)
 
 
 def register_all(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`lockstep serving serve` and `lockstep serving eval --via-serving URL [--holdout PATH]`."""
+"""`lockstep serving serve`, and the evaluation behind `lockstep eval --via-serving URL` (cli.evaluate)."""
 
 from __future__ import annotations
 
@@ -34,20 +34,32 @@ def register(app: typer.Typer) -> None:
             access_log=False,
         )
 
-    @group.command("eval")
-    def eval_(
-        via_serving: str = typer.Option(..., "--via-serving", help="Base URL of a running serving API."),
-        holdout: Path | None = typer.Option(None, help="CSV user_id,book_id of held-out interactions."),
-        users: int = typer.Option(500, min=1, help="Users sampled per type."),
-    ) -> None:
-        """recall@10 / nDCG@10 via /v1/recommend per type, exact-top-10 share, fallback share (JSON)."""
-        import asyncio
-
-        from contract.settings import Settings
-        from serving.evaluation import evaluate
-
-        settings = Settings()  # fields come from the environment
-        report = asyncio.run(evaluate(settings, via_serving, holdout, users))
-        typer.echo(json.dumps(report, indent=2))
-
     app.add_typer(group, name="serving")
+
+
+def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list[str]) -> None:
+    """Print serving.evaluation's JSON report for a running serving API (exit 2: bad input, 1: down)."""
+    import asyncio
+
+    import httpx
+
+    from contract.settings import Settings
+    from serving.evaluation import evaluate
+    from serving.orchestrator_client import OrchestratorDown
+
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        typer.echo(f"error: --via-serving: expected http(s)://host[:port], got {url!r}", err=True)
+        raise typer.Exit(2)
+    if holdout is not None and not holdout.is_file():
+        typer.echo(f"error: --holdout: no such file {holdout}", err=True)
+        raise typer.Exit(2)
+    settings = Settings()  # fields come from the environment
+    try:
+        report = asyncio.run(evaluate(settings, url, holdout, users, types))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (httpx.HTTPError, OrchestratorDown) as exc:
+        typer.echo(f"error: cannot evaluate through {url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(report, indent=2))

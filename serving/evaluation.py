@@ -24,6 +24,7 @@ import gzip
 import math
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,11 +80,13 @@ class TypeReport:
     exact_compared: int = 0
     items: int = 0
     fallback_items: int = 0
+    failed: int = 0  # requests serving did not answer with 200 (counted, not scored)
 
     def as_json(self) -> dict[str, Any]:
         """Means and shares."""
         return {
             "users": self.users,
+            "failed_requests": self.failed,
             f"recall@{K}": round(self.recall_sum / self.with_holdout, 5) if self.with_holdout else None,
             f"ndcg@{K}": round(self.ndcg_sum / self.with_holdout, 5) if self.with_holdout else None,
             "exact_compared": self.exact_compared,
@@ -140,6 +143,7 @@ async def _one(
         request["exclude_item_ids"] = sorted(seen)
     response = await serving.post("/v1/recommend", json=request)
     if response.status_code != 200:
+        report.failed += 1
         return
     body = response.json()
     served = [i["item_id"] for i in body["items"]]
@@ -169,13 +173,30 @@ async def _one(
 
 
 async def evaluate(
-    settings: Settings, serving_url: str, holdout: Path | None, users: int, seed: int = 7
+    settings: Settings,
+    serving_url: str,
+    holdout: Path | None,
+    users: int,
+    types: Sequence[str] = (),
+    seed: int = 7,
 ) -> dict[str, Any]:
-    """Evaluate every servable type through the serving API at `serving_url`."""
+    """Evaluate the servable `types` (default: every servable one) through the serving API at `serving_url`.
+
+    Raises ValueError naming a requested type that has no in-use version.
+    """
     state = AppState.build(settings.model_copy(update={"serving_orchestrator_timeout_seconds": 10.0}))
     held = read_holdout(holdout) if holdout is not None else None
     try:
         infos = [i for i in await state.orchestrator.list_types() if i.in_use is not None]
+        if types:
+            servable = {i.type.name for i in infos}
+            missing = sorted(set(types) - servable)
+            if missing:
+                raise ValueError(
+                    f"--type: {', '.join(missing)} not servable (no in-use version); "
+                    f"servable: {', '.join(sorted(servable)) or 'none'}"
+                )
+            infos = [i for i in infos if i.type.name in types]
         if held is not None:
             candidates = sorted(held)
         else:

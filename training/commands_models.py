@@ -1,4 +1,4 @@
-"""`lockstep train` and `lockstep eval`: our three model families on the goodbooks ratings."""
+"""`lockstep train` and the offline `lockstep eval`: our three model families on the goodbooks ratings."""
 
 from __future__ import annotations
 
@@ -46,11 +46,8 @@ _FRAMES_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    """Add `train` and `eval` to the `lockstep` app."""
+    """Add `train` to the `lockstep` app (`eval`, which can also run through serving, is cli.evaluate's)."""
     app.command("train", help=f"Train and publish versions of our embedding types.\n\n{_FRAMES_HELP}")(train)
-    app.command("eval", help="Offline evaluation of every type against a popularity baseline.")(
-        evaluate_types
-    )
 
 
 def _data(path: Path | None) -> Goodbooks:
@@ -160,23 +157,13 @@ def train(
                     )
 
 
-def evaluate_types(
-    type_names: list[str] = typer.Option([], "--type", help="Type to evaluate; repeatable (default: all)."),
-    holdout: Path | None = typer.Option(
-        None,
-        help="CSV (gzip ok) with columns user_id,book_id: those pairs are the test items, every shared "
-        "rating is history. Default: the last 2 ratings of users with >= 6 are the test items.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    chart: Path | None = typer.Option(None, help="Also write a PNG bar chart here."),
-    all_books: bool = typer.Option(
-        False,
-        help="Rank among every book a type embeds, not only the books that have ratings in our data "
-        "(no test pair can name another book, so those would count as misses).",
-    ),
-    data_dir: Path | None = typer.Option(
-        None, "--data", help="goodbooks directory (default: settings.data_dir)."
-    ),
+def evaluate_offline(
+    type_names: list[str],
+    holdout: Path | None,
+    as_json: bool,
+    chart: Path | None,
+    all_books: bool,
+    data_dir: Path | None,
 ) -> None:
     """Train each type on the split's history in memory (same code as `train`) and score top-10 lists.
 

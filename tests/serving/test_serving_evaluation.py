@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from serving_stack import Stack
 from serving_support import TYPE_A, exact_top
+from typer.testing import CliRunner
 
+from cli.main import app
 from search.engine import ScoredItem
 from serving.evaluation import equals_exact, evaluate
 
@@ -63,6 +66,41 @@ async def test_eval_holdout_items_from_the_profile_are_not_excluded(stack: Stack
     figures = report["types"][TYPE_A]
     assert figures["recall@10"] == round(float(np.mean(expected)), 5)
     assert figures["exact_top10_share"] == figures["exact_top10_share_strict"] == 1.0
+
+
+def test_lockstep_eval_via_serving_prints_the_report_and_refuses_bad_input(
+    stack: Stack, tmp_path: Path
+) -> None:
+    world = stack.world
+    holdout = tmp_path / "holdout.csv"
+    top = {
+        f"u{j}": exact_top(world, world.versions[0].name, f"u{j}", 10, set(world.profiles[f"u{j}"]))
+        for j in range(5)
+    }
+    holdout.write_text("user_id,book_id\n" + "".join(f"{user},{ids[0]}\n" for user, ids in top.items()))
+    env = {
+        "LOCKSTEP_REDIS_URL": stack.settings.redis_endpoint,
+        "LOCKSTEP_OPENSEARCH_URL": stack.settings.opensearch_endpoint,
+        "LOCKSTEP_ORCHESTRATOR_URL": stack.orchestrator.url,
+        "LOCKSTEP_KEY_PREFIX": stack.settings.key_prefix,
+        "LOCKSTEP_INDEX_PREFIX": stack.settings.index_prefix,
+    }
+    runner = CliRunner()
+    args = ["eval", "--via-serving", stack.serving.url, "--holdout", str(holdout), "--users", "5"]
+    result = runner.invoke(app, [*args, "--type", TYPE_A], env=env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)["types"][TYPE_A]
+    assert figures["users"] == 5 and figures["failed_requests"] == 0
+    assert figures["recall@10"] == 1.0 and figures["exact_top10_share"] == 1.0
+
+    unknown = runner.invoke(app, [*args, "--type", "nope"], env=env)
+    assert unknown.exit_code == 2 and "--type: nope not servable" in unknown.output
+    bad_url = runner.invoke(app, ["eval", "--via-serving", "localhost:8702"], env=env)
+    assert bad_url.exit_code == 2 and "--via-serving: expected http(s)://host[:port]" in bad_url.output
+    no_file = runner.invoke(
+        app, ["eval", "--via-serving", stack.serving.url, "--holdout", "/nonexistent.csv"], env=env
+    )
+    assert no_file.exit_code == 2 and "--holdout: no such file" in no_file.output
 
 
 def _hits(*scores: tuple[str, float]) -> list[ScoredItem]:

@@ -14,6 +14,7 @@ import typer
 from publish_support import stored, stored_count
 from typer.testing import CliRunner, Result
 
+from cli import evaluate as evaluate_cli
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from training import commands_models
@@ -47,6 +48,7 @@ def small_data(tmp_path_factory: pytest.TempPathFactory, stack_settings: Setting
 def run(settings: Settings, small_data: Path) -> Invoke:
     app = typer.Typer()
     commands_models.register(app)
+    evaluate_cli.register(app)
     env = {
         "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
         "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
@@ -114,3 +116,12 @@ def test_eval_on_a_holdout_file_and_a_bad_one(run: Invoke, tmp_path: Path) -> No
     holdout.write_text("user,item\n2,4081\n")
     bad = run("eval", "--holdout", str(holdout))
     assert bad.exit_code == 2 and "needs columns user_id,book_id" in bad.output
+
+
+def test_eval_refuses_offline_flags_with_via_serving(run: Invoke, tmp_path: Path) -> None:
+    result = run(
+        "eval", "--via-serving", "http://127.0.0.1:1", "--chart", str(tmp_path / "x.png"), "--all-books"
+    )
+    assert result.exit_code == 2
+    assert "--chart, --all-books: offline evaluation only" in result.output
+    assert not (tmp_path / "x.png").exists()
