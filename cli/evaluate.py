@@ -38,6 +38,14 @@ def evaluate(
     data_dir: Path | None = typer.Option(
         None, "--data", help="goodbooks directory (default: settings.data_dir). Offline only."
     ),
+    published: bool = typer.Option(
+        False,
+        "--published",
+        help="Score the vectors published in Redis (each type's newest version, or --version) instead of "
+        "retraining ours: how another team's embeddings are evaluated. Give a --holdout of interactions "
+        "the version was not trained on; the default split's test items may be in its training data.",
+    ),
+    version: str | None = typer.Option(None, help="With --published and one --type: this version."),
     via_serving: str | None = typer.Option(
         None,
         "--via-serving",
@@ -53,7 +61,9 @@ def evaluate(
     With --via-serving URL: the same metrics through the full stack (orchestrator, OpenSearch, serving).
     """
     if via_serving is None:
-        commands_models.evaluate_offline(type_names, holdout, as_json, chart, all_books, data_dir)
+        commands_models.evaluate_offline(
+            type_names, holdout, as_json, chart, all_books, data_dir, published, version
+        )
         return
     offline_only = [
         flag
@@ -61,6 +71,8 @@ def evaluate(
             ("--chart", chart is not None),
             ("--all-books", all_books),
             ("--data", data_dir is not None),
+            ("--published", published),
+            ("--version", version is not None),
         )
         if given
     ]

@@ -22,6 +22,7 @@ from training.evaluation import BASELINE_NAME, Report, evaluate
 from training.models.embeddings import Embeddings, Vectors
 from training.models.specs import SPECS, ModelSpec
 from training.publish import PublishResult, VectorSet, publish, read_manifest
+from training.published import load_embeddings, published_manifest
 from training.split import (
     EPOCH,
     SPAN,
@@ -164,24 +165,39 @@ def evaluate_offline(
     chart: Path | None,
     all_books: bool,
     data_dir: Path | None,
+    published: bool = False,
+    version: str | None = None,
 ) -> None:
     """Train each type on the split's history in memory (same code as `train`) and score top-10 lists.
 
+    With `published`, score the vectors of a published version as stored in Redis instead (the newest, or
+    `version`), so embeddings another team trained are evaluated the same way.
     Metrics, mean over test users, exclude-seen: recall@10 = hits / min(test items, 10), binary nDCG@10,
     MAP@10, and coverage = share of the type's candidate books shown to anyone.
     """
     with clean_errors():
-        specs = _specs(type_names, everything=False)
+        if version is not None and (not published or len(type_names) != 1):
+            raise ValueError("--version: give it with --published and exactly one --type")
         data = _data(data_dir)
         split = (
             holdout_split(data.ratings, read_holdout(holdout)) if holdout else leave_last_out(data.ratings)
         )
         catalog = None if all_books else np.unique(data.ratings.book_ids)
-        trainers = {spec.etype.name: _trainer(spec, data) for spec in specs}
+        if published:
+            trainers = _published_trainers(type_names, version)
+            if holdout is None:
+                err.print(
+                    "note: the test items are each user's last 2 ratings, which a published version may have "
+                    "been trained on (inflating its figures); --holdout takes pairs it was not trained on"
+                )
+        else:
+            trainers = {
+                spec.etype.name: _trainer(spec, data) for spec in _specs(type_names, everything=False)
+            }
         started = time.perf_counter()
         with err.status("evaluating") as status:
             report = evaluate(
-                split, trainers, catalog=catalog, progress=lambda name: status.update(f"training {name}")
+                split, trainers, catalog=catalog, progress=lambda name: status.update(f"scoring {name}")
             )
         elapsed = time.perf_counter() - started
         if chart is not None:
@@ -205,6 +221,30 @@ def evaluate_offline(
 
 def _trainer(spec: ModelSpec, data: Goodbooks) -> Callable[[Ratings], Embeddings]:
     return lambda history: spec.train(data, history)
+
+
+def _stored(embeddings: Embeddings) -> Callable[[Ratings], Embeddings]:
+    return lambda _history: embeddings
+
+
+def _published_trainers(
+    type_names: list[str], version: str | None
+) -> dict[str, Callable[[Ratings], Embeddings]]:
+    """'type version' -> the stored vectors (whatever the split's history: they were trained elsewhere)."""
+    trainers: dict[str, Callable[[Ratings], Embeddings]] = {}
+    with redis_session() as (_, client, keys):
+        names = type_names or [etype.name for etype in registry.list_types(client, keys)]
+        for name in names:
+            registry.get_type(client, keys, name)  # an unregistered type: its own clear error
+            manifest = published_manifest(client, keys, name, version)
+            with err.status(f"reading {name} {manifest.version} from Redis"):
+                embeddings = load_embeddings(client, keys, manifest)
+            if embeddings.items is None:
+                raise ValueError(f"--type: {name} {manifest.version} has no item vectors to rank")
+            trainers[f"{name} {manifest.version}"] = _stored(embeddings)
+    if not trainers:
+        raise ValueError("--published: no embedding type is registered")
+    return trainers
 
 
 def _table(report: Report, caption: str) -> Table:

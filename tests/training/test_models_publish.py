@@ -125,3 +125,28 @@ def test_eval_refuses_offline_flags_with_via_serving(run: Invoke, tmp_path: Path
     assert result.exit_code == 2
     assert "--chart, --all-books: offline evaluation only" in result.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_eval_published_scores_the_stored_vectors_of_a_version(run: Invoke) -> None:
+    assert run("train", "--type", "ease-d128", "--history", "0.8").exit_code == 0
+    version = frame_for(0.0, 0.8).version_id
+    # The default split's test items are each user's last 2 ratings: outside the first 80% it trained on.
+    result = run("eval", "--published", "--type", "ease-d128", "--version", version, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert set(report["types"]) == {f"ease-d128 {version}"}
+    stored, baseline = report["types"][f"ease-d128 {version}"], report["baseline"]
+    assert stored["recall@10"] > baseline["recall@10"] > 0
+    newest = run("eval", "--published", "--type", "ease-d128", "--json")  # no --version: the newest
+    assert newest.exit_code == 0, newest.output
+
+    missing = run(
+        "eval", "--published", "--type", "ease-d128", "--version", "20990101T000000Z-20990102T000000Z"
+    )
+    assert missing.exit_code == 2 and "has no published version 20990101T000000Z" in missing.output
+    loose = run("eval", "--type", "ease-d128", "--version", version)
+    assert (
+        loose.exit_code == 2 and "--version: give it with --published and exactly one --type" in loose.output
+    )
+    unknown = run("eval", "--published", "--type", "nope")
+    assert unknown.exit_code == 2 and "unknown embedding type 'nope'" in unknown.output
