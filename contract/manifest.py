@@ -20,6 +20,11 @@ class Counts(BaseModel):
     item: int = Field(0, ge=0)
     attr: int = Field(0, ge=0)
 
+    def of(self, kind: Kind) -> int:
+        """The vector count of one kind."""
+        count: int = getattr(self, kind.value)
+        return count
+
 
 class Buckets(BaseModel):
     """Over how many bucket hashes each kind's vectors are spread (`Keys.vectors`, `vectors.bucket_of`)."""

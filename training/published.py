@@ -29,33 +29,23 @@ def published_manifest(client: redis.Redis, keys: Keys, type_name: str, version:
 
 def load_embeddings(client: redis.Redis, keys: Keys, manifest: Manifest) -> Embeddings:
     """Every vector of the version, per kind, as stored (bucket by bucket)."""
-    counts = {
-        Kind.USER: manifest.counts.user,
-        Kind.ITEM: manifest.counts.item,
-        Kind.ATTRIBUTE: manifest.counts.attr,
-    }
-    buckets = {
-        Kind.USER: manifest.buckets.user,
-        Kind.ITEM: manifest.buckets.item,
-        Kind.ATTRIBUTE: manifest.buckets.attr,
-    }
     loaded: dict[Kind, Vectors | None] = {}
     for kind in Kind:
-        if counts[kind] == 0:
+        if manifest.counts.of(kind) == 0:
             loaded[kind] = None
             continue
         ids: list[str] = []
         rows: list[bytes] = []
-        for bucket in range(buckets[kind]):
+        for bucket in range(manifest.buckets.of(kind)):
             key = keys.vectors(manifest.type_name, manifest.version, kind, bucket)
             stored = cast(dict[bytes, bytes], client.hgetall(key))  # clients here never decode responses
             for entity, data in stored.items():
                 ids.append(entity.decode())
                 rows.append(data)
-        if len(ids) != counts[kind]:
+        if len(ids) != manifest.counts.of(kind):
             raise ValueError(
                 f"{manifest.type_name} {manifest.version}: {len(ids)} {kind.value} vectors stored, "
-                f"the manifest says {counts[kind]}"
+                f"the manifest says {manifest.counts.of(kind)}"
             )
         loaded[kind] = Vectors(tuple(ids), decode(b"".join(rows), manifest.dim))
     return Embeddings(
