@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
             600.0, min=1, help="Seconds past --duration to wait for every type to advance."
         ),
         verify_sample: int = typer.Option(200, min=1, help="Responses whose similarities are recomputed."),
+        quality_users: int = typer.Option(
+            300, min=1, max=20_000, help="Users per type whose recommendations are scored for quality."
+        ),
     ) -> None:
         """Run the demo; exits 1 when a verification check fails. Run it again to roll out another version."""
         if ctx.invoked_subcommand is not None:
@@ -52,6 +55,7 @@ def register(app: typer.Typer) -> None:
             ready_timeout=ready_timeout,
             rollout_timeout=rollout_timeout,
             verify_sample=verify_sample,
+            quality_users=quality_users,
         )
         try:
             summary = asyncio.run(run(Settings(), options, console))

@@ -38,7 +38,8 @@ from demo.plan import (
     types_of,
 )
 from demo.processes import Record, Spec
-from demo.report import live_panel, recommendations_table, states_table, summary_table
+from demo.quality import QualityError, TypeQuality, measure
+from demo.report import live_panel, quality_table, recommendations_table, states_table, summary_table
 from demo.summary import Summary, TypeRollout, summarize
 from demo.verify import VectorReader, recompute, sample
 
@@ -63,6 +64,7 @@ class Options:
     ready_timeout: float = 900.0
     rollout_timeout: float = 600.0
     verify_sample: int = 200
+    quality_users: int = 300
     seed: int = 7
 
 
@@ -84,7 +86,7 @@ class Context:
 
 def _step(ctx: Context, number: int, title: str) -> None:
     elapsed = time.monotonic() - ctx.began
-    ctx.console.rule(f"[bold]{number}/7 {title}[/] [dim]at {elapsed:.0f}s", align="left")
+    ctx.console.rule(f"[bold]{number}/8 {title}[/] [dim]at {elapsed:.0f}s", align="left")
 
 
 async def _command(ctx: Context, argv: Sequence[str], what: str) -> None:
@@ -279,7 +281,28 @@ async def show_recommendations(ctx: Context, profiles: Sequence[Profile]) -> Non
             ctx.console.print(recommendations_table(profile.user_id, len(profile.interactions), answers))
 
 
-# --- 6: the rollout under load ---------------------------------------------------------------------------
+# --- 6: quality through serving --------------------------------------------------------------------------
+
+
+async def quality(ctx: Context, before: Mapping[str, TypeInfo]) -> list[TypeQuality]:
+    """Recall on ratings the in-use versions never saw, and served top-10 against the exact top-10."""
+    holdout = ctx.layout.root / "holdout.csv.gz"
+    users = ctx.options.quality_users
+    try:
+        with ctx.console.status(f"{users} users per type through POST /v1/recommend"):
+            found = await measure(ctx.lockstep, ctx.env, ctx.settings.serving_url, before, holdout, users)
+    except QualityError as exc:
+        raise DemoError(str(exc)) from exc
+    ctx.console.print(quality_table(found))
+    ctx.console.print(
+        f"[dim]by hand: lockstep holdout {holdout} --history {FIRST_HISTORY}; "
+        f"lockstep eval --via-serving {ctx.settings.serving_url} --holdout {holdout} --users {users}",
+        highlight=False,
+    )
+    return found
+
+
+# --- 7: the rollout under load ---------------------------------------------------------------------------
 
 
 async def rollout(
@@ -375,11 +398,16 @@ async def rollout(
     return target, stats, seconds
 
 
-# --- 7: verification -------------------------------------------------------------------------------------
+# --- 8: verification -------------------------------------------------------------------------------------
 
 
 async def verify(
-    ctx: Context, before: Mapping[str, TypeInfo], target: str, stats: LoadStats, seconds: float
+    ctx: Context,
+    before: Mapping[str, TypeInfo],
+    target: str,
+    stats: LoadStats,
+    seconds: float,
+    measured: Sequence[TypeQuality],
 ) -> Summary:
     """Recompute a sample of similarities from Redis and build the summary."""
     after = await ctx.observer.states(TYPES)
@@ -410,7 +438,7 @@ async def verify(
                 served={str(v): n for (t, v), n in served.items() if t == name and v is not None},
             )
         )
-    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts)
+    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts, measured)
 
 
 def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
@@ -467,10 +495,12 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         before = await wait_in_use(ctx)
         _step(ctx, 5, "recommendations for a few users")
         await show_recommendations(ctx, profiles)
-        _step(ctx, 6, "rolling out the next version of every type while serving")
+        _step(ctx, 6, "quality through serving: held-out ratings, exact top-10")
+        measured = await quality(ctx, before)
+        _step(ctx, 7, "rolling out the next version of every type while serving")
         target, stats, seconds = await rollout(ctx, profiles, before)
-        _step(ctx, 7, "verification")
-        summary = await verify(ctx, before, target, stats, seconds)
+        _step(ctx, 8, "verification")
+        summary = await verify(ctx, before, target, stats, seconds, measured)
         ctx.layout.summary_file().write_text(json.dumps(summary.as_json(), indent=2, default=str))
         console.print(summary_table(summary))
         print_where(ctx, records)

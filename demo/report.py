@@ -11,6 +11,7 @@ from rich.text import Text
 
 from contract.wire import TypeInfo
 from demo.load import LoadStats
+from demo.quality import TypeQuality
 from demo.summary import Summary
 from demo.verify import mixes_versions, percentile
 
@@ -148,3 +149,28 @@ def summary_table(summary: Summary) -> Group:
     for line in summary.similarity_mismatches[:5]:
         parts.append(Text(f"mismatch: {line}", style="red"))
     return Group(*parts)
+
+
+def quality_table(quality: Sequence[TypeQuality]) -> Table:
+    """Per type: recall and nDCG on held-out ratings, agreement with the exact top-10, fallback share."""
+    table = Table(title="quality through POST /v1/recommend", title_justify="left")
+    for column in ("type", "in use", "users", "recall@10", "nDCG@10", "= exact top-10", "strict", "fallback"):
+        table.add_column(column, no_wrap=True)
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for q in quality:
+        table.add_row(
+            q.type_name,
+            q.version or "-",
+            f"{q.users}" + (f" ({q.failed_requests} failed)" if q.failed_requests else ""),
+            "-" if q.recall is None else f"{q.recall:.3f}",
+            "-" if q.ndcg is None else f"{q.ndcg:.3f}",
+            Text(share(q.exact_top10_share), style="green" if q.ok else "red"),
+            share(q.exact_top10_share_strict),
+            share(q.fallback_share),
+        )
+    if any(q.recall is None for q in quality):
+        table.caption = "recall -: the in-use version trained on every rating, none is left to hold out"
+    return table

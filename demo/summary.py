@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from demo.load import LoadStats
+from demo.quality import EXACT_TARGET, TypeQuality
 from demo.verify import SimilarityReport, mixes_versions, percentile
 
 
@@ -59,6 +61,7 @@ class Summary:
     similarity_max_error: float
     similarity_skipped: int
     types: list[TypeRollout]
+    quality: list[TypeQuality] = field(default_factory=list)  # measured before the rollout
     scorers: dict[str, int] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
@@ -82,6 +85,7 @@ def summarize(
     concurrency: int,
     similarity: SimilarityReport,
     rollouts: list[TypeRollout],
+    quality: Sequence[TypeQuality] = (),
 ) -> Summary:
     """Figures and checks from what the clients saw, the recomputation and the rollouts."""
     outcomes = stats.outcomes
@@ -111,6 +115,7 @@ def summarize(
         similarity_max_error=similarity.max_error,
         similarity_skipped=len(similarity.skipped),
         types=rollouts,
+        quality=list(quality),
         scorers=dict(scorers),
     )
     checks = [
@@ -135,6 +140,17 @@ def summarize(
                 f"{rollout.type_name} in_use advanced",
                 rollout.advanced,
                 f"{rollout.before} -> {rollout.after}",
+            )
+        )
+    for measured in quality:
+        share = measured.exact_top10_share
+        recall = "" if measured.recall is None else f", recall@10 {measured.recall:.3f} on held-out ratings"
+        checks.append(
+            Check(
+                f"{measured.type_name} served top-10 = exact top-10",
+                measured.ok,
+                f"{'-' if share is None else f'{share:.1%}'} of {measured.users} users "
+                f"(at least {EXACT_TARGET:.0%}), {measured.failed_requests} failed requests{recall}",
             )
         )
     return replace(summary, checks=checks)

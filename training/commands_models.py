@@ -33,7 +33,9 @@ from training.split import (
     holdout_split,
     leave_last_out,
     read_holdout,
+    unseen_after,
     window,
+    write_holdout,
 )
 
 _FRAMES_HELP = (
@@ -47,8 +49,9 @@ _FRAMES_HELP = (
 
 
 def register(app: typer.Typer) -> None:
-    """Add `train` to the `lockstep` app (`eval`, which can also run through serving, is cli.evaluate's)."""
+    """Add `train` and `holdout` (`eval`, which can also run through serving, is cli.evaluate's)."""
     app.command("train", help=f"Train and publish versions of our embedding types.\n\n{_FRAMES_HELP}")(train)
+    app.command("holdout")(holdout)
 
 
 def _data(path: Path | None) -> Goodbooks:
@@ -256,3 +259,32 @@ def _table(report: Report, caption: str) -> Table:
             name, f"{m.recall:.4f}", f"{m.ndcg:.4f}", f"{m.map:.4f}", f"{m.coverage:.3f}", str(m.users)
         )
     return table
+
+
+def holdout(
+    path: Path = typer.Argument(..., help="CSV to write: user_id,book_id (gzipped when it ends in .gz)."),
+    history: float = typer.Option(
+        ..., min=0.01, max=0.99, help="The --history share the versions to evaluate were trained with."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data", help="goodbooks directory (default: settings.data_dir)."
+    ),
+) -> None:
+    """Write the ratings after the first --history share of each user's: a holdout for `lockstep eval`.
+
+    A version trained with `lockstep train --history SHARE` (or on any frame ending by then) never saw these
+    pairs, so `lockstep eval --holdout PATH` (offline, --published or --via-serving) measures it on them.
+    """
+    with clean_errors():
+        if not path.parent.is_dir():
+            raise ValueError(f"path: no directory {path.parent} to write {path.name} in")
+        pairs = unseen_after(_data(data_dir).ratings, history)
+        if len(pairs) == 0:
+            raise ValueError(f"--history {history}: no user has a rating after that share of their history")
+        write_holdout(path, pairs)
+        users = len(np.unique(pairs.user_ids))
+        trained = describe(frame_for(0.0, history))
+        out.print(
+            f"wrote {len(pairs):,} ratings of {users:,} users to {path}: each user's ratings after the first "
+            f"{history:.0%} of their history, unseen by versions trained on frame {trained}"
+        )

@@ -95,6 +95,26 @@ def leave_last_out(ratings: Ratings, *, n_test: int = 2, min_ratings: int = 6) -
     return Split(ratings.take(~test), Pairs(held.user_ids, held.book_ids))
 
 
+def unseen_after(ratings: Ratings, history: float) -> Pairs:
+    """Each user's ratings after the first `history` share of theirs: unseen by `train --history` that share.
+
+    `window` floors both bounds the same way, so these and the training window of
+    frame_for(0, history) partition every user's ratings.
+    """
+    later = window(ratings, frame_for(history, 1.0))
+    return Pairs(later.user_ids, later.book_ids)
+
+
+def write_holdout(path: Path, pairs: Pairs) -> None:
+    """Write pairs as the user_id,book_id CSV read_holdout reads (gzipped for a .gz name), all or nothing."""
+    rows = zip(pairs.user_ids.tolist(), pairs.book_ids.tolist(), strict=True)
+    text = "user_id,book_id\n" + "".join(f"{user},{book}\n" for user, book in rows)
+    data = gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode()
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)  # readers never see half a file
+
+
 def read_holdout(path: Path) -> Pairs:
     """Read a CSV (gzipped if it starts with the gzip magic) with columns user_id and book_id."""
     try:

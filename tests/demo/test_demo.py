@@ -42,6 +42,9 @@ def _assert_verified(result: subprocess.CompletedProcess[str], summary: dict[str
     assert summary["server_errors"] == 0 and summary["transport_errors"] == 0
     assert summary["client_errors"] == 0
     assert summary["similarity_items"] > 0 and summary["similarity_mismatches"] == []
+    assert len(summary["quality"]) == len(summary["types"])
+    for quality in summary["quality"]:
+        assert quality["failed_requests"] == 0 and quality["exact_top10_share"] >= 0.95, quality
     for rollout in summary["types"]:
         assert rollout["advanced"], rollout
         assert rollout["after"] == rollout["target"] != rollout["before"]
@@ -75,10 +78,17 @@ def test_demo_rolls_out_under_load_twice_then_stops(
     }
     layout = Layout(tmp_path / "demo" / settings.key_prefix)
     # Fewer clients than the demo's 8 leave the 2 cores to training, and a quick indexer cadence.
-    quick = "--every 2s --concurrency 3 --limit 1500 --users 1 --ready-timeout 150 --rollout-timeout 120"
+    quick = (
+        "--every 2s --concurrency 3 --limit 1500 --users 1 --ready-timeout 150 --rollout-timeout 120"
+        " --quality-users 40"
+    )
     try:
         first = _demo(env, "--duration", "8", *quick.split(), timeout=300)
         _assert_verified(first, json.loads(layout.summary_file().read_text()))
+        # The first versions never saw the held-out ratings: recall through serving is measured for each.
+        first_quality = json.loads(layout.summary_file().read_text())["quality"]
+        assert all(q["recall"] is not None and q["users"] == 40 for q in first_quality), first_quality
+        assert "quality through POST /v1/recommend" in first.stdout
         assert "started orchestrator" in first.stdout
         assert "user " in first.stdout and "embedding" in first.stdout  # the recommendations table
         pids = {name: processes.running(layout, name) for name in process_names()}
@@ -90,6 +100,8 @@ def test_demo_rolls_out_under_load_twice_then_stops(
         _assert_verified(second, summary)
         assert "reusing published versions" in second.stdout and "reusing orchestrator" in second.stdout
         assert {name: processes.running(layout, name) for name in process_names()} == pids
+        # Now in use: versions trained on every rating, so nothing is held out; the exact share still counts.
+        assert all(q["recall"] is None and q["exact_top10_share"] >= 0.95 for q in summary["quality"])
         first_targets = {t["before"] for t in summary["types"]}
         assert len(first_targets) == 1 and first_targets != {t["target"] for t in summary["types"]}
     finally:

@@ -13,14 +13,18 @@ import pytest
 
 from contract.filters import parse_filter
 from contract.profiles import Interaction, Profile
-from contract.types import Similarity
-from contract.wire import WeightedAttribute
+from contract.types import EmbeddingType, Family, Similarity
+from contract.versions import Frame
+from contract.wire import TypeInfo, VersionInfo, WeightedAttribute
 from demo import processes
 from demo.layout import Layout
-from demo.load import FILTERS, Outcome, SeenItem, request_body
-from demo.plan import HISTORY_END, next_frame
+from demo.load import FILTERS, LoadStats, Outcome, SeenItem, request_body
+from demo.plan import FIRST_HISTORY, HISTORY_END, next_frame
 from demo.processes import Spec
-from demo.verify import close, mixes_versions, percentile, similarity
+from demo.quality import TypeQuality, holdout_start, never_saw_holdout
+from demo.summary import summarize
+from demo.verify import SimilarityReport, close, mixes_versions, percentile, similarity
+from training.split import frame_for
 
 V1 = "20170101T000000Z-20171125T120000Z"
 V2 = "20170101T000000Z-20180101T000000Z"
@@ -121,3 +125,56 @@ def test_a_process_older_than_the_code_counts_as_running_old_code(tmp_path: Path
     assert not processes.runs_old_code(started, tmp_path)
     os.utime(module, (2000.0, 2000.0))  # edited (or upgraded) after the process started
     assert processes.runs_old_code(started, tmp_path)
+
+
+def _info(*frames: tuple[datetime, datetime], in_use: int) -> TypeInfo:
+    """A TypeInfo with one published version per frame; in_use is the index of one of them."""
+    published = [
+        VersionInfo(
+            version=Frame(start, end).version_id,
+            seq=n,
+            frame_start=start,
+            frame_end=end,
+            counts={},
+            created_at=end,
+        )
+        for n, (start, end) in enumerate(frames, start=1)
+    ]
+    etype = EmbeddingType(name="t", family=Family.DIRECT_DIRECT, dim=2, similarity=Similarity.DOT)
+    return TypeInfo(
+        type=etype,
+        latest=published[-1].version,
+        in_use=published[in_use].version,
+        published=published,
+        indexed=[],
+    )
+
+
+def test_the_holdout_starts_where_the_first_versions_stop_training() -> None:
+    first = frame_for(0.0, FIRST_HISTORY)
+    assert holdout_start() == first.end  # the demo's mirror of training's rounding
+    whole = (first.start, HISTORY_END)
+    half = frame_for(0.0, 0.5)
+    assert never_saw_holdout(_info((first.start, first.end), whole, in_use=0))
+    assert never_saw_holdout(_info((half.start, half.end), whole, in_use=0))  # stopped even earlier
+    assert not never_saw_holdout(_info((first.start, first.end), whole, in_use=1))  # the rollout's version
+    assert not never_saw_holdout(_info(whole, (first.end, datetime(2018, 1, 2, tzinfo=UTC)), in_use=1))
+
+
+def _quality(name: str, share: float | None, failed: int = 0) -> TypeQuality:
+    return TypeQuality(name, "v", 40, failed, 0.1, 0.2, share, share, 0.0)
+
+
+def test_quality_checks_need_the_exact_share_and_no_failed_request() -> None:
+    summary = summarize(
+        LoadStats(),
+        1.0,
+        1,
+        SimilarityReport(),
+        [],
+        [_quality("a", 0.97), _quality("b", 0.9), _quality("c", None), _quality("d", 1.0, failed=1)],
+    )
+    verdicts = {c.name.split()[0]: c.ok for c in summary.checks if "exact top-10" in c.name}
+    assert verdicts == {"a": True, "b": False, "c": False, "d": False}
+    assert "recall@10 0.100 on held-out ratings" in next(c.detail for c in summary.checks if c.name[0] == "a")
+    assert summary.as_json()["quality"][0]["exact_top10_share"] == 0.97

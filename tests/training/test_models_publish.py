@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyarrow.csv as pacsv
 import pytest
 import redis
@@ -18,9 +19,10 @@ from cli import evaluate as evaluate_cli
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from training import commands_models
+from training.data import load_goodbooks
 from training.publish import read_manifest
 from training.retention import list_versions
-from training.split import frame_for
+from training.split import frame_for, read_holdout, window
 
 Invoke = Callable[..., Result]
 
@@ -150,3 +152,24 @@ def test_eval_published_scores_the_stored_vectors_of_a_version(run: Invoke) -> N
     )
     unknown = run("eval", "--published", "--type", "nope")
     assert unknown.exit_code == 2 and "unknown embedding type 'nope'" in unknown.output
+
+
+def test_holdout_writes_what_a_history_share_never_saw(run: Invoke, small_data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "later.csv.gz"
+    result = run("holdout", str(path), "--history", "0.8")
+    assert result.exit_code == 0, result.output
+    held = read_holdout(path)
+    ratings = load_goodbooks(small_data).ratings
+    trained = window(ratings, frame_for(0.0, 0.8))
+    # The holdout and the 80% training window split every user's ratings: each pair in exactly one.
+    key = ratings.user_ids * (1 << 32) + ratings.book_ids
+    held_key = held.user_ids * (1 << 32) + held.book_ids
+    trained_key = trained.user_ids * (1 << 32) + trained.book_ids
+    assert len(held) + len(trained) == len(ratings)
+    assert not np.isin(held_key, trained_key).any() and np.isin(key, np.r_[held_key, trained_key]).all()
+    assert f"wrote {len(held):,} ratings" in result.output
+
+    missing = run("holdout", str(tmp_path / "nowhere" / "h.csv"), "--history", "0.8")
+    assert missing.exit_code == 2 and "no directory" in missing.output
+    everything = run("holdout", str(tmp_path / "h.csv"), "--history", "1.0")
+    assert everything.exit_code == 2 and not (tmp_path / "h.csv").exists()
