@@ -124,7 +124,13 @@ async def profile_sample(ctx: Context, size: int) -> list[Profile]:
 
 
 async def first_versions(ctx: Context) -> list[Profile]:
-    """Train and publish a first version of each type that has none; load profiles when absent."""
+    """Train and publish a first version of each type that has none; load profiles when absent.
+
+    Profiles are loaded as they stood when the first versions were trained (the first FIRST_HISTORY of each
+    user's ratings): the quality step then measures on ratings neither the vectors nor the profiles hold.
+    They stay so: reloading them under load would change aggregated user vectors that serving caches for
+    its user-cache TTL, and the verification recomputes similarities from the profiles as they are.
+    """
     counts = await published_counts(ctx)
     missing = [name for name, count in counts.items() if count == 0]
     reused = [name for name, count in counts.items() if count > 0]
@@ -139,7 +145,8 @@ async def first_versions(ctx: Context) -> list[Profile]:
     if profiles:
         ctx.console.print("reusing the user profiles in Redis")
     else:
-        await _command(ctx, [*ctx.lockstep, "profiles", "load"], "loading profiles")
+        argv = [*ctx.lockstep, "profiles", "load", "--history", str(FIRST_HISTORY)]
+        await _command(ctx, argv, "loading profiles")
         profiles = await profile_sample(ctx, PROFILE_SAMPLE)
     if not profiles:
         raise DemoError(f"no user profiles under {ctx.keys.profile('*')} after `lockstep profiles load`")

@@ -63,3 +63,12 @@ def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list
         typer.echo(f"error: cannot evaluate through {url}: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(report, indent=2))
+    leaky = {name: t["holdout_in_profile"] for name, t in report["types"].items() if t["holdout_in_profile"]}
+    if leaky:
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in leaky.items())
+        typer.echo(
+            f"warning: users whose stored profile holds held-out items ({shares}): user vectors aggregated "
+            "from the profile saw them, so recall is inflated; load profiles without them "
+            "(`lockstep profiles load --history SHARE`)",
+            err=True,
+        )

@@ -13,7 +13,10 @@ For each type and each sampled user, the served top-10 is compared with
   right as the brute force's pick. A served item outside the exact top EXACT_DEPTH counts as a mismatch.
   Only embedding-scored items are compared; fallback items may fill slots only when the exact list is
   shorter than 10 (fewer items with a vector of the version pass the exclusions).
-It also reports the share of served items that came from the fallback scorer.
+It also reports the share of served items that came from the fallback scorer, and `holdout_in_profile`: the
+share of users whose stored profile holds a held-out item. Exclusions leave those items in play, but a user
+vector aggregated from the profile (as for a user without a vector of their own) is then built from the very
+items to be found, which inflates recall: load the profiles without them (`lockstep profiles load --history`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class TypeReport:
     items: int = 0
     fallback_items: int = 0
     failed: int = 0  # requests serving did not answer with 200 (counted, not scored)
+    leaky: int = 0  # users whose stored profile holds a held-out item (see HOLDOUT_IN_PROFILE)
 
     def as_json(self) -> dict[str, Any]:
         """Means and shares."""
@@ -89,6 +93,7 @@ class TypeReport:
             "failed_requests": self.failed,
             f"recall@{K}": round(self.recall_sum / self.with_holdout, 5) if self.with_holdout else None,
             f"ndcg@{K}": round(self.ndcg_sum / self.with_holdout, 5) if self.with_holdout else None,
+            "holdout_in_profile": round(self.leaky / self.with_holdout, 5) if self.with_holdout else None,
             "exact_compared": self.exact_compared,
             "exact_top10_share": round(self.exact_equal / self.exact_compared, 5)
             if self.exact_compared
@@ -138,6 +143,7 @@ async def _one(
     if relevant is None:
         request["exclude_seen"] = True  # serving reads the same profile
     else:
+        report.leaky += int(not seen.isdisjoint(relevant))
         seen = seen - relevant
         request["exclude_seen"] = False
         request["exclude_item_ids"] = sorted(seen)

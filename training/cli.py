@@ -226,6 +226,13 @@ def profiles_load(
         None, help="Ratings CSV(.gz); default: ratings.csv.gz in LOCKSTEP_DATA_DIR."
     ),
     max_per_user: int = typer.Option(50, min=1, help="Keep each user's most recent interactions."),
+    history: float = typer.Option(
+        1.0,
+        min=0.01,
+        max=1.0,
+        help="Only the first share of each user's ratings, as `train --history` cuts them (e.g. 0.9 leaves "
+        "out what `lockstep holdout --history 0.9` holds out).",
+    ),
 ) -> None:
     """Write each user's recent interactions (weight = rating) to Redis."""
     with clean_errors(), redis_session() as (settings, client, keys):
@@ -235,10 +242,11 @@ def profiles_load(
             written = profiles.write_profiles(
                 client,
                 keys,
-                profiles.profiles_from_ratings(path, max_per_user),
+                profiles.profiles_from_ratings(path, max_per_user, history),
                 progress=lambda done: bar.update(task, completed=done),
             )
-        out.print(f"wrote {written} profiles from {path} (at most {max_per_user} interactions each)")
+        share = "" if history == 1.0 else f", the first {history:.0%} of each user's ratings"
+        out.print(f"wrote {written} profiles from {path} (at most {max_per_user} interactions each{share})")
 
 
 def _table(*columns: str) -> Table:

@@ -13,6 +13,8 @@ import redis
 
 from contract.keys import Keys
 from contract.profiles import Profile
+from training.data import Ratings
+from training.split import frame_for, window
 from training.validation import PublishError
 
 _COLUMNS = ("user_id", "book_id", "rating")
@@ -39,14 +41,19 @@ def write_profiles(
     return written
 
 
-def profiles_from_ratings(path: Path, max_per_user: int = 50) -> Iterator[Profile]:
+def profiles_from_ratings(path: Path, max_per_user: int = 50, history: float = 1.0) -> Iterator[Profile]:
     """Profiles from a `user_id,book_id,rating` CSV (gzip ok): each user's last rows, weight = rating.
 
     Rows are chronological per user, so the last `max_per_user` rows of a user are the most recent.
+    With `history` < 1, only the first share of each user's rows counts, as `lockstep train --history`
+    cuts them: the profiles as they stood when such a version was trained (a user with no row then has none).
     """
     if max_per_user < 1:
         raise PublishError(f"max_per_user must be >= 1, got {max_per_user}")
     users, books, ratings = _read(path)
+    if history < 1.0:
+        earlier = window(Ratings(users, books, ratings), frame_for(0.0, history))
+        users, books, ratings = earlier.user_ids, earlier.book_ids, earlier.ratings
     # A stable sort groups each user's rows together and keeps their file (= time) order.
     order = np.argsort(users, kind="stable")
     users, books, ratings = users[order], books[order], ratings[order]

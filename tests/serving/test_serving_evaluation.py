@@ -43,6 +43,7 @@ async def test_eval_via_serving_reports_recall_and_exact_agreement(stack: Stack,
     assert 0 < figures["ndcg@10"] <= 1
     assert figures["exact_top10_share"] == 1.0
     assert figures["fallback_share"] == 0.0
+    assert figures["holdout_in_profile"] == 0.0  # held-out items chosen outside the profiles
 
 
 @pytest.mark.anyio
@@ -66,6 +67,7 @@ async def test_eval_holdout_items_from_the_profile_are_not_excluded(stack: Stack
     figures = report["types"][TYPE_A]
     assert figures["recall@10"] == round(float(np.mean(expected)), 5)
     assert figures["exact_top10_share"] == figures["exact_top10_share_strict"] == 1.0
+    assert figures["holdout_in_profile"] == 1.0  # every user's held-out items are in their profile
 
 
 def test_lockstep_eval_via_serving_prints_the_report_and_refuses_bad_input(
@@ -92,6 +94,15 @@ def test_lockstep_eval_via_serving_prints_the_report_and_refuses_bad_input(
     figures = json.loads(result.stdout)["types"][TYPE_A]
     assert figures["users"] == 5 and figures["failed_requests"] == 0
     assert figures["recall@10"] == 1.0 and figures["exact_top10_share"] == 1.0
+    assert "warning" not in result.stderr
+
+    # Held-out items that are also in the stored profiles: reported, and warned about on stderr.
+    leaky = tmp_path / "leaky.csv"
+    leaky.write_text("user_id,book_id\n" + "".join(f"u{j},{world.profiles[f'u{j}'][-1]}\n" for j in range(5)))
+    warned = runner.invoke(app, [*args[:4], str(leaky), "--users", "5", "--type", TYPE_A], env=env)
+    assert warned.exit_code == 0, warned.output
+    assert json.loads(warned.stdout)["types"][TYPE_A]["holdout_in_profile"] == 1.0
+    assert f"stored profile holds held-out items ({TYPE_A} 100.0%)" in warned.stderr
 
     unknown = runner.invoke(app, [*args, "--type", "nope"], env=env)
     assert unknown.exit_code == 2 and "--type: nope not servable" in unknown.output

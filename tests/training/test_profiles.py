@@ -5,13 +5,16 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
 from contract.keys import Keys
 from contract.profiles import Profile
 from contract.settings import Settings
+from training.data import Ratings
 from training.profiles import profiles_from_ratings, write_profiles
+from training.split import unseen_after
 from training.validation import PublishError
 
 RATINGS = """user_id,book_id,rating
@@ -45,6 +48,26 @@ def test_profiles_keep_each_users_most_recent_rows_in_order(tmp_path: Path) -> N
         ("11", 1.0),
         ("12", 2.0),
     ]
+
+
+def test_profiles_as_of_a_history_share_leave_out_what_the_holdout_holds(tmp_path: Path) -> None:
+    path = _csv(tmp_path, RATINGS)
+    # User 2 has 4 rows: the first 50% is 2 of them; user 1 has 3: floor(1.5) = 1 row.
+    early = {p.user_id: [i.item_id for i in p.interactions] for p in profiles_from_ratings(path, history=0.5)}
+    assert early == {"2": ["33", "4081"], "1": ["10"]}
+    assert len(list(profiles_from_ratings(path, history=0.3))) == 1  # user 1 had no rating yet (floor 0.9)
+    held = unseen_after(
+        Ratings(
+            *(
+                np.array(c)
+                for c in ([2, 1, 2, 1, 2, 1, 2], [33, 10, 4081, 11, 128, 12, 15], [4, 5, 3, 1, 5, 2, 2])
+            )
+        ),
+        0.5,
+    )
+    later = {(str(u), str(b)) for u, b in zip(held.user_ids.tolist(), held.book_ids.tolist(), strict=True)}
+    assert later == {("2", "128"), ("2", "15"), ("1", "11"), ("1", "12")}
+    assert not later & {(user, item) for user, items in early.items() for item in items}
 
 
 def test_write_profiles_stores_profile_json_per_user(
