@@ -85,7 +85,7 @@ def summarize(
     concurrency: int,
     similarity: SimilarityReport,
     rollouts: list[TypeRollout],
-    quality: Sequence[TypeQuality] = (),
+    quality: Sequence[TypeQuality],
 ) -> Summary:
     """Figures and checks from what the clients saw, the recomputation and the rollouts."""
     outcomes = stats.outcomes
