@@ -10,7 +10,6 @@ from typing import Any, Final
 
 from opensearchpy import OpenSearch
 
-from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from search.errors import IndexNotFound, SearchUnavailable, VersionMismatch, opensearch_errors
 from search.requests import (
@@ -66,7 +65,10 @@ def _hits(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def parse_vector_hits(response: Mapping[str, Any], query: VersionedKnnQuery) -> list[ScoredItem]:
-    """Hits of a k-NN or exact query, scores converted to the model similarity; refuses any other version."""
+    """Hits of a k-NN or exact query, scores converted to the model similarity; refuses any other version.
+
+    Each hit keeps its `_source` as it came (the version field included): readers pick the fields they show.
+    """
     loc = query.location
     items = []
     for hit in _hits(response):
@@ -78,11 +80,7 @@ def parse_vector_hits(response: Mapping[str, Any], query: VersionedKnnQuery) -> 
                 f"the query asked for {loc.version!r}"
             )
         raw = float(hit["_score"])
-        items.append(
-            ScoredItem(
-                str(hit["_id"]), to_similarity(query.similarity, raw), raw, version, _metadata(source, loc)
-            )
-        )
+        items.append(ScoredItem(str(hit["_id"]), to_similarity(query.similarity, raw), raw, version, source))
     return items
 
 
@@ -95,10 +93,6 @@ def parse_scored_hits(response: Mapping[str, Any], version_field: str | None = N
         version = source.get(version_field) if version_field else None
         items.append(ScoredItem(str(hit["_id"]), raw, raw, version, source))
     return items
-
-
-def _metadata(source: Mapping[str, Any], loc: IndexedLocation) -> dict[str, Any]:
-    return {key: value for key, value in source.items() if key != loc.version_field}
 
 
 # --- searches --------------------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ def _check_common(k: int, exclude_ids: frozenset[str], source_fields: tuple[str,
 
 
 def _vector(values: Sequence[float]) -> tuple[float, ...]:
-    vector = tuple(float(v) for v in values)
+    vector = tuple(map(float, values))  # map over builtins: no Python frame per component (request path)
     if not vector:
         raise ValueError("vector must not be empty")
-    if not all(math.isfinite(v) for v in vector):
+    if not all(map(math.isfinite, vector)):
         raise ValueError("vector must hold finite numbers only")
     return vector
 
