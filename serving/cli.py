@@ -69,6 +69,6 @@ def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list
         typer.echo(
             f"warning: users whose stored profile holds held-out items ({shares}): user vectors aggregated "
             "from the profile saw them, so recall is inflated; load profiles without them "
-            "(`lockstep profiles load --history SHARE`)",
+            "(`lockstep profiles load --history SHARE --replace`)",
             err=True,
         )

@@ -16,7 +16,8 @@ For each type and each sampled user, the served top-10 is compared with
 It also reports the share of served items that came from the fallback scorer, and `holdout_in_profile`: the
 share of users whose stored profile holds a held-out item. Exclusions leave those items in play, but a user
 vector aggregated from the profile (as for a user without a vector of their own) is then built from the very
-items to be found, which inflates recall: load the profiles without them (`lockstep profiles load --history`).
+items to be found, which inflates recall: load the profiles without them (`lockstep profiles load --history
+SHARE --replace`).
 """
 
 from __future__ import annotations

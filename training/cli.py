@@ -233,6 +233,12 @@ def profiles_load(
         help="Only the first share of each user's ratings, as `train --history` cuts them (e.g. 0.9 leaves "
         "out what `lockstep holdout --history 0.9` holds out).",
     ),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Afterwards delete the stored profiles of users this load has none for (e.g. users whose "
+        "every rating is past the --history share), so the stored profiles are exactly this load's.",
+    ),
 ) -> None:
     """Write each user's recent interactions (weight = rating) to Redis."""
     with clean_errors(), redis_session() as (settings, client, keys):
@@ -246,7 +252,12 @@ def profiles_load(
                 progress=lambda done: bar.update(task, completed=done),
             )
         share = "" if history == 1.0 else f", the first {history:.0%} of each user's ratings"
-        out.print(f"wrote {written} profiles from {path} (at most {max_per_user} interactions each{share})")
+        out.print(
+            f"wrote {len(written)} profiles from {path} (at most {max_per_user} interactions each{share})"
+        )
+        if replace:
+            removed = profiles.remove_profiles_except(client, keys, written)
+            out.print(f"deleted {removed} profiles of users this load has none for")
 
 
 def _table(*columns: str) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from itertools import islice
 from pathlib import Path
 
@@ -26,19 +26,36 @@ def write_profiles(
     profiles: Iterable[Profile],
     chunk_size: int = 1000,
     progress: Callable[[int], None] | None = None,
-) -> int:
-    """Write each profile's JSON to its key in pipelined chunks; returns how many were written."""
-    written = 0
+) -> set[str]:
+    """Write each profile's JSON to its key in pipelined chunks; returns the users written."""
+    users: set[str] = set()
     iterator = iter(profiles)
     while chunk := list(islice(iterator, chunk_size)):
         pipe = client.pipeline(transaction=False)
         for profile in chunk:
             pipe.set(keys.profile(profile.user_id), profile.model_dump_json())
+            users.add(profile.user_id)
         pipe.execute()
-        written += len(chunk)
         if progress is not None:
-            progress(written)
-    return written
+            progress(len(users))
+    return users
+
+
+def remove_profiles_except(client: redis.Redis, keys: Keys, keep: Set[str], chunk_size: int = 1000) -> int:
+    """Delete every stored profile whose user is not in `keep`; returns how many were deleted.
+
+    For a load that replaces the profiles: run after the new ones are written, so a user never lacks a
+    profile that the load has for them.
+    """
+    prefix = keys.profile("")
+    stale = [
+        key
+        for key in client.scan_iter(match=keys.profile("*"), count=chunk_size)
+        if key.decode()[len(prefix) :] not in keep
+    ]
+    for start in range(0, len(stale), chunk_size):
+        client.unlink(*stale[start : start + chunk_size])
+    return len(stale)
 
 
 def profiles_from_ratings(path: Path, max_per_user: int = 50, history: float = 1.0) -> Iterator[Profile]:

@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+import typer
+from typer.testing import CliRunner
 
 from contract.keys import Keys
 from contract.profiles import Profile
 from contract.settings import Settings
+from training.cli import register
 from training.data import Ratings
 from training.profiles import profiles_from_ratings, write_profiles
 from training.split import unseen_after
@@ -74,7 +77,7 @@ def test_write_profiles_stores_profile_json_per_user(
     redis_client: redis.Redis, keys: Keys, tmp_path: Path
 ) -> None:
     profiles = list(profiles_from_ratings(_csv(tmp_path, RATINGS), max_per_user=2))
-    assert write_profiles(redis_client, keys, profiles, chunk_size=1) == 2
+    assert write_profiles(redis_client, keys, profiles, chunk_size=1) == {"1", "2"}
     stored = Profile.model_validate_json(redis_client.get(keys.profile("2")) or b"")
     assert stored == profiles[1] and [i.item_id for i in stored.interactions] == ["128", "15"]
 
@@ -102,3 +105,35 @@ def test_goodbooks_ratings_give_one_profile_per_user(settings: Settings) -> None
         assert 1 <= len(profile.interactions) <= 5
         assert all(1 <= i.weight <= 5 for i in profile.interactions)
     assert count == 50_768
+
+
+def test_a_replacing_load_leaves_exactly_its_own_profiles(
+    settings: Settings, redis_client: redis.Redis, keys: Keys, tmp_path: Path
+) -> None:
+    app = typer.Typer()
+    register(app)
+    env = {"LOCKSTEP_REDIS_URL": settings.redis_endpoint, "LOCKSTEP_KEY_PREFIX": settings.key_prefix}
+    path = str(_csv(tmp_path, RATINGS))
+
+    def load(*args: str) -> str:
+        result = CliRunner().invoke(app, ["profiles", "load", "--ratings", path, *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def stored() -> dict[str, list[str]]:
+        found = {}
+        for key in redis_client.scan_iter(match=keys.profile("*")):
+            profile = Profile.model_validate_json(redis_client.get(key) or b"")
+            found[profile.user_id] = [i.item_id for i in profile.interactions]
+        return found
+
+    load()  # every rating
+    assert stored() == {"1": ["10", "11", "12"], "2": ["33", "4081", "128", "15"]}
+    # As of 30%, user 1 had no rating yet: an upserting load keeps the full profile it had (the leak)...
+    assert "wrote 1 profiles" in load("--history", "0.3")
+    assert stored()["1"] == ["10", "11", "12"]
+    # ...a replacing one deletes it, and rewrites user 2 as of 30%.
+    output = load("--history", "0.3", "--replace")
+    assert "deleted 1 profiles" in output
+    assert stored() == {"2": ["33"]}
+    assert "deleted 0 profiles" in load("--history", "0.3", "--replace")  # nothing left to delete
