@@ -40,6 +40,11 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def serving_mode(info: TypeInfo) -> Mode | None:
+    """The mode the type's in_use version is indexed in (None before it has one)."""
+    return next((x.mode for x in info.indexed if x.version == info.in_use), None)
+
+
 @dataclass
 class CycleReport:
     """What a cycle did, per type, for logs and the CLI's output."""
@@ -105,7 +110,7 @@ class Runner:
             name = info.type.name
             if types and name not in types:
                 continue
-            current = next((x.mode for x in info.indexed if x.version == info.in_use), None)
+            current = serving_mode(info)
             if current is None or current is mode or switch:
                 if current is not None and current is not mode:
                     log.warning(
@@ -159,7 +164,10 @@ class Runner:
         began = time.perf_counter()
         report = CycleReport("incremental")
         try:
-            names = [info.type.name for info in self.select(Mode.INCREMENTAL, types, switch)]
+            selected = self.select(Mode.INCREMENTAL, types, switch)
+            if types:
+                selected += self._served_incrementally_besides(selected)
+            names = [info.type.name for info in selected]
             if not names:
                 # No type to index: leave the catalog changes in the stream for a cycle that has one.
                 return report
@@ -182,6 +190,23 @@ class Runner:
             report.seconds = time.perf_counter() - began
             self.metrics.cycle_seconds.labels("incremental").observe(report.seconds)
         return report
+
+    def _served_incrementally_besides(self, selected: Sequence[TypeInfo]) -> list[TypeInfo]:
+        """Types served from incremental mode that a cycle given --type left out: it covers them too.
+
+        The live index's catalog changes are consumed once, by whichever incremental cycle reads them
+        first, so a type left out of a cycle would never get its vectors of the items that cycle changed.
+        Types of no mode yet (never indexed) are not taken: only naming them puts them in a mode.
+        """
+        named = {info.type.name for info in selected}
+        others = [
+            info
+            for info in self.orchestrator.types()
+            if info.type.name not in named and serving_mode(info) is Mode.INCREMENTAL
+        ]
+        for info in others:
+            log.info("type covered: served incrementally", extra={"type": info.type.name})
+        return others
 
     def run_forever(
         self,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import redis
 from indexer_support import CATALOG_SIZE, make_type, wait_latest
 from opensearchpy import OpenSearch
 
 from contract.indexing import IndexedLocation, Mode, live_index
+from contract.keys import Keys
 from contract.settings import Settings
+from indexer.changes import ChangeKind, publish_change
 from indexer.errors import ModeConflictError
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner
@@ -70,5 +75,47 @@ def test_types_keep_their_mode_and_switch_only_when_asked(
         assert back.mode is Mode.SHADOW and back.version == old.version
         _answers(opensearch_client, back)
         _answers(opensearch_client, new)
+    finally:
+        runner.close()
+
+
+def test_a_cycle_given_one_type_covers_every_type_served_incrementally(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    redis_client: redis.Redis,
+    keys: Keys,
+) -> None:
+    settings = orchestrator
+    c, d = make_type("mode-c-d8"), make_type("mode-d-d8")
+    live = live_index(settings.index_prefix)
+    runner = Runner(settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100)
+    try:
+        for etype in (A, B, c):
+            wait_latest(settings, etype.name, publish_version(etype, 1))
+        runner.shadow([A.name])
+        runner.incremental([B.name])
+        runner.incremental([c.name])
+        c_at = _location(runner, c.name)
+        assert c_at.mode is Mode.INCREMENTAL
+
+        # A catalog change read by a cycle given only B: C's vector of that item is (re)written too.
+        item = runner.catalog()[9]
+        opensearch_client.update(
+            index=live, id=item.item_id, body={"doc": {c_at.vector_field: None, c_at.version_field: None}}
+        )
+        publish_change(redis_client, keys, ChangeKind.UPSERT, replace(item, title="Retitled"))
+        (cycle,) = runner.incremental([B.name]).results
+        written = {t.type_name: t.written for t in cycle.types}
+        assert set(written) == {B.name, c.name} and written[c.name] >= 1
+        doc = opensearch_client.get(index=live, id=item.item_id)["_source"]
+        assert doc["title"] == "Retitled" and doc[c_at.version_field] == c_at.version
+
+        # Neither the shadow type nor a type with no version in use yet is taken along.
+        wait_latest(settings, d.name, publish_version(d, 1))
+        (cycle,) = runner.incremental([B.name]).results
+        assert {t.type_name for t in cycle.types} == {B.name, c.name}
+        assert _location(runner, A.name).mode is Mode.SHADOW
+        assert runner.orchestrator.type_info(d.name).in_use is None
     finally:
         runner.close()
