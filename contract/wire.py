@@ -81,6 +81,10 @@ class TypeInfo(BaseModel):
     published: list[VersionInfo] = Field(description="Oldest first.")
     indexed: list[IndexedLocation]
 
+    def in_use_location(self) -> IndexedLocation | None:
+        """Where the in_use version is indexed (None before there is one)."""
+        return next((loc for loc in self.indexed if loc.version == self.in_use), None)
+
 
 class UserVector(BaseModel):
     """A user's vector together with the version it belongs to (read consistently)."""

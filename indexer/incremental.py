@@ -44,6 +44,7 @@ class TypeResult:
     promoted: bool = False
     waiting_until: datetime | None = None
     held_back: str | None = None
+    removed: list[str] = field(default_factory=list)  # this type's shadow indices deleted (after a switch)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from contract.indexing import Mode, live_index
 from contract.keys import Keys
 from contract.settings import Settings
 from contract.wire import TypeInfo
+from indexer import leftovers
 from indexer.catalog import Item, load_catalog
 from indexer.errors import IndexerError, LockBusyError, ModeConflictError
 from indexer.lock import IndexerLock
@@ -40,9 +41,10 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def serving_mode(info: TypeInfo) -> Mode | None:
-    """The mode the type's in_use version is indexed in (None before it has one)."""
-    return next((x.mode for x in info.indexed if x.version == info.in_use), None)
+def _mode_of(info: TypeInfo) -> Mode | None:
+    """The mode the type's in_use version is served from (None before it has one)."""
+    location = info.in_use_location()
+    return location.mode if location is not None else None
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Runner:
             name = info.type.name
             if types and name not in types:
                 continue
-            current = serving_mode(info)
+            current = _mode_of(info)
             if current is None or current is mode or switch:
                 if current is not None and current is not mode:
                     log.warning(
@@ -147,6 +149,7 @@ class Runner:
             for info in self.select(Mode.SHADOW, types, switch):
                 with self.lock(f"shadow:{info.type.name}") as held:
                     result = shadow.cycle(info, held.check)
+                result.cleared_live_docs = self._clear_live_slots(info.type.name)
                 report.results.append(result)
                 log.info("shadow cycle", extra={"type": info.type.name, "result": vars(result)})
         except IndexerError as exc:
@@ -183,6 +186,9 @@ class Runner:
                     progress=self.progress,
                 )
                 report.results = incremental.cycle(self.catalog(), names, held.check)
+            for result in report.results:
+                for type_result in result.types:
+                    type_result.removed = self._retire_shadow_indices(type_result.type_name)
         except IndexerError as exc:
             self.metrics.failures.labels("incremental", type(exc).__name__).inc()
             raise
@@ -190,6 +196,28 @@ class Runner:
             report.seconds = time.perf_counter() - began
             self.metrics.cycle_seconds.labels("incremental").observe(report.seconds)
         return report
+
+    def _clear_live_slots(self, type_name: str) -> int:
+        """After a switch to shadow: the type's live slots, under the live lock (taken only when needed)."""
+        if not leftovers.live_leftovers(self.settings, self.search, self.orchestrator.type_info(type_name)):
+            return 0
+        try:
+            with self.lock(live_index(self.settings.index_prefix)):
+                info = self.orchestrator.type_info(type_name)
+                return leftovers.clear_live_slots(self.settings, self.search, self.orchestrator, info)
+        except LockBusyError:
+            return 0  # an incremental cycle is on: the next shadow cycle clears them
+
+    def _retire_shadow_indices(self, type_name: str) -> list[str]:
+        """After a switch to incremental: the type's shadow indices, under its shadow lock (when needed)."""
+        if not leftovers.shadow_leftovers(self.settings, self.search, self.orchestrator.type_info(type_name)):
+            return []
+        try:
+            with self.lock(f"shadow:{type_name}"):
+                info = self.orchestrator.type_info(type_name)
+                return leftovers.retire_shadow_indices(self.settings, self.search, self.orchestrator, info)
+        except LockBusyError:
+            return []  # a shadow cycle of the type is on (switching back?): the next cycle decides
 
     def _served_incrementally_besides(self, selected: Sequence[TypeInfo]) -> list[TypeInfo]:
         """Types served from incremental mode that a cycle given --type left out: it covers them too.
@@ -202,7 +230,7 @@ class Runner:
         others = [
             info
             for info in self.orchestrator.types()
-            if info.type.name not in named and serving_mode(info) is Mode.INCREMENTAL
+            if info.type.name not in named and _mode_of(info) is Mode.INCREMENTAL
         ]
         for info in others:
             log.info("type covered: served incrementally", extra={"type": info.type.name})

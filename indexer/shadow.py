@@ -22,7 +22,6 @@ from contract.indexing import (
     version_field,
 )
 from contract.settings import Settings
-from contract.versions import VERSION_ID
 from contract.wire import TypeInfo
 from indexer import promotion
 from indexer.bulk import BulkWriter
@@ -72,6 +71,7 @@ class ShadowResult:
     timings: BuildTimings = field(default_factory=BuildTimings)
     removed: list[str] = field(default_factory=list)
     held_back: str | None = None
+    cleared_live_docs: int = 0  # documents whose live-index slots of this type went (after a switch)
 
 
 def location_of(settings: Settings, type_name: str, version: str, item_count: int) -> IndexedLocation:
@@ -114,12 +114,6 @@ class ShadowIndexer:
         # Called between every phase and batch: the crash tests slow the build down through it.
         self.step = step or (lambda _where: None)
 
-    def own_indices(self, type_name: str) -> list[str]:
-        """Shadow indices of this type (any version), by exact name shape, not just a prefix match."""
-        alias = items_alias(self.settings.index_prefix, type_name)
-        names = ix.list_indices(self.search, f"{alias}-*")
-        return [n for n in names if VERSION_ID.match(n[len(alias) + 1 :].upper())]
-
     def cycle(self, info: TypeInfo, still_locked: Callable[[], None] = lambda: None) -> ShadowResult:
         """One type: clean up, build+verify latest if needed, swap alias, advance in_use, retire old.
 
@@ -136,7 +130,7 @@ class ShadowIndexer:
         }
         targets = set(engine.alias_targets(self.search, alias))
         keep = {loc.index for loc in recorded.values()} | targets
-        for index in self.own_indices(name):
+        for index in ix.shadow_indices(self.search, self.settings.index_prefix, name):
             if index not in keep:
                 # Left by a crashed or failed build: never verified, nothing points at it.
                 log.info("removing unverified index", extra={"index": index, "type": name})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opensearchpy import OpenSearch
 
+from contract.indexing import items_alias
+from contract.versions import VERSION_ID
 from search.errors import opensearch_errors
-from search.requests import BulkAction, create_index_body, ids_page_body
+from search.requests import BulkAction, clear_fields_body, create_index_body, ids_page_body
 
 
 def create_building_index(
@@ -50,6 +52,13 @@ def list_indices(client: OpenSearch, pattern: str) -> list[str]:
     return sorted(found)
 
 
+def shadow_indices(client: OpenSearch, index_prefix: str, type_name: str) -> list[str]:
+    """Shadow indices of a type (any version), by exact name shape, not just a prefix match."""
+    alias = items_alias(index_prefix, type_name)
+    names = list_indices(client, f"{alias}-*")
+    return [n for n in names if VERSION_ID.match(n[len(alias) + 1 :].upper())]
+
+
 def index_meta(client: OpenSearch, index: str) -> dict[str, Any]:
     """The `_meta` of an index's mapping."""
     with opensearch_errors(f"read mapping of {index}"):
@@ -70,6 +79,22 @@ def clear_slot_action(index: str, item_id: str, vector_field: str, version_field
         {"update": {"_index": index, "_id": item_id}},
         {"doc": {vector_field: None, version_field: None}},
     )
+
+
+def clear_fields(client: OpenSearch, index: str, fields: Sequence[str]) -> int:
+    """Remove `fields` from every document of `index` holding one, refreshed; returns how many changed.
+
+    A document written concurrently is skipped (conflicts proceed), not failed: a later call finds it.
+    """
+    with opensearch_errors(f"clear {', '.join(fields)} in {index}"):
+        reply = client.update_by_query(
+            index=index,
+            body=clear_fields_body(fields),
+            conflicts="proceed",
+            refresh=True,
+            request_timeout=3600,
+        )
+    return int(reply["updated"])
 
 
 def iter_ids_lacking(

@@ -269,6 +269,24 @@ def mget_body(ids: Iterable[str]) -> Body:
     return {"ids": list(ids)}
 
 
+def holding_any_body(fields: Sequence[str]) -> Body:
+    """Count the documents that hold any of `fields`."""
+    should = [{"exists": {"field": name}} for name in fields]
+    return {"query": {"bool": {"should": should, "minimum_should_match": 1}}}
+
+
+def clear_fields_body(fields: Sequence[str]) -> Body:
+    """update_by_query: remove `fields` from every document that holds any of them."""
+    return {
+        **holding_any_body(fields),
+        "script": {
+            "lang": "painless",
+            "source": "for (name in params.fields) { ctx._source.remove(name); }",
+            "params": {"fields": list(fields)},
+        },
+    }
+
+
 def ids_page_body(size: int, after: str | None = None) -> Body:
     """One page of document ids in id order (search_after paging, for id digests)."""
     body: Body = {"size": size, "_source": False, "sort": [{ITEM_ID: "asc"}], "query": {"match_all": {}}}

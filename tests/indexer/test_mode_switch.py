@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,15 @@ import redis
 from indexer_support import CATALOG_SIZE, make_type, wait_latest
 from opensearchpy import OpenSearch
 
-from contract.indexing import IndexedLocation, Mode, live_index
+from contract.indexing import (
+    IndexedLocation,
+    Mode,
+    Slot,
+    items_alias,
+    live_index,
+    vector_field,
+    version_field,
+)
 from contract.keys import Keys
 from contract.settings import Settings
 from indexer.changes import ChangeKind, publish_change
@@ -18,7 +27,7 @@ from indexer.errors import ModeConflictError
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner
 from search import engine
-from search.requests import VersionedKnnQuery
+from search.requests import VersionedKnnQuery, holding_any_body
 
 A = make_type("mode-a-d8")
 B = make_type("mode-b-d8")
@@ -117,5 +126,54 @@ def test_a_cycle_given_one_type_covers_every_type_served_incrementally(
         assert {t.type_name for t in cycle.types} == {B.name, c.name}
         assert _location(runner, A.name).mode is Mode.SHADOW
         assert runner.orchestrator.type_info(d.name).in_use is None
+    finally:
+        runner.close()
+
+
+def test_the_old_modes_index_or_slots_go_once_the_grace_after_a_switch_is_over(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch
+) -> None:
+    settings = orchestrator
+    live = live_index(settings.index_prefix)
+    grace = settings.slot_grace_seconds + settings.request_timeout_seconds + 0.2
+    runner = Runner(settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100)
+
+    def holding(name: str) -> int:
+        fields = [f(name, slot) for slot in Slot for f in (vector_field, version_field)]
+        return engine.count(opensearch_client, live, holding_any_body(fields))
+
+    try:
+        for etype in (A, B):
+            wait_latest(settings, etype.name, publish_version(etype, 1))
+        runner.shadow([A.name])
+        runner.incremental([B.name])
+        shadow_at = _location(runner, A.name)
+
+        # To incremental: within the grace the shadow index stays (requests may be routed to it)...
+        (cycle,) = runner.incremental([A.name], switch=True).results
+        assert {t.type_name: t.removed for t in cycle.types} == {A.name: [], B.name: []}
+        _answers(opensearch_client, shadow_at)
+        time.sleep(grace)
+        # ...after it, the next incremental cycle withdraws the shadow records and deletes the index.
+        (cycle,) = runner.incremental().results
+        assert {t.type_name: t.removed for t in cycle.types} == {A.name: [shadow_at.index], B.name: []}
+        assert not engine.index_exists(opensearch_client, shadow_at.index)
+        assert not engine.index_exists(opensearch_client, items_alias(settings.index_prefix, A.name))
+        assert {x.mode for x in runner.orchestrator.type_info(A.name).indexed} == {Mode.INCREMENTAL}
+        _answers(opensearch_client, _location(runner, A.name))
+
+        # Back to shadow: A's live slots stay within the grace, go after it; B's are untouched.
+        (result,) = runner.shadow([A.name], switch=True).results
+        held = holding(A.name)
+        assert result.cleared_live_docs == 0 and held == CATALOG_SIZE - 5  # 5 cold items have no vector
+        time.sleep(grace)
+        (result,) = runner.shadow().results
+        assert result.cleared_live_docs == held
+        assert holding(A.name) == 0 and holding(B.name) == CATALOG_SIZE - 5
+        assert {x.mode for x in runner.orchestrator.type_info(A.name).indexed} == {Mode.SHADOW}
+        _answers(opensearch_client, _location(runner, A.name))
+        (cycle,) = runner.incremental().results  # B still indexes from the live index
+        assert [t.type_name for t in cycle.types] == [B.name]
+        assert _location(runner, B.name).mode is Mode.INCREMENTAL
     finally:
         runner.close()

@@ -1,0 +1,92 @@
+"""What a mode switch leaves behind, removed once nobody can be routed to it any more.
+
+Switching a type between modes re-indexes its in_use version in the new mode and re-records it there; the
+old mode's indices (shadow) or slots (incremental) stay answerable for requests already routed to them.
+Once the grace period (slot grace + the longest request) has passed since in_use was recorded in its new
+mode, the new mode's cycles withdraw the old mode's records, then delete what those pointed at:
+- a type served incrementally: its shadow indices, the alias with them;
+- a type served from shadow: its two slots in every document of the live index.
+Records are withdrawn first, so from then on no request is routed to what is being deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from opensearchpy import OpenSearch
+
+from contract.indexing import Mode, Slot, live_index, vector_field, version_field
+from contract.settings import Settings
+from contract.wire import TypeInfo
+from indexer.orchestrator_client import OrchestratorClient
+from search import engine
+from search import item_indices as ix
+from search.requests import holding_any_body
+
+log = logging.getLogger("lockstep.indexer.leftovers")
+
+
+def _settled_in(settings: Settings, info: TypeInfo, mode: Mode) -> bool:
+    """Whether in_use is served from `mode` and was recorded there longer ago than the grace period."""
+    location = info.in_use_location()
+    if location is None or location.mode is not mode:
+        return False
+    grace = timedelta(seconds=settings.slot_grace_seconds + settings.request_timeout_seconds)
+    return datetime.now(UTC) >= location.indexed_at + grace
+
+
+def _forget(orchestrator: OrchestratorClient, info: TypeInfo, mode: Mode) -> None:
+    for location in info.indexed:
+        if location.mode is mode and location.version != info.in_use:
+            orchestrator.forget_indexed(info.type.name, location.version)
+            log.info("record withdrawn", extra={"type": info.type.name, "version": location.version})
+
+
+def shadow_leftovers(settings: Settings, search: OpenSearch, info: TypeInfo) -> list[str]:
+    """The type's shadow indices, if it is settled in incremental mode (else none: nothing to retire)."""
+    if not _settled_in(settings, info, Mode.INCREMENTAL):
+        return []
+    return ix.shadow_indices(search, settings.index_prefix, info.type.name)
+
+
+def retire_shadow_indices(
+    settings: Settings, search: OpenSearch, orchestrator: OrchestratorClient, info: TypeInfo
+) -> list[str]:
+    """Withdraw the shadow records of a type settled in incremental mode, then delete its shadow indices."""
+    removed = shadow_leftovers(settings, search, info)
+    if not removed:
+        return []
+    _forget(orchestrator, info, Mode.SHADOW)
+    for index in removed:
+        engine.delete_index(search, index)
+        log.info("shadow index of a switched type deleted", extra={"type": info.type.name, "index": index})
+    return removed
+
+
+def _slot_fields(type_name: str) -> list[str]:
+    return [field(type_name, slot) for slot in Slot for field in (vector_field, version_field)]
+
+
+def live_leftovers(settings: Settings, search: OpenSearch, info: TypeInfo) -> int:
+    """Live documents holding a slot of the type, if it is settled in shadow mode (else 0)."""
+    live = live_index(settings.index_prefix)
+    if not _settled_in(settings, info, Mode.SHADOW) or not engine.index_exists(search, live):
+        return 0
+    return engine.count(search, live, holding_any_body(_slot_fields(info.type.name)))
+
+
+def clear_live_slots(
+    settings: Settings, search: OpenSearch, orchestrator: OrchestratorClient, info: TypeInfo
+) -> int:
+    """Withdraw the live-index records of a type settled in shadow mode, then clear its slots there.
+
+    Returns how many documents changed.
+    """
+    if not live_leftovers(settings, search, info):
+        return 0
+    _forget(orchestrator, info, Mode.INCREMENTAL)
+    name = info.type.name
+    cleared = ix.clear_fields(search, live_index(settings.index_prefix), _slot_fields(name))
+    log.info("live slots of a switched type cleared", extra={"type": name, "documents": cleared})
+    return cleared
