@@ -315,6 +315,11 @@ async def _measure(
                 "ratio_vs_raw_keepalive": _ratios(figures["raw_keepalive"], figures["serving"]),
                 "floor_vs_raw": _ratios(figures["raw"], figures["floor"]),
                 "serving_vs_floor": _ratios(figures["floor"], figures["serving"]),
+                # The same gaps in milliseconds: what serving adds per request, whatever the box's speed.
+                "added_p50_ms": {
+                    "vs_raw": round(figures["serving"]["p50_ms"] - figures["raw"]["p50_ms"], 3),
+                    "vs_floor": round(figures["serving"]["p50_ms"] - figures["floor"]["p50_ms"], 3),
+                },
                 "pass": _passes(ratio),
             }
         await lean_orch.aclose()

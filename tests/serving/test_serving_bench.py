@@ -34,5 +34,7 @@ def test_the_serving_benchmark_runs_every_side_and_cleans_up(
         for server in ("floor", "serving"):
             assert result[server]["server_cpu_ms_per_request"] > 0  # 200 requests: tens of clock ticks
         assert set(result["ratio"]) == {"p50", "p99", "throughput"}
+        added = result["added_p50_ms"]["vs_floor"]
+        assert added == pytest.approx(result["serving"]["p50_ms"] - result["floor"]["p50_ms"], abs=1e-3)
         assert len(result["p50_ratio_per_block"]) == SMALL["BLOCKS"]
     assert _leftovers(redis_client, opensearch_client) == before
