@@ -18,6 +18,7 @@ class IndexerMetrics:
     failures: Counter
     promotions: Counter
     held_back: Gauge
+    switch_leftovers: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IndexerMetrics:
@@ -54,6 +55,12 @@ class IndexerMetrics:
                 "lockstep_indexer_latest_held_back",
                 "1 while a type's latest is deliberately not promoted (rolled back from, or not newer).",
                 ["mode", "type"],
+                registry=reg,
+            ),
+            switch_leftovers=Counter(
+                "lockstep_indexer_switch_leftovers_removed",
+                "What a mode switch left, removed after the grace: shadow indices, or live docs cleared.",
+                ["type", "kind"],
                 registry=reg,
             ),
         )

@@ -204,7 +204,9 @@ class Runner:
         try:
             with self.lock(live_index(self.settings.index_prefix)):
                 info = self.orchestrator.type_info(type_name)
-                return leftovers.clear_live_slots(self.settings, self.search, self.orchestrator, info)
+                cleared = leftovers.clear_live_slots(self.settings, self.search, self.orchestrator, info)
+            self.metrics.switch_leftovers.labels(type_name, "live_documents").inc(cleared)
+            return cleared
         except LockBusyError:
             return 0  # an incremental cycle is on: the next shadow cycle clears them
 
@@ -215,7 +217,9 @@ class Runner:
         try:
             with self.lock(f"shadow:{type_name}"):
                 info = self.orchestrator.type_info(type_name)
-                return leftovers.retire_shadow_indices(self.settings, self.search, self.orchestrator, info)
+                removed = leftovers.retire_shadow_indices(self.settings, self.search, self.orchestrator, info)
+            self.metrics.switch_leftovers.labels(type_name, "shadow_indices").inc(len(removed))
+            return removed
         except LockBusyError:
             return []  # a shadow cycle of the type is on (switching back?): the next cycle decides
 

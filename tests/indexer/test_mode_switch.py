@@ -172,6 +172,12 @@ def test_the_old_modes_index_or_slots_go_once_the_grace_after_a_switch_is_over(
         assert holding(A.name) == 0 and holding(B.name) == CATALOG_SIZE - 5
         assert {x.mode for x in runner.orchestrator.type_info(A.name).indexed} == {Mode.SHADOW}
         _answers(opensearch_client, _location(runner, A.name))
+        for kind, count in (("shadow_indices", 1), ("live_documents", held)):
+            labels = {"type": A.name, "kind": kind}
+            sample = runner.metrics.registry.get_sample_value(
+                "lockstep_indexer_switch_leftovers_removed_total", labels
+            )
+            assert sample == count
         (cycle,) = runner.incremental().results  # B still indexes from the live index
         assert [t.type_name for t in cycle.types] == [B.name]
         assert _location(runner, B.name).mode is Mode.INCREMENTAL
