@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.checks import summary
 from contract.settings import Settings
 
 # Each module exposes `run(settings) -> dict` and owns its baseline.
@@ -39,7 +40,9 @@ def main(selected: list[str]) -> int:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
     print(f"saved {RESULTS}")
-    return 0
+    lines, passed = summary(results)
+    print("\n".join(["", "== targets ==", *lines]))
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import redis
 import uvicorn
 from opensearchpy import OpenSearch, helpers
 
+from bench.checks import at_least
 from contract.indexing import Slot
 from contract.keys import Keys
 from contract.settings import Settings
@@ -33,6 +34,8 @@ from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_a
 from search.templates import install_items_template, template_name, vector_slot_mappings
 from training.publish import VectorSet, publish
 from training.registry import register_type
+
+TARGET_BULK_RATIO = 0.9  # our bulk path vs parallel_bulk of the same documents
 
 
 def _free_port() -> int:
@@ -137,6 +140,8 @@ def run(
     }
     if compare_bulk:
         result["bulk"] = _bulk_comparison(settings, etype, matrix, items)
+        ratio = result["bulk"]["ratio_ours_vs_parallel_bulk"]
+        result["checks"] = [at_least("bulk throughput vs parallel_bulk", ratio, TARGET_BULK_RATIO)]
 
     register_type(rclient, keys, etype)
     start = datetime(2020, 1, 1, tzinfo=UTC)

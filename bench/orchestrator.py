@@ -24,6 +24,7 @@ import redis
 from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
+from bench.checks import at_least, at_most
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
 from contract.settings import Settings
@@ -284,4 +285,8 @@ def run(settings: Settings) -> dict[str, Any]:
             "target_ratio_at_least": 0.8,
             "pass": batch_ratio >= 0.8,
         },
+        "checks": [
+            at_most("GET users/{id} p50 vs raw read", round(user_ratio, 3), 1.2),
+            at_least("items:batch speed vs raw read", round(batch_ratio, 3), 0.8),
+        ],
     }

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import redis
 
+from bench.checks import at_least, at_most
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
@@ -84,6 +85,10 @@ def run(settings: Settings, users: int = USERS, items: int = ITEMS, rounds: int 
         "memory_target_bytes": TARGET_BYTES,
         "throughput_ok": raw_best / ours_best >= TARGET_RATIO,
         "memory_ok": per_vector <= TARGET_BYTES,
+        "checks": [
+            at_least("throughput vs raw pipeline", round(raw_best / ours_best, 3), TARGET_RATIO),
+            at_most("Redis bytes per vector", round(per_vector, 1), TARGET_BYTES, unit=" B"),
+        ],
     }
 
 

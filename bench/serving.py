@@ -37,6 +37,7 @@ import orjson
 import redis
 from opensearchpy import OpenSearch
 
+from bench.checks import at_least, at_most
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
 from contract.settings import Settings
@@ -398,6 +399,14 @@ def run(settings: Settings) -> dict[str, Any]:
         if batch:
             client.delete(*batch)
         client.close()
+    checks = []
+    for level in ("c1", "c8"):
+        ratio = figures[level]["ratio"]
+        checks += [
+            at_most(f"{level} p50 vs raw", ratio["p50"], TARGETS["p50"]),
+            at_most(f"{level} p99 vs raw", ratio["p99"], TARGETS["p99"]),
+            at_least(f"{level} throughput vs raw", ratio["throughput"], TARGETS["throughput"]),
+        ]
     return {
         "benchmark": "serving",
         "items": ITEMS,
@@ -408,6 +417,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "load_average": os.getloadavg(),
         "targets": TARGETS,
         **figures,
+        "checks": checks,
     }
 
 

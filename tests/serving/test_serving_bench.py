@@ -37,4 +37,10 @@ def test_the_serving_benchmark_runs_every_side_and_cleans_up(
         added = result["added_p50_ms"]["vs_floor"]
         assert added == pytest.approx(result["serving"]["p50_ms"] - result["floor"]["p50_ms"], abs=1e-3)
         assert len(result["p50_ratio_per_block"]) == SMALL["BLOCKS"]
+    checks = {c["check"]: c for c in figures["checks"]}
+    assert set(checks) == {
+        f"{level} {what} vs raw" for level in ("c1", "c8") for what in ("p50", "p99", "throughput")
+    }
+    assert checks["c1 p50 vs raw"]["measured"] == figures["c1"]["ratio"]["p50"]
+    assert checks["c8 throughput vs raw"]["pass"] == (figures["c8"]["ratio"]["throughput"] >= 0.8)
     assert _leftovers(redis_client, opensearch_client) == before
