@@ -27,13 +27,19 @@ from search.requests import holding_any_body
 log = logging.getLogger("lockstep.indexer.leftovers")
 
 
+def grace_left(settings: Settings, info: TypeInfo) -> float:
+    """Seconds until the grace since in_use was recorded where it is is over (0 when over or no in_use)."""
+    location = info.in_use_location()
+    if location is None:
+        return 0.0
+    grace = timedelta(seconds=settings.slot_grace_seconds + settings.request_timeout_seconds)
+    return max(0.0, (location.indexed_at + grace - datetime.now(UTC)).total_seconds())
+
+
 def _settled_in(settings: Settings, info: TypeInfo, mode: Mode) -> bool:
     """Whether in_use is served from `mode` and was recorded there longer ago than the grace period."""
     location = info.in_use_location()
-    if location is None or location.mode is not mode:
-        return False
-    grace = timedelta(seconds=settings.slot_grace_seconds + settings.request_timeout_seconds)
-    return datetime.now(UTC) >= location.indexed_at + grace
+    return location is not None and location.mode is mode and grace_left(settings, info) == 0
 
 
 def _forget(orchestrator: OrchestratorClient, info: TypeInfo, mode: Mode) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from contract.indexing import Mode, live_index
+from contract.indexing import Mode, live_index, shadow_index
 from contract.keys import Keys
 from contract.settings import Settings
 from contract.wire import TypeInfo
@@ -115,6 +115,7 @@ class Runner:
             current = _mode_of(info)
             if current is None or current is mode or switch:
                 if current is not None and current is not mode:
+                    self._check_switch_back(info, mode)
                     log.warning(
                         "switching mode", extra={"type": name, "from": current.value, "to": mode.value}
                     )
@@ -128,6 +129,22 @@ class Runner:
                 raise ModeConflictError(why)
             log.info("type skipped: other mode", extra={"type": name, "reason": why})
         return selected
+
+    def _check_switch_back(self, info: TypeInfo, mode: Mode) -> None:
+        """Refuse a switch to shadow that would rebuild an index requests may still be routed to.
+
+        A shadow build of `latest` first deletes any index of its name. When the type left shadow mode
+        less than the grace ago, that index may still answer requests routed to it before the switch.
+        """
+        left = leftovers.grace_left(self.settings, info)
+        if mode is not Mode.SHADOW or left <= 0 or info.latest is None:
+            return
+        index = shadow_index(self.settings.index_prefix, info.type.name, info.latest)
+        if engine.index_exists(self.search, index):
+            raise ModeConflictError(
+                f"type {info.type.name}: switching back to shadow now would rebuild {index}, which may "
+                f"still answer requests routed to it before the last switch; switch in {left:.0f} s or later"
+            )
 
     def shadow(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
         """One shadow cycle over the given types (default: every registered type of this mode)."""

@@ -78,7 +78,12 @@ def test_types_keep_their_mode_and_switch_only_when_asked(
         _answers(opensearch_client, new)
         assert _location(runner, B.name).mode is Mode.INCREMENTAL  # B's slots untouched
 
-        # And back: a fresh shadow build of the same version becomes its location.
+        # Back to shadow within the grace would rebuild (so first delete) the index `old` still names.
+        with pytest.raises(ModeConflictError, match=f"{old.index}.*before the last switch"):
+            runner.shadow([A.name], switch=True)
+        _answers(opensearch_client, old)
+        # After the grace: a fresh shadow build of the same version becomes its location.
+        time.sleep(settings.slot_grace_seconds + settings.request_timeout_seconds + 0.2)
         runner.shadow([A.name], switch=True)
         back = _location(runner, A.name)
         assert back.mode is Mode.SHADOW and back.version == old.version
