@@ -49,7 +49,7 @@ class TemplateMismatch(SearchError):  # noqa: N818 - names the issue asks for
     """The index template on the server (or in index_templates/) disagrees with the contract."""
 
 
-def reason_of(info: Any, fallback: str) -> str:
+def _reason_of(info: Any, fallback: str) -> str:
     """The most specific reason an OpenSearch error body gives."""
     if isinstance(info, dict):
         error = info.get("error")
@@ -66,7 +66,7 @@ def reason_of(info: Any, fallback: str) -> str:
 
 @contextmanager
 def opensearch_errors(action: str) -> Iterator[None]:
-    """Run an OpenSearch call, turning client exceptions into ours (`action` names what we were doing)."""
+    """Run OpenSearch calls (awaited ones too), turning client exceptions into ours; `action` names them."""
     try:
         yield
     except (opensearchpy.ConnectionTimeout, opensearchpy.ConnectionError) as exc:
@@ -75,7 +75,7 @@ def opensearch_errors(action: str) -> Iterator[None]:
         ) from exc
     except opensearchpy.TransportError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else 0
-        reason = reason_of(exc.info, str(exc.error))
+        reason = _reason_of(exc.info, str(exc.error))
         if status in _UNAVAILABLE_STATUSES:
             raise SearchUnavailable(f"{action}: OpenSearch unavailable ({status}): {reason}") from exc
         if status == 404:

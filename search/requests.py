@@ -287,12 +287,22 @@ def clear_fields_body(fields: Sequence[str]) -> Body:
     }
 
 
-def ids_page_body(size: int, after: str | None = None) -> Body:
-    """One page of document ids in id order (search_after paging, for id digests)."""
-    body: Body = {"size": size, "_source": False, "sort": [{ITEM_ID: "asc"}], "query": {"match_all": {}}}
+def ids_page_body(size: int, after: str | None = None, query: Body | None = None) -> Body:
+    """One page of document ids (of all, or those matching `query`) in id order (search_after paging)."""
+    body: Body = {
+        "size": size,
+        "_source": False,
+        "sort": [{ITEM_ID: "asc"}],
+        "query": query or {"match_all": {}},
+    }
     if after is not None:
         body["search_after"] = [after]
     return body
+
+
+def lacking_query(field: str, value: str) -> Body:
+    """Documents whose `field` does not hold `value` (absent or another)."""
+    return {"bool": {"must_not": [{"term": {field: value}}]}}
 
 
 # --- documents -------------------------------------------------------------------------------------------
@@ -372,6 +382,15 @@ def delete_action(index: str, item_id: str) -> BulkAction:
     return BulkAction(item_id, {"delete": {"_index": index, "_id": item_id}})
 
 
+def clear_slot_action(index: str, item_id: str, vector_field: str, version_field: str) -> BulkAction:
+    """Empty a slot of an existing document (the item has no vector of the slot's new version)."""
+    return BulkAction(
+        item_id,
+        {"update": {"_index": index, "_id": item_id}},
+        {"doc": {vector_field: None, version_field: None}},
+    )
+
+
 def bulk_body(actions: Iterable[BulkAction]) -> list[Body]:
     """The bulk request lines."""
     return [line for action in actions for line in action.lines()]
@@ -380,12 +399,32 @@ def bulk_body(actions: Iterable[BulkAction]) -> list[Body]:
 # --- indices and aliases ---------------------------------------------------------------------------------
 
 
-def create_index_body(vector_properties: Mapping[str, Any], ef_search: int) -> Body:
-    """A new items index: the template supplies metadata; this adds the vector slots and ef_search."""
-    return {
+def create_index_body(
+    vector_properties: Mapping[str, Any], ef_search: int, build_meta: Mapping[str, Any] | None = None
+) -> Body:
+    """A new items index: the template supplies metadata; this adds the vector slots and ef_search.
+
+    With `build_meta`, a bulk-load build: no refresh until it is finished, `build_meta` as mapping `_meta`.
+    """
+    body: Body = {
         "settings": {"index": {"knn": True, "knn.algo_param.ef_search": ef_search}},
         "mappings": {"properties": dict(vector_properties)},
     }
+    if build_meta is not None:
+        # One segment build at the end instead of a refresh (and a small HNSW graph) every second.
+        body["settings"]["index"]["refresh_interval"] = "-1"
+        body["mappings"]["_meta"] = dict(build_meta)
+    return body
+
+
+def refresh_interval_body(interval: str) -> Body:
+    """Index settings turning periodic refresh on ("1s") or off ("-1")."""
+    return {"index": {"refresh_interval": interval}}
+
+
+def meta_body(meta: Mapping[str, Any]) -> Body:
+    """put_mapping: replace an index's mapping `_meta`."""
+    return {"_meta": dict(meta)}
 
 
 def put_mapping_body(vector_properties: Mapping[str, Any]) -> Body:

@@ -6,15 +6,16 @@ import copy
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
-
-from opensearchpy import OpenSearch
+from typing import TYPE_CHECKING, Any, Final
 
 from contract.indexing import Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS, FieldKind
 from contract.settings import Settings
 from contract.types import EmbeddingType, Similarity
-from search.errors import TemplateMismatch, UnsupportedEngine, opensearch_errors
+from search.errors import TemplateMismatch, UnsupportedEngine
+
+if TYPE_CHECKING:  # search.port imports search.requests, which reads SPACE_TYPES from here
+    from search.port import SearchEngine
 
 TEMPLATE_PATH: Final = Path(__file__).resolve().parent.parent / "index_templates" / "items.json"
 ENGINE: Final = "lucene"
@@ -135,22 +136,19 @@ def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str,
     return flat
 
 
-def install_items_template(client: OpenSearch, settings: Settings) -> dict[str, Any]:
+async def install_items_template(search: SearchEngine, settings: Settings) -> dict[str, Any]:
     """Install (or replace) the items template for this prefix; returns the body installed."""
     body = items_template(settings)
-    with opensearch_errors("install the items index template"):
-        client.indices.put_index_template(name=template_name(settings.index_prefix), body=body)
+    await search.put_index_template(template_name(settings.index_prefix), body)
     return body
 
 
-def template_problems(client: OpenSearch, settings: Settings) -> list[str]:
+async def template_problems(search: SearchEngine, settings: Settings) -> list[str]:
     """How the installed items template differs from what we would install (empty: it matches)."""
     name = template_name(settings.index_prefix)
-    with opensearch_errors("read the items index template"):
-        found = client.indices.get_index_template(name=name, ignore=404).get("index_templates", [])
-    if not found:
+    installed = await search.index_template(name)
+    if installed is None:
         return [f"index template {name!r} is not installed"]
-    installed = found[0]["index_template"]
     wanted = items_template(settings)
     problems = []
     if installed.get("index_patterns") != wanted["index_patterns"]:

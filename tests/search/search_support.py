@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from hypothesis import strategies as st
@@ -35,7 +35,7 @@ def location(index: str, etype: EmbeddingType, version: str, slot: Slot = Slot.A
     )
 
 
-IndexFactory = Callable[[str, Sequence[EmbeddingType]], str]
+IndexFactory = Callable[[str, Sequence[EmbeddingType]], Awaitable[str]]
 
 
 # Raw filter trees over a small vocabulary, so random trees select something.

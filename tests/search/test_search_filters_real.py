@@ -1,4 +1,4 @@
-"""Filter translation on the real server: a query per op, and random trees against the reference semantics."""
+"""Filter translation on the real server (through the port): a query per op, random trees vs the reference."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from opensearchpy import OpenSearch
 from search_support import AUTHORS, LANGS, TAGS, IndexFactory, embedding_type, trees
 
 from contract.filters import matches, parse_filter
-from search.engine import bulk_write
 from search.filters import to_query
+from search.port import SearchEngine
 from search.requests import ItemDocument, index_action
+
+pytestmark = pytest.mark.anyio
 
 DOCS: dict[str, dict[str, Any]] = {}
 for _i in range(60):
@@ -33,19 +34,18 @@ for _i in range(60):
 
 
 @pytest.fixture
-def filter_index(opensearch_client: OpenSearch, items_index: IndexFactory) -> str:
-    index = items_index("filters", [embedding_type(2)])
-    report = bulk_write(
-        opensearch_client, [index_action(index, ItemDocument(i, d)) for i, d in DOCS.items()], refresh=True
+async def filter_index(search: SearchEngine, items_index: IndexFactory) -> str:
+    index = await items_index("filters", [embedding_type(2)])
+    report = await search.bulk_write(
+        [index_action(index, ItemDocument(i, d)) for i, d in DOCS.items()], refresh=True
     )
     assert report.ok, report.failed
     return index
 
 
-def search_ids(client: OpenSearch, index: str, raw: dict[str, Any]) -> set[str]:
-    tree = parse_filter(raw)
-    body = {"size": 100, "_source": False, "query": {"bool": {"filter": [to_query(tree)]}}}
-    return {hit["_id"] for hit in client.search(index=index, body=body)["hits"]["hits"]}
+async def search_ids(search: SearchEngine, index: str, raw: dict[str, Any]) -> set[str]:
+    query = {"bool": {"filter": [to_query(parse_filter(raw))]}}
+    return {item_id async for item_id in search.iter_item_ids(index, query)}
 
 
 def reference_ids(raw: dict[str, Any]) -> set[str]:
@@ -80,17 +80,17 @@ def reference_ids(raw: dict[str, Any]) -> set[str]:
     ],
     ids=lambda raw: raw["op"] + ":" + raw.get("field", ""),
 )
-def test_each_op_selects_exactly_the_reference_set(
-    opensearch_client: OpenSearch, filter_index: str, raw: dict[str, Any]
+async def test_each_op_selects_exactly_the_reference_set(
+    search: SearchEngine, filter_index: str, raw: dict[str, Any]
 ) -> None:
     want = reference_ids(raw)
     assert want and want != set(DOCS)  # each case is a real selection
-    assert search_ids(opensearch_client, filter_index, raw) == want
+    assert await search_ids(search, filter_index, raw) == want
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=trees)
-def test_random_trees_agree_with_the_reference(
-    opensearch_client: OpenSearch, filter_index: str, raw: dict[str, Any]
+async def test_random_trees_agree_with_the_reference(
+    search: SearchEngine, filter_index: str, raw: dict[str, Any]
 ) -> None:
-    assert search_ids(opensearch_client, filter_index, raw) == reference_ids(raw)
+    assert await search_ids(search, filter_index, raw) == reference_ids(raw)

@@ -1,4 +1,4 @@
-"""Versioned, filtered k-NN, exact scoring, fallback and popularity lists on the real OpenSearch."""
+"""Versioned, filtered k-NN, exact scoring, fallback and popularity lists: the port on the real OpenSearch."""
 
 from __future__ import annotations
 
@@ -14,18 +14,8 @@ from search_support import V1, V2, IndexFactory, embedding_type, location
 from contract.filters import matches, parse_filter
 from contract.indexing import IndexedLocation, Slot
 from contract.types import EmbeddingType, Similarity
-from search.engine import (
-    ScoredItem,
-    bulk_write,
-    count,
-    exact_search,
-    fallback_search,
-    get_items,
-    knn_search,
-    parse_vector_hits,
-    popular_search,
-)
 from search.errors import VersionMismatch
+from search.port import SearchEngine
 from search.requests import (
     FallbackQuery,
     ItemDocument,
@@ -38,6 +28,7 @@ from search.requests import (
     index_action,
     knn_body,
 )
+from search.results import ScoredItem, parse_vector_hits
 
 DIM = 4
 N = 200
@@ -58,10 +49,10 @@ class Corpus:
 
 
 @pytest.fixture
-def corpus(opensearch_client: OpenSearch, items_index: IndexFactory) -> Corpus:
+async def corpus(search: SearchEngine, items_index: IndexFactory) -> Corpus:
     rng = np.random.default_rng(7)
     etype = embedding_type(DIM, Similarity.DOT)
-    index = items_index("knn", [etype])
+    index = await items_index("knn", [etype])
     query = np.array(QUERY)
     metadata: dict[str, dict[str, Any]] = {}
     vectors: dict[str, np.ndarray] = {}
@@ -95,7 +86,7 @@ def corpus(opensearch_client: OpenSearch, items_index: IndexFactory) -> Corpus:
             vectors[item_id] = vec
             slots = (SlotVector.of(etype.name, Slot.A, version, vec.tolist()),)
         docs.append(index_action(index, ItemDocument(item_id, meta, slots)))
-    report = bulk_write(opensearch_client, docs, refresh=True)
+    report = await search.bulk_write(docs, refresh=True)
     assert report.ok, report.failed
     assert len(report.succeeded) == N
     return Corpus(
@@ -119,10 +110,11 @@ def ids(items: list[ScoredItem]) -> list[str]:
     return [item.item_id for item in items]
 
 
-def test_versioned_knn_returns_the_exact_top_k_of_that_version_only(
-    opensearch_client: OpenSearch, corpus: Corpus
+@pytest.mark.anyio
+async def test_versioned_knn_returns_the_exact_top_k_of_that_version_only(
+    search: SearchEngine, corpus: Corpus
 ) -> None:
-    hits = knn_search(opensearch_client, VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10))
+    hits = await search.knn(VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10))
     assert ids(hits) == expected_top(corpus, V1, 10)
     assert all(h.version == V1 for h in hits)
     # V2 vectors sit in the same field and are the closest to the query, yet none comes back.
@@ -132,19 +124,20 @@ def test_versioned_knn_returns_the_exact_top_k_of_that_version_only(
         assert hit.score == pytest.approx(float(corpus.vectors[hit.item_id] @ query), rel=1e-5, abs=1e-5)
         assert hit.source["title"] == corpus.metadata[hit.item_id]["title"]
 
-    v2_hits = knn_search(opensearch_client, VersionedKnnQuery(corpus.v2, Similarity.DOT, QUERY, k=100))
+    v2_hits = await search.knn(VersionedKnnQuery(corpus.v2, Similarity.DOT, QUERY, k=100))
     assert {h.item_id for h in v2_hits} == {i for i, v in corpus.versions.items() if v == V2}
     assert all(h.version == V2 for h in v2_hits)
 
 
-def test_filter_inside_the_clause_returns_k_where_a_post_filter_returns_fewer(
-    opensearch_client: OpenSearch, corpus: Corpus
+@pytest.mark.anyio
+async def test_filter_inside_the_clause_returns_k_where_a_post_filter_returns_fewer(
+    search: SearchEngine, corpus: Corpus, opensearch_client: OpenSearch
 ) -> None:
     tree = parse_filter({"op": "in", "field": "language", "values": ["rare"]})
     rare_v1 = [i for i, v in corpus.versions.items() if v == V1 and corpus.metadata[i]["language"] == "rare"]
     assert len(rare_v1) >= 10
-    hits = knn_search(
-        opensearch_client, VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10, filter=tree)
+    hits = await search.knn(
+        VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10, filter=tree)
     )
     assert len(hits) == 10
     assert ids(hits) == expected_top(corpus, V1, 10, tree)
@@ -160,37 +153,39 @@ def test_filter_inside_the_clause_returns_k_where_a_post_filter_returns_fewer(
     assert len(post_hits) < 10
 
 
-def test_exclusions_and_oversampling(opensearch_client: OpenSearch, corpus: Corpus) -> None:
+@pytest.mark.anyio
+async def test_exclusions_and_oversampling(search: SearchEngine, corpus: Corpus) -> None:
     top = expected_top(corpus, V1, 3)
     query = VersionedKnnQuery(
         corpus.v1, Similarity.DOT, QUERY, k=10, exclude_ids=frozenset(top), candidates=50
     )
-    hits = knn_search(opensearch_client, query)
+    hits = await search.knn(query)
     assert len(hits) == 10
     assert ids(hits) == expected_top(corpus, V1, 10, exclude=frozenset(top))
 
 
-def test_exact_scoring_ranks_like_numpy_under_the_same_filter(
-    opensearch_client: OpenSearch, corpus: Corpus
+@pytest.mark.anyio
+async def test_exact_scoring_ranks_like_numpy_under_the_same_filter(
+    search: SearchEngine, corpus: Corpus
 ) -> None:
     tree = parse_filter({"op": "and", "children": [{"op": "in", "field": "tags", "values": ["fantasy"]}]})
     query = VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=15, filter=tree)
-    exact = exact_search(opensearch_client, query)
+    exact = await search.exact(query)
     assert ids(exact) == expected_top(corpus, V1, 15, tree)
-    approx = knn_search(opensearch_client, query)
+    approx = await search.knn(query)
     assert ids(approx) == ids(exact)
     for a, e in zip(approx, exact, strict=True):
         assert a.score == pytest.approx(e.score, rel=1e-5, abs=1e-5)
 
 
-def test_fallback_scores_items_without_a_vector_of_the_version(
-    opensearch_client: OpenSearch, corpus: Corpus
+@pytest.mark.anyio
+async def test_fallback_scores_items_without_a_vector_of_the_version(
+    search: SearchEngine, corpus: Corpus
 ) -> None:
     terms = (WeightedTerm("tags", "fantasy", 2.0), WeightedTerm("authors", "author1", 0.5))
     prior = Prior(popularity=1.0, rating=0.5)
     tree = parse_filter({"op": "range", "field": "year", "gte": 1960})
-    hits = fallback_search(
-        opensearch_client,
+    hits = await search.fallback(
         FallbackQuery(corpus.v1, k=N, terms=terms, filter=tree, prior=prior, exclude_ids=frozenset({"b003"})),
     )
     wanted = {
@@ -208,9 +203,10 @@ def test_fallback_scores_items_without_a_vector_of_the_version(
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_popular_list_under_filters(opensearch_client: OpenSearch, corpus: Corpus) -> None:
+@pytest.mark.anyio
+async def test_popular_list_under_filters(search: SearchEngine, corpus: Corpus) -> None:
     tree = parse_filter({"op": "in", "field": "language", "values": ["eng"]})
-    hits = popular_search(opensearch_client, PopularQuery(corpus.index, k=5, filter=tree))
+    hits = await search.popular(PopularQuery(corpus.index, k=5, filter=tree))
     eng = [i for i, m in corpus.metadata.items() if m["language"] == "eng"]
     prior = {
         i: math.log10(1 + corpus.metadata[i]["ratings_count"]) + corpus.metadata[i]["average_rating"] / 5
@@ -219,19 +215,21 @@ def test_popular_list_under_filters(opensearch_client: OpenSearch, corpus: Corpu
     assert ids(hits) == sorted(eng, key=lambda i: (-prior[i], i))[:5]
 
 
-def test_counts_and_read_back(opensearch_client: OpenSearch, corpus: Corpus) -> None:
-    assert count(opensearch_client, corpus.index) == N
-    assert count(opensearch_client, corpus.index, count_body(corpus.v2)) == sum(
+@pytest.mark.anyio
+async def test_counts_and_read_back(search: SearchEngine, corpus: Corpus) -> None:
+    assert await search.count(corpus.index) == N
+    assert await search.count(corpus.index, count_body(corpus.v2)) == sum(
         v == V2 for v in corpus.versions.values()
     )
     tree = parse_filter({"op": "exists", "field": "year"})
-    assert count(opensearch_client, corpus.index, count_body(None, tree)) == N
-    got = get_items(opensearch_client, corpus.index, ["b001", "b005", "nope"])
+    assert await search.count(corpus.index, count_body(None, tree)) == N
+    got = await search.get_items(corpus.index, ["b001", "b005", "nope"])
     assert set(got) == {"b001", "b005"}
     assert got["b001"]["emb_als_d4_a_version"] == V1
 
 
-def test_a_hit_of_another_version_is_refused(corpus: Corpus) -> None:
+@pytest.mark.anyio
+async def test_a_hit_of_another_version_is_refused(corpus: Corpus) -> None:
     query = VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=1)
     response = {"hits": {"hits": [{"_id": "x", "_score": 2.0, "_source": {corpus.v1.version_field: V2}}]}}
     with pytest.raises(VersionMismatch, match=V2):

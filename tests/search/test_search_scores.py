@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from opensearchpy import OpenSearch
 from search_support import V1, IndexFactory, embedding_type, location
 
 from contract.indexing import Slot
 from contract.types import Similarity
-from search.engine import bulk_write, exact_search, knn_search
+from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action
 from search.scores import model_similarity, to_score, to_similarity
 
@@ -73,19 +72,20 @@ ITEMS = {
 QUERY = [2.0, 2.0, 0.0]
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("similarity", list(Similarity))
-def test_real_scores_convert_back_to_the_model_similarity(
-    opensearch_client: OpenSearch, items_index: IndexFactory, similarity: Similarity
+async def test_real_scores_convert_back_to_the_model_similarity(
+    search: SearchEngine, items_index: IndexFactory, similarity: Similarity
 ) -> None:
     etype = embedding_type(3, similarity)
-    index = items_index(f"scores-{similarity.value}", [etype])
+    index = await items_index(f"scores-{similarity.value}", [etype])
     docs = [
         index_action(index, ItemDocument(i, {}, (SlotVector.of(etype.name, Slot.A, V1, v),)))
         for i, v in ITEMS.items()
     ]
-    assert bulk_write(opensearch_client, docs, refresh=True).ok
+    assert (await search.bulk_write(docs, refresh=True)).ok
     query = VersionedKnnQuery(location(index, etype, V1), similarity, QUERY, k=len(ITEMS))
-    for hits in (knn_search(opensearch_client, query), exact_search(opensearch_client, query)):
+    for hits in (await search.knn(query), await search.exact(query)):
         assert len(hits) == len(ITEMS)
         for hit in hits:
             want = model_similarity(similarity, QUERY, ITEMS[hit.item_id])

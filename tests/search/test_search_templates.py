@@ -13,8 +13,8 @@ from contract.indexing import Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS
 from contract.settings import Settings
 from contract.types import Similarity
-from search.engine import add_vector_slots, bulk_write, create_index, delete_index, index_exists
 from search.errors import TemplateMismatch, UnsupportedEngine
+from search.port import SearchEngine
 from search.requests import BulkAction
 from search.templates import (
     TEMPLATE_PATH,
@@ -28,18 +28,19 @@ from search.templates import (
 )
 
 
-def test_template_installs_validates_and_applies_to_new_items_indices(
-    opensearch_client: OpenSearch, settings: Settings
+@pytest.mark.anyio
+async def test_template_installs_validates_and_applies_to_new_items_indices(
+    search: SearchEngine, opensearch_client: OpenSearch, settings: Settings
 ) -> None:
-    assert template_problems(opensearch_client, settings) == [
+    assert await template_problems(search, settings) == [
         f"index template '{settings.index_prefix}-items' is not installed"
     ]
-    install_items_template(opensearch_client, settings)
-    assert template_problems(opensearch_client, settings) == []
+    await install_items_template(search, settings)
+    assert await template_problems(search, settings) == []
 
     etype = embedding_type(dim=8, similarity=Similarity.COSINE)
     index = f"{settings.index_prefix}-items-live"
-    create_index(opensearch_client, index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
+    await search.create_index(index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
     mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
     assert mapping["dynamic"] == "strict"
     for name in ITEM_FIELDS:
@@ -64,8 +65,7 @@ def test_template_installs_validates_and_applies_to_new_items_indices(
     assert index_settings["index.number_of_replicas"] == "0"
 
     # Strict mappings: a field nobody declared is refused instead of silently mapped.
-    report = bulk_write(
-        opensearch_client,
+    report = await search.bulk_write(
         [BulkAction("1", {"index": {"_index": index, "_id": "1"}}, {"item_id": "1", "colour": "red"})],
     )
     assert not report.ok
@@ -73,21 +73,25 @@ def test_template_installs_validates_and_applies_to_new_items_indices(
 
     # A second type joins the live index later.
     other = embedding_type(dim=3, similarity=Similarity.L2, name="tags-d3")
-    add_vector_slots(opensearch_client, index, vector_slot_mappings(other, settings, [Slot.B]))
+    await search.add_vector_slots(index, vector_slot_mappings(other, settings, [Slot.B]))
     mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
     assert mapping["properties"][vector_field(other.name, Slot.B)]["method"]["space_type"] == "l2"
     assert vector_field(other.name, Slot.A) not in mapping["properties"]
-    assert delete_index(opensearch_client, index)
-    assert not index_exists(opensearch_client, index)
-    assert not delete_index(opensearch_client, index)
+    assert await search.index_exists(index)
+    assert await search.delete_index(index)
+    assert not await search.index_exists(index)
+    assert not await search.delete_index(index)
 
 
-def test_validation_reports_a_drifted_template(opensearch_client: OpenSearch, settings: Settings) -> None:
+@pytest.mark.anyio
+async def test_validation_reports_a_drifted_template(
+    search: SearchEngine, opensearch_client: OpenSearch, settings: Settings
+) -> None:
     body = items_template(settings)
     body["template"]["mappings"]["properties"]["year"] = {"type": "keyword"}
     body["template"]["settings"]["index"]["knn.algo_param.ef_search"] = 17
     opensearch_client.indices.put_index_template(name=template_name(settings.index_prefix), body=body)
-    problems = template_problems(opensearch_client, settings)
+    problems = await template_problems(search, settings)
     assert any("'year'" in p and "'integer'" in p for p in problems), problems
     assert any("ef_search is 17" in p for p in problems), problems
 
