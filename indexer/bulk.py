@@ -2,75 +2,76 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 
-from opensearchpy import OpenSearch
-
 from indexer.errors import DocumentRejectedError
-from search import engine
+from search.port import SearchEngine
 from search.requests import BulkAction
+from search.results import BulkReport
 
 
 class BulkWriter:
-    """Sends chunks through search.engine.bulk_write on `workers` threads; at most `workers` in flight.
+    """Sends chunks through the search port's `bulk_write`, at most `workers` in flight at once.
 
     The caller keeps fetching the next chunk while earlier ones are being indexed, so fetching from
     the orchestrator and OpenSearch's indexing overlap; a single worker is the plain sequential path.
-    `submit` blocks once `workers` chunks are pending (memory stays bounded) and raises the first
+    `submit` waits once `workers` chunks are pending (memory stays bounded) and raises the first
     rejection it sees, so a cycle stops early instead of writing the rest of a doomed build.
     """
 
     def __init__(
         self,
-        client: OpenSearch,
+        search: SearchEngine,
         workers: int,
         what: str,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers={workers} must be at least 1")
-        self._client = client
+        self._search = search
         self._workers = workers
         self._what = what
         self._on_written = on_written or (lambda _n: None)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bulk")
-        self._pending: deque[Future[engine.BulkReport]] = deque()
+        self._pending: deque[asyncio.Task[BulkReport]] = deque()
         self.written = 0
         self.retries = 0
 
-    def __enter__(self) -> BulkWriter:
+    async def __aenter__(self) -> BulkWriter:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc_type is None:
-            self.drain()
-        self.close()
+        try:
+            if exc_type is None:
+                await self.drain()
+        finally:
+            await self._settle()
 
-    def close(self) -> None:
-        """Stop the workers; chunks not yet started are dropped (only after a failure)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def submit(self, actions: Sequence[BulkAction]) -> None:
+    async def submit(self, actions: Sequence[BulkAction]) -> None:
         """Queue one chunk; waits for the oldest chunk first when `workers` are already in flight."""
         if not actions:
             return
         while len(self._pending) >= self._workers:
-            self._harvest(self._pending.popleft())
-        self._pending.append(self._pool.submit(engine.bulk_write, self._client, list(actions)))
+            await self._harvest(self._pending.popleft())
+        self._pending.append(asyncio.create_task(self._search.bulk_write(list(actions))))
 
-    def drain(self) -> int:
+    async def drain(self) -> int:
         """Wait for every queued chunk; returns the documents written so far."""
         while self._pending:
-            self._harvest(self._pending.popleft())
+            await self._harvest(self._pending.popleft())
         return self.written
 
-    def _harvest(self, future: Future[engine.BulkReport]) -> None:
-        report = future.result()
+    async def _settle(self) -> None:
+        # After a failure: chunks already sent finish (their outcome no longer matters), nothing more is sent.
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        self._pending.clear()
+
+    async def _harvest(self, task: asyncio.Task[BulkReport]) -> None:
+        report = await task
         self.retries += report.retries
         if not report.ok:
             item_id, reason = min(report.failed.items())
@@ -82,8 +83,8 @@ class BulkWriter:
         self._on_written(len(report.succeeded))
 
 
-def write_all(
-    client: OpenSearch,
+async def write_all(
+    search: SearchEngine,
     actions: Sequence[BulkAction],
     chunk_size: int,
     workers: int,
@@ -91,7 +92,7 @@ def write_all(
     on_written: Callable[[int], None] | None = None,
 ) -> int:
     """Write every action in chunks of `chunk_size` with `workers` in flight; returns documents written."""
-    with BulkWriter(client, workers, what, on_written) as writer:
+    async with BulkWriter(search, workers, what, on_written) as writer:
         for start in range(0, len(actions), chunk_size):
-            writer.submit(actions[start : start + chunk_size])
+            await writer.submit(actions[start : start + chunk_size])
     return writer.written

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -224,12 +223,3 @@ def load_catalog(data_dir: Path, limit: int | None = None) -> list[Item]:
             )
         )
     return items
-
-
-def id_digest(item_ids: Iterable[str]) -> str:
-    """Order-independent digest of a set of item ids (the verify step compares index vs catalog)."""
-    h = hashlib.sha256()
-    for item_id in sorted(set(item_ids)):
-        h.update(item_id.encode())
-        h.update(b"\n")
-    return h.hexdigest()

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from contract.keys import Keys
 from indexer.catalog import Item
@@ -61,27 +62,34 @@ def _text(value: Any) -> str:
 class ChangeConsumer:
     """Reads pending-then-new entries of the group; `ack` only after the change is indexed and refreshed."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, consumer: str | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, consumer: str | None = None) -> None:
         self._client = client
         self._stream = keys.catalog_changes()
         self._consumer = consumer or f"{socket.gethostname()}"
+        self._grouped = False
+
+    async def _ensure_group(self) -> None:
+        if self._grouped:
+            return
         try:
             # id "0": a fresh group sees every change ever published (the live index starts from the
             # full catalog anyway, and replaying an upsert is idempotent).
-            client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
+            await self._client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        self._grouped = True
 
-    def read(self, count: int = 1000) -> list[CatalogChange]:
+    async def read(self, count: int = 1000) -> list[CatalogChange]:
         """Entries not yet acknowledged: first those this consumer read before (a crashed cycle), then new."""
-        changes = self._read("0", count)
+        await self._ensure_group()
+        changes = await self._read("0", count)
         if len(changes) < count:
-            changes += self._read(">", count - len(changes))
+            changes += await self._read(">", count - len(changes))
         return changes
 
-    def _read(self, start: str, count: int) -> list[CatalogChange]:
-        reply: Any = self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
+    async def _read(self, start: str, count: int) -> list[CatalogChange]:
+        reply: Any = await self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
         out: list[CatalogChange] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -93,12 +101,13 @@ class ChangeConsumer:
                 out.append(CatalogChange(_text(entry_id), kind, data["item_id"], item))
         return out
 
-    def ack(self, changes: list[CatalogChange]) -> None:
+    async def ack(self, changes: list[CatalogChange]) -> None:
         """Acknowledge indexed changes."""
         if changes:
-            self._client.xack(self._stream, GROUP, *[c.entry_id for c in changes])
+            await self._client.xack(self._stream, GROUP, *[c.entry_id for c in changes])
 
-    def pending(self) -> int:
+    async def pending(self) -> int:
         """How many entries are read but not acknowledged."""
-        info = self._client.xpending(self._stream, GROUP)
+        await self._ensure_group()
+        info = await self._client.xpending(self._stream, GROUP)
         return int(info["pending"])

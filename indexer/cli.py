@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
-import time
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from indexer.scheduler import Runner
 
 
 class RunMode(StrEnum):
@@ -17,15 +23,15 @@ class RunMode(StrEnum):
     INCREMENTAL = "incremental"
 
 
-def _step_hook() -> object:
+def _step_hook() -> Callable[[str], Awaitable[None]] | None:
     # Crash tests slow a build down so a SIGKILL can land inside any phase; never set in production.
     delay = float(os.environ.get("LOCKSTEP_INDEXER_STEP_DELAY", "0") or 0)
     if delay <= 0:
         return None
 
-    def step(where: str) -> None:
+    async def step(where: str) -> None:
         print(f"step {where}", flush=True)
-        time.sleep(delay)
+        await asyncio.sleep(delay)
 
     return step
 
@@ -37,15 +43,16 @@ def register(app: typer.Typer) -> None:
     )
     catalog = typer.Typer(help="Item catalog changes for the incremental indexer.", no_args_is_help=True)
 
-    def _runner(limit: int | None, batch_size: int, lock_wait: float):  # type: ignore[no-untyped-def]
+    def _runner(limit: int | None, batch_size: int, lock_wait: float) -> Runner:
+        """The process's runner (call it inside the event loop that runs its cycles)."""
         import sys
 
-        from contract.settings import Settings
+        from contract.settings import IndexerSettings
         from indexer.logs import configure
         from indexer.metrics import IndexerMetrics
         from indexer.scheduler import Runner
 
-        settings = Settings.model_validate({})
+        settings = IndexerSettings.model_validate({})
         configure(settings.log_level)
         return Runner(
             settings,
@@ -53,7 +60,7 @@ def register(app: typer.Typer) -> None:
             catalog_limit=limit,
             batch_size=batch_size,
             progress=sys.stderr.isatty(),
-            step=_step_hook(),  # type: ignore[arg-type]
+            step=_step_hook(),
             lock_wait_seconds=lock_wait,
         )
 
@@ -75,15 +82,18 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from indexer.errors import IndexerError
 
-        runner = _runner(limit, batch_size, lock_wait)
+        async def cycle() -> object:
+            runner = _runner(limit, batch_size, lock_wait)
+            try:
+                return await (runner.shadow if mode == "shadow" else runner.incremental)(types, switch_mode)
+            finally:
+                await runner.aclose()
+
         try:
-            cycle = runner.shadow if mode == "shadow" else runner.incremental
-            _print(cycle(types, switch_mode))
+            _print(asyncio.run(cycle()))
         except IndexerError as exc:
             typer.echo(f"{mode} cycle failed: {exc}", err=True)
             raise typer.Exit(1) from exc
-        finally:
-            runner.close()
 
     limit_opt = typer.Option(None, "--limit", help="Index only the first N catalog items (demos, tests).")
     types_opt = typer.Option(
@@ -134,7 +144,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run cycles every DURATION until interrupted (the docker-compose indexer service)."""
         import signal
-        import threading
 
         from prometheus_client import start_http_server
 
@@ -144,17 +153,20 @@ def register(app: typer.Typer) -> None:
             period = parse_duration(every)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--every") from exc
-        runner = _runner(limit, batch_size, 0.0)
-        if metrics_port is not None:
-            start_http_server(metrics_port, addr="127.0.0.1", registry=runner.metrics.registry)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            runner.run_forever(mode.value, period, types, stop, switch_mode)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            runner.close()
+
+        async def forever() -> None:
+            runner = _runner(limit, batch_size, 0.0)
+            if metrics_port is not None:
+                start_http_server(metrics_port, addr="127.0.0.1", registry=runner.metrics.registry)
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            try:
+                await runner.run_forever(mode.value, period, types, stop, switch_mode)
+            finally:
+                await runner.aclose()
+
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the loop cancels the run, clients close
+            asyncio.run(forever())
 
     @catalog.command("publish-change")
     def publish_change(
@@ -166,12 +178,12 @@ def register(app: typer.Typer) -> None:
         import redis
 
         from contract.keys import Keys
-        from contract.settings import Settings
+        from contract.settings import IndexerSettings
         from indexer.catalog import load_catalog
         from indexer.changes import ChangeKind
         from indexer.changes import publish_change as push
 
-        settings = Settings.model_validate({})
+        settings = IndexerSettings.model_validate({})
         client = redis.Redis.from_url(settings.redis_endpoint)
         keys = Keys(settings.key_prefix)
         if delete:

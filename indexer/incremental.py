@@ -5,28 +5,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
-import redis
-from opensearchpy import OpenSearch
+import redis.asyncio as aioredis
 
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.settings import IndexerSettings
 from contract.wire import MAX_BATCH_ITEMS, TypeInfo
 from indexer import promotion
 from indexer.bulk import BulkWriter
 from indexer.catalog import Item
 from indexer.changes import CatalogChange, ChangeConsumer, ChangeKind
+from indexer.clock import Clock, system_clock
 from indexer.errors import InUseConflictError, VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
 from indexer.progress import BuildProgress
 from indexer.slots import SlotPlan, plan
-from search import engine
-from search import item_indices as ix
-from search.requests import BulkAction, ItemDocument, SlotVector, delete_action, update_action
+from search.port import SearchEngine
+from search.requests import (
+    BulkAction,
+    ItemDocument,
+    SlotVector,
+    clear_slot_action,
+    delete_action,
+    lacking_query,
+    update_action,
+)
 from search.templates import install_items_template, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.incremental")
@@ -62,15 +69,16 @@ class IncrementalIndexer:
 
     def __init__(
         self,
-        settings: Settings,
-        search: OpenSearch,
+        settings: IndexerSettings,
+        search: SearchEngine,
         orchestrator: OrchestratorClient,
-        redis_client: redis.Redis,
+        redis_client: aioredis.Redis,
         keys: Keys,
         metrics: IndexerMetrics,
         *,
         batch_size: int = 500,
         progress: bool = False,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.search = search
@@ -80,6 +88,7 @@ class IncrementalIndexer:
         self.progress = progress
         self.live = live_index(settings.index_prefix)
         self.changes = ChangeConsumer(redis_client, keys)
+        self.clock = clock
 
     def _writer(self, type_name: str = "") -> BulkWriter:
         counted = self.metrics.docs_indexed.labels("incremental", type_name).inc if type_name else None
@@ -87,38 +96,36 @@ class IncrementalIndexer:
             self.search, self.settings.indexer_bulk_workers, f"incremental write to {self.live}", counted
         )
 
-    def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:
+    async def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:
         # Every chunk is checked, and all are done, before the caller goes on (e.g. to refresh).
-        with self._writer(type_name) as writer:
+        async with self._writer(type_name) as writer:
             for start in range(0, len(actions), self.batch_size):
-                writer.submit(actions[start : start + self.batch_size])
+                await writer.submit(actions[start : start + self.batch_size])
         return writer.written
 
-    def _ensure_index(self, infos: Sequence[TypeInfo], catalog: Sequence[Item]) -> bool:
-        if engine.index_exists(self.search, self.live):
+    async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: Sequence[Item]) -> bool:
+        if await self.search.index_exists(self.live):
             for info in infos:
-                engine.add_vector_slots(
-                    self.search, self.live, vector_slot_mappings(info.type, self.settings)
-                )
+                await self.search.add_vector_slots(self.live, vector_slot_mappings(info.type, self.settings))
             return False
-        install_items_template(self.search, self.settings)
+        await install_items_template(self.search, self.settings)
         slots: dict[str, object] = {}
         for info in infos:
             slots.update(vector_slot_mappings(info.type, self.settings))
-        engine.create_index(self.search, self.live, slots, self.settings.hnsw_ef_search)
+        await self.search.create_index(self.live, slots, self.settings.hnsw_ef_search)
         # The live index starts from the whole catalog; changes from the stream follow.
-        self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in catalog])
-        engine.refresh(self.search, self.live)
+        await self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in catalog])
+        await self.search.refresh(self.live)
         return True
 
-    def cycle(
+    async def cycle(
         self, catalog: Sequence[Item], types: Sequence[str] | None, still_locked: Callable[[], None]
     ) -> list[IncrementalResult]:
         """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
-        infos = [i for i in self.orchestrator.types() if types is None or i.type.name in types]
+        infos = [i for i in await self.orchestrator.types() if types is None or i.type.name in types]
         result = IncrementalResult()
-        result.bootstrapped = self._ensure_index(infos, catalog)
-        changes = self.changes.read()
+        result.bootstrapped = await self._ensure_index(infos, catalog)
+        changes = await self.changes.read()
         result.changes = len(changes)
         upserts = _last_upserts(changes)
         deletes = {c.item_id for c in changes if c.kind is ChangeKind.DELETE and c.item_id not in upserts}
@@ -126,15 +133,15 @@ class IncrementalIndexer:
             update_action(self.live, ItemDocument(item.item_id, item.document())) for item in upserts.values()
         ]
         actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
-        self._write(actions)
+        await self._write(actions)
         result.deleted = len(deletes)
         plans: dict[str, tuple[TypeInfo, SlotPlan]] = {}
-        now = datetime.now(UTC)
+        now = self.clock()
         grace = timedelta(seconds=self.settings.slot_grace_seconds + self.settings.request_timeout_seconds)
         held: dict[str, str] = {}
         for info in infos:
             name = info.type.name
-            decision = promotion.decide(info, partial(self.orchestrator.in_use_history, name))
+            decision = await promotion.decide(info, partial(self.orchestrator.in_use_history, name))
             self.metrics.held_back.labels("incremental", name).set(1 if decision.held_back else 0)
             if decision.held_back is not None:
                 held[name] = decision.held_back
@@ -155,8 +162,8 @@ class IncrementalIndexer:
             )
             plans[name] = (info, p)
         if any(p.full_pass for _i, p in plans.values()):
-            engine.refresh(self.search, self.live)
-            all_ids = list(engine.iter_item_ids(self.search, self.live))
+            await self.search.refresh(self.live)
+            all_ids = [item_id async for item_id in self.search.iter_item_ids(self.live)]
         else:
             all_ids = []
         for info, p in plans.values():
@@ -172,55 +179,56 @@ class IncrementalIndexer:
                 ids = all_ids if (p.full_pass and slot is p.target) else sorted(upserts)
                 if p.evict is not None and slot is p.target:
                     # Withdraw the old occupant before its vectors are overwritten: nobody is routed to it.
-                    self.orchestrator.forget_indexed(info.type.name, p.evict)
+                    await self.orchestrator.forget_indexed(info.type.name, p.evict)
                 if ids:
-                    tr.written += self._fill(info, slot, version, ids)
+                    tr.written += await self._fill(info, slot, version, ids)
             if p.target is not None:
                 tr.target = p.writes[p.target]
-        engine.refresh(self.search, self.live)
+        await self.search.refresh(self.live)
         # Acknowledge only now: the changes are indexed and visible to search.
-        self.changes.ack(changes)
+        await self.changes.ack(changes)
         for tr in result.types:
             info, p = plans[tr.type_name]
             if p.promote and p.target is not None and info.latest is not None:
                 still_locked()
-                self._promote(info, p.target, info.latest, tr)
+                await self._promote(info, p.target, info.latest, tr)
         return [result]
 
-    def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
+    async def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
         name = info.type.name
         vfield, verfield = vector_field(name, slot), version_field(name, slot)
-        with (
-            BuildProgress(self.progress and len(ids) > self.batch_size, f"{name} {version}", len(ids)) as bar,
-            self._writer(name) as writer,
-        ):
-            for start in range(0, len(ids), self.batch_size):
-                batch = list(ids[start : start + self.batch_size])
-                vectors = self.orchestrator.item_vectors(name, version, batch)
-                actions: list[BulkAction] = []
-                for row, item_id in enumerate(vectors.ids):
-                    doc = ItemDocument(
-                        item_id, {}, (SlotVector(vfield, verfield, version, vectors.matrix[row]),)
-                    )
-                    actions.append(update_action(self.live, doc))
-                # Cold items lack the version: empty the slot so no stale vector of another version stays.
-                actions += [ix.clear_slot_action(self.live, i, vfield, verfield) for i in vectors.missing]
-                # Batches hold disjoint ids, so chunks in flight together never update the same document.
-                writer.submit(actions)
-                bar.advance(len(batch))
+        progress = BuildProgress(self.progress and len(ids) > self.batch_size, f"{name} {version}", len(ids))
+        with progress as bar:
+            async with self._writer(name) as writer:
+                for start in range(0, len(ids), self.batch_size):
+                    batch = list(ids[start : start + self.batch_size])
+                    vectors = await self.orchestrator.item_vectors(name, version, batch)
+                    actions: list[BulkAction] = []
+                    for row, item_id in enumerate(vectors.ids):
+                        doc = ItemDocument(
+                            item_id, {}, (SlotVector(vfield, verfield, version, vectors.matrix[row]),)
+                        )
+                        actions.append(update_action(self.live, doc))
+                    # Cold items lack the version: empty the slot so no stale vector of another version stays.
+                    actions += [clear_slot_action(self.live, i, vfield, verfield) for i in vectors.missing]
+                    # Batches hold disjoint ids, so chunks in flight together never update the same document.
+                    await writer.submit(actions)
+                    bar.advance(len(batch))
         return writer.written
 
-    def verify(self, name: str, version_field: str, version: str) -> int:
+    async def verify(self, name: str, version_field: str, version: str) -> int:
         """Every live document carries `version` in `version_field` or has no vector of it; returns carriers.
 
         Only the documents lacking the version are asked about, and the orchestrator answers each with
         "missing" (no vector to ship) when it is truly cold: no item's vector is fetched a second time.
         """
-        carrying = engine.count(self.search, self.live, {"query": {"term": {version_field: version}}})
-        expected = engine.count(self.search, self.live)
-        lacking = list(ix.iter_ids_lacking(self.search, self.live, version_field, version))
+        carrying = await self.search.count(self.live, {"query": {"term": {version_field: version}}})
+        expected = await self.search.count(self.live)
+        lacking_ids = self.search.iter_item_ids(self.live, lacking_query(version_field, version))
+        lacking = [item_id async for item_id in lacking_ids]
         for start in range(0, len(lacking), MAX_BATCH_ITEMS):
-            found = self.orchestrator.item_vectors(name, version, lacking[start : start + MAX_BATCH_ITEMS])
+            batch = lacking[start : start + MAX_BATCH_ITEMS]
+            found = await self.orchestrator.item_vectors(name, version, batch)
             if found.ids:
                 raise VerificationError(
                     f"{self.live}: item {found.ids[0]!r} has a vector of {name} {version} but its document "
@@ -233,7 +241,7 @@ class IncrementalIndexer:
             )
         return carrying
 
-    def _promote(self, info: TypeInfo, slot: Slot, version: str, tr: TypeResult) -> None:
+    async def _promote(self, info: TypeInfo, slot: Slot, version: str, tr: TypeResult) -> None:
         name = info.type.name
         location = IndexedLocation(
             version=version,
@@ -241,25 +249,25 @@ class IncrementalIndexer:
             index=self.live,
             vector_field=vector_field(name, slot),
             version_field=version_field(name, slot),
-            indexed_at=datetime.now(UTC),
+            indexed_at=self.clock(),
             item_count=0,
         )
-        carrying = self.verify(name, location.version_field, version)
+        carrying = await self.verify(name, location.version_field, version)
         location = location.model_copy(update={"item_count": carrying})
-        self.orchestrator.record_indexed(name, location)
+        await self.orchestrator.record_indexed(name, location)
         try:
-            self.orchestrator.set_in_use(
+            await self.orchestrator.set_in_use(
                 name, info.in_use, version, reason=f"incremental: every item carries {version}"
             )
         except InUseConflictError:
-            if self.orchestrator.type_info(name).in_use != version:
+            if (await self.orchestrator.type_info(name)).in_use != version:
                 raise
         tr.promoted = True
         self.metrics.promotions.labels("incremental", name).inc()
         published = next((v for v in info.published if v.version == version), None)
         if published is not None:
             self.metrics.freshness_seconds.labels("incremental", name).set(
-                (datetime.now(UTC) - published.created_at).total_seconds()
+                (self.clock() - published.created_at).total_seconds()
             )
         log.info(
             "in_use advanced", extra={"type": name, "from": info.in_use, "to": version, "slot": slot.value}

@@ -1,81 +1,80 @@
-"""One indexer cycle at a time per target: a Redis lock with expiry, renewed while the cycle runs."""
+"""One indexer cycle at a time per target: redis-py's lock with expiry, renewed while the cycle runs."""
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
+import asyncio
+import contextlib
 from types import TracebackType
 
-import redis
+import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from contract.keys import Keys
 from indexer.errors import LockBusyError
 
-# Release and renew only if we still hold it: an expired lock taken by another indexer is not ours.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
-_RENEW = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-)
-
 
 class IndexerLock:
-    """Context manager holding `keys.indexer_lock(target)`; a background thread renews the expiry.
+    """Async context manager holding `keys.indexer_lock(target)`; a task renews the expiry.
 
     If the process dies (even SIGKILL) the lock expires after `ttl_seconds`, so a crashed cycle
     never blocks the next one for longer than that.
     """
 
     def __init__(
-        self, client: redis.Redis, keys: Keys, target: str, ttl_seconds: float, wait_seconds: float = 0.0
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        target: str,
+        ttl_seconds: float,
+        wait_seconds: float = 0.0,
     ) -> None:
         self._client = client
         self.key = keys.indexer_lock(target)
-        self._ttl_ms = max(100, int(ttl_seconds * 1000))
-        self._wait = wait_seconds
-        self.token = uuid.uuid4().hex
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.lost = threading.Event()
+        self._ttl = max(0.1, ttl_seconds)
+        self._lock = Lock(
+            client,
+            self.key,
+            timeout=self._ttl,
+            sleep=min(0.2, self._ttl / 4),
+            blocking=wait_seconds > 0,
+            blocking_timeout=wait_seconds,
+            thread_local=False,  # one event loop: the token belongs to this object, not to a thread
+        )
+        self._renewer: asyncio.Task[None] | None = None
+        self.lost = False
 
-    def acquire(self) -> None:
+    async def __aenter__(self) -> IndexerLock:
         """Take the lock, waiting up to `wait_seconds`; raise LockBusyError otherwise."""
-        deadline = time.monotonic() + self._wait
-        while not self._client.set(self.key, self.token, nx=True, px=self._ttl_ms):
-            if time.monotonic() >= deadline:
-                holder = self._client.get(self.key)
-                raise LockBusyError(f"{self.key} is held by another indexer cycle (token {holder!r})")
-            time.sleep(min(0.2, self._ttl_ms / 4000))
-        self._thread = threading.Thread(target=self._renew_loop, name=f"lock-renew {self.key}", daemon=True)
-        self._thread.start()
+        if not await self._lock.acquire():
+            holder = await self._client.get(self.key)
+            raise LockBusyError(f"{self.key} is held by another indexer cycle (token {holder!r})")
+        self._renewer = asyncio.create_task(self._renew(), name=f"lock-renew {self.key}")
+        return self
 
-    def _renew_loop(self) -> None:
-        while not self._stop.wait(self._ttl_ms / 3000):
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl / 3)
             try:
-                if not self._client.eval(_RENEW, 1, self.key, self.token, self._ttl_ms):
-                    self.lost.set()
-                    return
-            except redis.RedisError:
+                await self._lock.reacquire()
+            except LockNotOwnedError:
+                self.lost = True
+                return
+            except RedisError:
                 continue  # transient; the next tick retries before the expiry
 
     def check(self) -> None:
         """Raise LockBusyError if the lock was lost (expired, taken): the cycle must not promote."""
-        if self.lost.is_set():
+        if self.lost:
             raise LockBusyError(f"{self.key} was lost during the cycle; not promoting")
 
-    def release(self) -> None:
-        """Stop renewing and delete the lock if still ours."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._client.eval(_RELEASE, 1, self.key, self.token)
-
-    def __enter__(self) -> IndexerLock:
-        self.acquire()
-        return self
-
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.release()
+        """Stop renewing and delete the lock if still ours."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        with contextlib.suppress(LockError):  # expired (and maybe taken by another cycle): not ours to delete
+            await self._lock.release()

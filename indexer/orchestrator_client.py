@@ -1,4 +1,4 @@
-"""The indexer's HTTP client of the orchestrator (indexer role)."""
+"""The indexer's async HTTP client of the orchestrator (indexer role)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 
 from contract.indexing import IndexedLocation
-from contract.settings import Settings
+from contract.settings import IndexerSettings
 from contract.vectors import Matrix, from_base64
 from contract.wire import (
     MAX_BATCH_ITEMS,
@@ -34,31 +34,31 @@ class ItemVectors:
 
 
 class OrchestratorClient:
-    """Typed calls to the orchestrator; maps transport and HTTP errors to OrchestratorError."""
+    """Typed async calls to the orchestrator; maps transport and HTTP errors to OrchestratorError."""
 
-    def __init__(self, settings: Settings, *, timeout: float | None = None) -> None:
-        self._http = httpx.Client(
+    def __init__(self, settings: IndexerSettings, *, timeout: float | None = None) -> None:
+        self._http = httpx.AsyncClient(
             base_url=settings.orchestrator_url,
             headers={"Authorization": f"Bearer {settings.indexer_key.get_secret_value()}"},
             # items:batch of 1000 vectors is bigger than a lookup; give it more than the per-call default.
             timeout=timeout if timeout is not None else max(10.0, settings.request_timeout_seconds),
         )
 
-    def __enter__(self) -> OrchestratorClient:
+    async def __aenter__(self) -> OrchestratorClient:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        await self.aclose()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the connection pool."""
-        self._http.close()
+        await self._http.aclose()
 
-    def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    async def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json)
+            response = await self._http.request(method, path, json=json)
         except httpx.HTTPError as exc:
             raise OrchestratorError(f"{method} {path}: orchestrator unreachable: {exc}") from exc
         if response.status_code >= 400:
@@ -72,22 +72,24 @@ class OrchestratorClient:
             raise OrchestratorError(message, status=response.status_code, name=name)
         return response
 
-    def types(self) -> list[TypeInfo]:
+    async def types(self) -> list[TypeInfo]:
         """Every registered type with latest, in_use, published and indexed versions."""
-        body = self._call("GET", "/v1/embedding-types").json()
+        body = (await self._call("GET", "/v1/embedding-types")).json()
         rows = body["types"] if isinstance(body, dict) and "types" in body else body
         return [TypeInfo.model_validate(row) for row in rows]
 
-    def type_info(self, type_name: str) -> TypeInfo:
+    async def type_info(self, type_name: str) -> TypeInfo:
         """One type's state."""
-        return TypeInfo.model_validate(self._call("GET", f"/v1/embedding-types/{type_name}").json())
+        response = await self._call("GET", f"/v1/embedding-types/{type_name}")
+        return TypeInfo.model_validate(response.json())
 
-    def in_use_history(self, type_name: str, limit: int = 1000) -> list[InUseChange]:
+    async def in_use_history(self, type_name: str, limit: int = 1000) -> list[InUseChange]:
         """The in_use audit trail, newest first (who moved it, when, from, to, why)."""
-        rows = self._call("GET", f"/v1/embedding-types/{type_name}/in-use/history?limit={limit}").json()
+        response = await self._call("GET", f"/v1/embedding-types/{type_name}/in-use/history?limit={limit}")
+        rows = response.json()
         return [InUseChange.model_validate(row) for row in rows]
 
-    def item_vectors(self, type_name: str, version: str, item_ids: list[str]) -> ItemVectors:
+    async def item_vectors(self, type_name: str, version: str, item_ids: list[str]) -> ItemVectors:
         """Vectors of `item_ids` of one version, fetched in batches of the wire maximum."""
         ids: list[str] = []
         parts: list[Matrix] = []
@@ -95,9 +97,10 @@ class OrchestratorClient:
         dim = 0
         for start in range(0, len(item_ids), MAX_BATCH_ITEMS):
             request = ItemsBatchRequest(version=version, item_ids=item_ids[start : start + MAX_BATCH_ITEMS])
-            raw = self._call(
+            response = await self._call(
                 "POST", f"/v1/embedding-types/{type_name}/items:batch", json=request.model_dump(mode="json")
-            ).json()
+            )
+            raw = response.json()
             batch = ItemsBatchResponse.model_validate(raw)
             if batch.version != version:
                 raise OrchestratorError(f"items:batch answered version {batch.version}, asked {version}")
@@ -111,23 +114,24 @@ class OrchestratorClient:
             raise OrchestratorError(f"items:batch returned {matrix.shape[0]} rows for {len(ids)} ids")
         return ItemVectors(version=version, ids=tuple(ids), matrix=matrix, missing=tuple(missing))
 
-    def record_indexed(self, type_name: str, location: IndexedLocation) -> None:
+    async def record_indexed(self, type_name: str, location: IndexedLocation) -> None:
         """Tell the orchestrator a version is fully indexed and visible at `location`."""
-        self._call(
+        await self._call(
             "PUT",
             f"/v1/embedding-types/{type_name}/indexed/{location.version}",
             json=location.model_dump(mode="json"),
         )
 
-    def forget_indexed(self, type_name: str, version: str) -> None:
+    async def forget_indexed(self, type_name: str, version: str) -> None:
         """Withdraw an indexed record (its index or slot is about to go away); refused while in use."""
         try:
-            self._call("DELETE", f"/v1/embedding-types/{type_name}/indexed/{version}")
+            await self._call("DELETE", f"/v1/embedding-types/{type_name}/indexed/{version}")
         except OrchestratorError as exc:
             if exc.status != 404:
                 raise
 
-    def set_in_use(self, type_name: str, expected: str | None, version: str, reason: str) -> None:
+    async def set_in_use(self, type_name: str, expected: str | None, version: str, reason: str) -> None:
         """Compare-and-set in_use; raises InUseConflictError when `expected` is stale."""
         update = InUseUpdate(expected=expected, version=version, reason=reason)
-        self._call("PUT", f"/v1/embedding-types/{type_name}/in-use", json=update.model_dump(mode="json"))
+        path = f"/v1/embedding-types/{type_name}/in-use"
+        await self._call("PUT", path, json=update.model_dump(mode="json"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,7 +48,7 @@ def rolled_back_from(
     return max(backwards, key=lambda c: c.at) if backwards else None
 
 
-def decide(info: TypeInfo, history: Callable[[], Sequence[InUseChange]]) -> Promotion:
+async def decide(info: TypeInfo, history: Callable[[], Awaitable[Sequence[InUseChange]]]) -> Promotion:
     """Promote latest only if it is newer than in_use and nobody has rolled in_use back from it.
 
     `history` (the in_use audit trail) is only asked for when latest would otherwise be promoted: an
@@ -62,7 +62,7 @@ def decide(info: TypeInfo, history: Callable[[], Sequence[InUseChange]]) -> Prom
     key = version_order(info)
     if key(latest) <= key(in_use):
         return Promotion(False, f"latest {latest} is not newer than in_use {in_use}")
-    trail = history()
+    trail = await history()
     since = max((c.at for c in trail if c.to_version == in_use), default=None)
     rollback = rolled_back_from(latest, trail, key)
     if rollback is not None:

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-import redis
+import redis.asyncio as aioredis
 
 from contract.indexing import Mode, live_index, shadow_index
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.settings import IndexerSettings
 from contract.wire import TypeInfo
 from indexer import leftovers
 from indexer.catalog import Item, load_catalog
+from indexer.clock import Clock, system_clock
 from indexer.errors import IndexerError, LockBusyError, ModeConflictError
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
-from search import engine
+from search.client import build_client
 
 log = logging.getLogger("lockstep.indexer")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+SEARCH_TIMEOUT_SECONDS: Final = 120.0  # per call of the indexer's engine: verification reads whole indices
 
 
 def parse_duration(text: str) -> float:
@@ -58,28 +61,32 @@ class CycleReport:
 
 @dataclass
 class Runner:
-    """Clients and catalog shared by the cycles of one indexer process."""
+    """Clients and catalog shared by the cycles of one indexer process (build it inside its event loop).
 
-    settings: Settings
+    `clock` is read for every record time and grace period: tests move it instead of sleeping.
+    """
+
+    settings: IndexerSettings
     metrics: IndexerMetrics
     catalog_limit: int | None = None
     batch_size: int = 500
     progress: bool = False
-    step: Callable[[str], None] | None = None
+    step: Callable[[str], Awaitable[None]] | None = None
     lock_wait_seconds: float = 0.0
+    clock: Clock = system_clock
     _catalog: list[Item] | None = None
 
     def __post_init__(self) -> None:
-        self.redis = redis.Redis.from_url(self.settings.redis_endpoint)
+        self.redis = aioredis.Redis.from_url(self.settings.redis_endpoint)
         self.keys = Keys(self.settings.key_prefix)
-        self.search = engine.build_client(self.settings, timeout=120.0)
+        self.search = build_client(self.settings, timeout=SEARCH_TIMEOUT_SECONDS)
         self.orchestrator = OrchestratorClient(self.settings)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every client."""
-        self.orchestrator.close()
-        self.search.close()
-        self.redis.close()
+        await self.orchestrator.aclose()
+        await self.search.aclose()
+        await self.redis.aclose()
 
     def catalog(self) -> list[Item]:
         """The goodbooks catalog (read once per process)."""
@@ -97,7 +104,7 @@ class Runner:
             wait_seconds=self.lock_wait_seconds,
         )
 
-    def select(self, mode: Mode, types: Sequence[str] | None, switch: bool = False) -> list[TypeInfo]:
+    async def select(self, mode: Mode, types: Sequence[str] | None, switch: bool = False) -> list[TypeInfo]:
         """The types a cycle of `mode` may work on: named ones (default all) that this mode serves.
 
         A type belongs to the mode its in_use version is recorded in (a new type to whichever mode gets
@@ -108,14 +115,14 @@ class Runner:
         otherwise delete the index an incremental record had just superseded, and vice versa.
         """
         selected = []
-        for info in self.orchestrator.types():
+        for info in await self.orchestrator.types():
             name = info.type.name
             if types and name not in types:
                 continue
             current = _mode_of(info)
             if current is None or current is mode or switch:
                 if current is not None and current is not mode:
-                    self._check_switch_back(info, mode)
+                    await self._check_switch_back(info, mode)
                     log.warning(
                         "switching mode", extra={"type": name, "from": current.value, "to": mode.value}
                     )
@@ -130,23 +137,23 @@ class Runner:
             log.info("type skipped: other mode", extra={"type": name, "reason": why})
         return selected
 
-    def _check_switch_back(self, info: TypeInfo, mode: Mode) -> None:
+    async def _check_switch_back(self, info: TypeInfo, mode: Mode) -> None:
         """Refuse a switch to shadow that would rebuild an index requests may still be routed to.
 
         A shadow build of `latest` first deletes any index of its name. When the type left shadow mode
         less than the grace ago, that index may still answer requests routed to it before the switch.
         """
-        left = leftovers.grace_left(self.settings, info)
+        left = leftovers.grace_left(self.settings, info, self.clock())
         if mode is not Mode.SHADOW or left <= 0 or info.latest is None:
             return
         index = shadow_index(self.settings.index_prefix, info.type.name, info.latest)
-        if engine.index_exists(self.search, index):
+        if await self.search.index_exists(index):
             raise ModeConflictError(
                 f"type {info.type.name}: switching back to shadow now would rebuild {index}, which may "
                 f"still answer requests routed to it before the last switch; switch in {left:.0f} s or later"
             )
 
-    def shadow(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
+    async def shadow(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
         """One shadow cycle over the given types (default: every registered type of this mode)."""
         from indexer.shadow import ShadowIndexer
 
@@ -161,12 +168,13 @@ class Runner:
             batch_size=self.batch_size,
             progress=self.progress,
             step=self.step,
+            clock=self.clock,
         )
         try:
-            for info in self.select(Mode.SHADOW, types, switch):
-                with self.lock(f"shadow:{info.type.name}") as held:
-                    result = shadow.cycle(info, held.check)
-                result.cleared_live_docs = self._clear_live_slots(info.type.name)
+            for info in await self.select(Mode.SHADOW, types, switch):
+                async with self.lock(f"shadow:{info.type.name}") as held:
+                    result = await shadow.cycle(info, held.check)
+                result.cleared_live_docs = await self._clear_live_slots(info.type.name)
                 report.results.append(result)
                 log.info("shadow cycle", extra={"type": info.type.name, "result": vars(result)})
         except IndexerError as exc:
@@ -177,21 +185,21 @@ class Runner:
             self.metrics.cycle_seconds.labels("shadow").observe(report.seconds)
         return report
 
-    def incremental(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
+    async def incremental(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
         """One incremental mini-batch cycle on the live index (all types of this mode, by default)."""
         from indexer.incremental import IncrementalIndexer
 
         began = time.perf_counter()
         report = CycleReport("incremental")
         try:
-            selected = self.select(Mode.INCREMENTAL, types, switch)
+            selected = await self.select(Mode.INCREMENTAL, types, switch)
             if types:
-                selected += self._served_incrementally_besides(selected)
+                selected += await self._served_incrementally_besides(selected)
             names = [info.type.name for info in selected]
             if not names:
                 # No type to index: leave the catalog changes in the stream for a cycle that has one.
                 return report
-            with self.lock(live_index(self.settings.index_prefix)) as held:
+            async with self.lock(live_index(self.settings.index_prefix)) as held:
                 incremental = IncrementalIndexer(
                     self.settings,
                     self.search,
@@ -201,11 +209,12 @@ class Runner:
                     self.metrics,
                     batch_size=self.batch_size,
                     progress=self.progress,
+                    clock=self.clock,
                 )
-                report.results = incremental.cycle(self.catalog(), names, held.check)
+                report.results = await incremental.cycle(self.catalog(), names, held.check)
             for result in report.results:
                 for type_result in result.types:
-                    type_result.removed = self._retire_shadow_indices(type_result.type_name)
+                    type_result.removed = await self._retire_shadow_indices(type_result.type_name)
         except IndexerError as exc:
             self.metrics.failures.labels("incremental", type(exc).__name__).inc()
             raise
@@ -214,33 +223,39 @@ class Runner:
             self.metrics.cycle_seconds.labels("incremental").observe(report.seconds)
         return report
 
-    def _clear_live_slots(self, type_name: str) -> int:
+    async def _clear_live_slots(self, type_name: str) -> int:
         """After a switch to shadow: the type's live slots, under the live lock (taken only when needed)."""
-        if not leftovers.live_leftovers(self.settings, self.search, self.orchestrator.type_info(type_name)):
+        info = await self.orchestrator.type_info(type_name)
+        if not await leftovers.live_leftovers(self.settings, self.search, info, self.clock()):
             return 0
         try:
-            with self.lock(live_index(self.settings.index_prefix)):
-                info = self.orchestrator.type_info(type_name)
-                cleared = leftovers.clear_live_slots(self.settings, self.search, self.orchestrator, info)
+            async with self.lock(live_index(self.settings.index_prefix)):
+                info = await self.orchestrator.type_info(type_name)
+                cleared = await leftovers.clear_live_slots(
+                    self.settings, self.search, self.orchestrator, info, self.clock()
+                )
             self.metrics.switch_leftovers.labels(type_name, "live_documents").inc(cleared)
             return cleared
         except LockBusyError:
             return 0  # an incremental cycle is on: the next shadow cycle clears them
 
-    def _retire_shadow_indices(self, type_name: str) -> list[str]:
+    async def _retire_shadow_indices(self, type_name: str) -> list[str]:
         """After a switch to incremental: the type's shadow indices, under its shadow lock (when needed)."""
-        if not leftovers.shadow_leftovers(self.settings, self.search, self.orchestrator.type_info(type_name)):
+        info = await self.orchestrator.type_info(type_name)
+        if not await leftovers.shadow_leftovers(self.settings, self.search, info, self.clock()):
             return []
         try:
-            with self.lock(f"shadow:{type_name}"):
-                info = self.orchestrator.type_info(type_name)
-                removed = leftovers.retire_shadow_indices(self.settings, self.search, self.orchestrator, info)
+            async with self.lock(f"shadow:{type_name}"):
+                info = await self.orchestrator.type_info(type_name)
+                removed = await leftovers.retire_shadow_indices(
+                    self.settings, self.search, self.orchestrator, info, self.clock()
+                )
             self.metrics.switch_leftovers.labels(type_name, "shadow_indices").inc(len(removed))
             return removed
         except LockBusyError:
             return []  # a shadow cycle of the type is on (switching back?): the next cycle decides
 
-    def _served_incrementally_besides(self, selected: Sequence[TypeInfo]) -> list[TypeInfo]:
+    async def _served_incrementally_besides(self, selected: Sequence[TypeInfo]) -> list[TypeInfo]:
         """Types served from incremental mode that a cycle given --type left out: it covers them too.
 
         The live index's catalog changes are consumed once, by whichever incremental cycle reads them
@@ -250,28 +265,28 @@ class Runner:
         named = {info.type.name for info in selected}
         others = [
             info
-            for info in self.orchestrator.types()
+            for info in await self.orchestrator.types()
             if info.type.name not in named and _mode_of(info) is Mode.INCREMENTAL
         ]
         for info in others:
             log.info("type covered: served incrementally", extra={"type": info.type.name})
         return others
 
-    def run_forever(
+    async def run_forever(
         self,
         mode: str,
         every: float,
         types: Sequence[str] | None = None,
-        stop: threading.Event | None = None,
+        stop: asyncio.Event | None = None,
         switch: bool = False,
     ) -> None:
         """Run a cycle every `every` seconds until `stop` is set; a failed cycle is logged, not fatal."""
-        stop = stop or threading.Event()
+        stop = stop or asyncio.Event()
         cycle = self.shadow if mode == "shadow" else self.incremental
         while not stop.is_set():
             began = time.monotonic()
             try:
-                cycle(types, switch)
+                await cycle(types, switch)
             except LockBusyError as exc:
                 log.info("cycle skipped: lock busy", extra={"mode": mode, "reason": str(exc)})
             except IndexerError as exc:
@@ -279,4 +294,5 @@ class Runner:
             except Exception:  # a long-lived job must survive a bad cycle; the next one retries
                 self.metrics.failures.labels(mode, "unexpected").inc()
                 log.exception("cycle crashed", extra={"mode": mode})
-            stop.wait(max(0.0, every - (time.monotonic() - began)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, every - (time.monotonic() - began)))

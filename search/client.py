@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from opensearchpy import AsyncOpenSearch, JSONSerializer
 
-from contract.settings import Settings
+from contract.settings import StoreSettings
 from search.opensearch import OpenSearchEngine
 from search.port import SearchEngine
 
@@ -24,12 +24,14 @@ class _OrjsonSerializer(JSONSerializer):
         return orjson.loads(s)
 
 
-def _hosts(settings: Settings) -> list[str]:
+def _hosts(settings: StoreSettings) -> list[str]:
     """The cluster's HTTP endpoints (one today; the client balances over however many there are)."""
     return [settings.opensearch_endpoint]
 
 
-def build_client(settings: Settings, *, timeout: float | None = None, pool_size: int = 16) -> SearchEngine:
+def build_client(
+    settings: StoreSettings, *, timeout: float | None = None, pool_size: int = 16
+) -> SearchEngine:
     """The search engine of the configured cluster.
 
     `timeout` bounds each call (default: the settings' request timeout; bulk writes and merges pass their

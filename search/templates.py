@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from contract.indexing import Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS, FieldKind
-from contract.settings import Settings
+from contract.settings import IndexerSettings
 from contract.types import EmbeddingType, Similarity
 from search.errors import TemplateMismatch, UnsupportedEngine
 
@@ -70,7 +70,7 @@ def metadata_problems(properties: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def items_template(settings: Settings, path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+def items_template(settings: IndexerSettings, path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The composable index template body for this prefix, checked against the contract."""
     body = copy.deepcopy(load_template_file(path))
     template = body.setdefault("template", {})
@@ -96,7 +96,7 @@ def require_lucene(engine: str) -> str:
 
 
 def knn_vector_mapping(
-    dim: int, similarity: Similarity, settings: Settings, engine: str = ENGINE
+    dim: int, similarity: Similarity, settings: IndexerSettings, engine: str = ENGINE
 ) -> dict[str, Any]:
     """A knn_vector field: HNSW on lucene, space type from the model similarity."""
     return {
@@ -112,7 +112,7 @@ def knn_vector_mapping(
 
 
 def vector_slot_mappings(
-    etype: EmbeddingType, settings: Settings, slots: Iterable[Slot] = tuple(Slot), engine: str = ENGINE
+    etype: EmbeddingType, settings: IndexerSettings, slots: Iterable[Slot] = tuple(Slot), engine: str = ENGINE
 ) -> dict[str, Any]:
     """Mapping properties of a type's vector slots: a knn_vector and a keyword version field per slot."""
     properties: dict[str, Any] = {}
@@ -136,14 +136,14 @@ def flatten_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str,
     return flat
 
 
-async def install_items_template(search: SearchEngine, settings: Settings) -> dict[str, Any]:
+async def install_items_template(search: SearchEngine, settings: IndexerSettings) -> dict[str, Any]:
     """Install (or replace) the items template for this prefix; returns the body installed."""
     body = items_template(settings)
     await search.put_index_template(template_name(settings.index_prefix), body)
     return body
 
 
-async def template_problems(search: SearchEngine, settings: Settings) -> list[str]:
+async def template_problems(search: SearchEngine, settings: IndexerSettings) -> list[str]:
     """How the installed items template differs from what we would install (empty: it matches)."""
     name = template_name(settings.index_prefix)
     installed = await search.index_template(name)

@@ -1,11 +1,11 @@
-"""Indexer test fixtures: a real orchestrator (uvicorn in a thread) and versions published to Redis."""
+"""Indexer test fixtures: a real orchestrator (uvicorn in a thread), versions published to Redis, runners."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 import redis
 import uvicorn
-from indexer_support import CATALOG_SIZE, USERS
+from indexer_support import CATALOG_SIZE, USERS, MovableClock, RunnerFactory
 
 from contract.keys import Keys, Kind
-from contract.settings import Settings
+from contract.settings import IndexerSettings, Settings
 from contract.types import EmbeddingType
 from contract.vectors import bucket_of
 from contract.versions import Frame
 from indexer.catalog import Item, load_catalog
+from indexer.metrics import IndexerMetrics
+from indexer.scheduler import Runner
 from orchestrator.main import create_app
 from training.publish import VectorSet, publish
 from training.registry import register_type
@@ -33,13 +35,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """The indexer runs on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture
 def orch_settings(settings: Settings) -> Settings:
-    """The test's settings with an orchestrator URL of its own and fast polling."""
+    """The test's settings with an orchestrator URL of its own and fast polling.
+
+    The grace period is far longer than any test: only moving the runner's clock ends it.
+    """
     return settings.model_copy(
         update={
             "orchestrator_url": f"http://127.0.0.1:{_free_port()}",
             "orchestrator_poll_seconds": 0.2,
-            "slot_grace_seconds": 1.0,
+            "slot_grace_seconds": 600.0,
             "indexer_lock_seconds": 3.0,
         }
     )
@@ -69,6 +80,29 @@ def orchestrator(
     yield orch_settings
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    """The runners' clock: the test moves it past a grace period."""
+    return MovableClock()
+
+
+@pytest.fixture
+async def make_runner(clock: MovableClock) -> AsyncIterator[RunnerFactory]:
+    """Runners on the test's clock (300 catalog items, batches of 100); closed afterwards."""
+    made: list[Runner] = []
+
+    def make(settings: IndexerSettings) -> Runner:
+        runner = Runner(
+            settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100, clock=clock
+        )
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        await runner.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,22 @@
-"""Helpers of the indexer tests."""
+"""Helpers of the indexer tests: types, a clock tests move, waiting for the orchestrator's poller."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-import httpx
-
-from contract.settings import Settings
+from contract.settings import IndexerSettings
 from contract.types import EmbeddingType, Family, Similarity
+from contract.wire import TypeInfo
+from indexer.errors import OrchestratorError
+from indexer.orchestrator_client import OrchestratorClient
+from indexer.scheduler import Runner
 
 CATALOG_SIZE = 300
 USERS = 40
+
+RunnerFactory = Callable[[IndexerSettings], Runner]
 
 
 def make_type(
@@ -20,15 +26,50 @@ def make_type(
     return EmbeddingType(name=name, family=Family.DIRECT_DIRECT, dim=dim, similarity=similarity)
 
 
-def wait_latest(settings: Settings, type_name: str, version: str, timeout: float = 10.0) -> None:
-    """Wait until the orchestrator's poller has seen `version` as latest."""
-    headers = {"Authorization": f"Bearer {settings.indexer_key.get_secret_value()}"}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = httpx.get(
-            f"{settings.orchestrator_url}/v1/embedding-types/{type_name}", headers=headers, timeout=2
-        )
-        if r.status_code == 200 and r.json()["latest"] == version:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"orchestrator never saw {version} as latest of {type_name}")
+def grace_of(settings: IndexerSettings) -> float:
+    """A little more than the grace of a version that stops being in use (slot grace + longest request)."""
+    return settings.slot_grace_seconds + settings.request_timeout_seconds + 1
+
+
+class MovableClock:
+    """Wall-clock time plus however far the test has moved it: a grace period passes without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def shift(self, seconds: float) -> None:
+        """Move the clock forward (or back, with a negative `seconds`)."""
+        self.offset += timedelta(seconds=seconds)
+
+
+async def wait_latest(settings: IndexerSettings, type_name: str, version: str) -> None:
+    """Wait (up to 10 s) until the orchestrator's poller has seen `version` as latest."""
+    async with OrchestratorClient(settings) as orchestrator:
+        try:
+            async with asyncio.timeout(10):
+                while True:  # polling another process: there is no event to wait on
+                    if await _is_latest(orchestrator, type_name, version):
+                        return
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise AssertionError(f"orchestrator never saw {version} as latest of {type_name}") from None
+
+
+async def _is_latest(orchestrator: OrchestratorClient, type_name: str, version: str) -> bool:
+    try:
+        return (await orchestrator.type_info(type_name)).latest == version
+    except OrchestratorError:
+        return False  # the poller has not seen the type yet
+
+
+def type_info(settings: IndexerSettings, type_name: str) -> TypeInfo:
+    """One type's state, for tests that run the indexer as a subprocess (no event loop of their own)."""
+
+    async def read() -> TypeInfo:
+        async with OrchestratorClient(settings) as orchestrator:
+            return await orchestrator.type_info(type_name)
+
+    return asyncio.run(read())

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
 import redis
-from indexer_support import CATALOG_SIZE, make_type, wait_latest
+from indexer_support import CATALOG_SIZE, MovableClock, RunnerFactory, grace_of, make_type, wait_latest
 from opensearchpy import OpenSearch
 
 from contract.indexing import Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
 from contract.settings import Settings
 from indexer.changes import ChangeConsumer, ChangeKind, publish_change
-from indexer.metrics import IndexerMetrics
-from indexer.scheduler import Runner
+from indexer.errors import VerificationError
+from indexer.incremental import IncrementalIndexer
+
+pytestmark = pytest.mark.anyio
 
 
 def _count(client: OpenSearch, index: str, field: str, value: str) -> int:
@@ -23,104 +24,97 @@ def _count(client: OpenSearch, index: str, field: str, value: str) -> int:
     return int(client.count(index=index, body={"query": {"term": {field: value}}})["count"])
 
 
-def test_incremental_cycles_follow_versions_and_changes(
+async def test_incremental_cycles_follow_versions_and_changes(
     orchestrator: Settings,
     publish_version,
     opensearch_client: OpenSearch,
     redis_client: redis.Redis,
     keys: Keys,
+    make_runner: RunnerFactory,
+    clock: MovableClock,
 ) -> None:
     settings = orchestrator
     etype = make_type()
     live = live_index(settings.index_prefix)
-    runner = Runner(settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100)
-    try:
-        v1 = publish_version(etype, 1)
-        wait_latest(settings, etype.name, v1)
-        (first,) = runner.incremental().results
-        assert first.bootstrapped and first.types[0].promoted
-        info = runner.orchestrator.type_info(etype.name)
-        assert info.in_use == v1
-        (loc,) = info.indexed
-        assert (
-            loc.mode is Mode.INCREMENTAL
-            and loc.index == live
-            and loc.vector_field == vector_field(etype.name, Slot.A)
-        )
-        assert _count(opensearch_client, live, loc.version_field, v1) == CATALOG_SIZE - 5
+    runner = make_runner(settings)
+    v1 = publish_version(etype, 1)
+    await wait_latest(settings, etype.name, v1)
+    (first,) = (await runner.incremental()).results
+    assert first.bootstrapped and first.types[0].promoted
+    info = await runner.orchestrator.type_info(etype.name)
+    assert info.in_use == v1
+    (loc,) = info.indexed
+    assert (
+        loc.mode is Mode.INCREMENTAL
+        and loc.index == live
+        and loc.vector_field == vector_field(etype.name, Slot.A)
+    )
+    assert _count(opensearch_client, live, loc.version_field, v1) == CATALOG_SIZE - 5
 
-        # Catalog changes: a new item, a retitled one, a deleted one.
-        catalog = runner.catalog()
-        new_item = replace(catalog[7], item_id="99999", title="A new book")
-        publish_change(redis_client, keys, ChangeKind.UPSERT, new_item)
-        publish_change(redis_client, keys, ChangeKind.UPSERT, replace(catalog[9], title="Retitled"))
-        publish_change(redis_client, keys, ChangeKind.DELETE, item_id=catalog[20].item_id)
-        (second,) = runner.incremental().results
-        assert second.changes == 3 and second.deleted == 1 and not second.types[0].promoted
-        assert ChangeConsumer(redis_client, keys).pending() == 0  # acknowledged after indexing
-        docs = opensearch_client.mget(
-            index=live, body={"ids": ["99999", catalog[9].item_id, catalog[20].item_id]}
-        )["docs"]
-        # Cold: the new item has no vector of v1, so its slot is empty.
-        assert docs[0]["found"] and docs[0]["_source"].get(vector_field(etype.name, Slot.A)) is None
-        assert docs[1]["_source"]["title"] == "Retitled"
-        assert docs[1]["_source"][version_field(etype.name, Slot.A)] == v1
-        assert not docs[2]["found"]
+    # Catalog changes: a new item, a retitled one, a deleted one.
+    catalog = runner.catalog()
+    new_item = replace(catalog[7], item_id="99999", title="A new book")
+    publish_change(redis_client, keys, ChangeKind.UPSERT, new_item)
+    publish_change(redis_client, keys, ChangeKind.UPSERT, replace(catalog[9], title="Retitled"))
+    publish_change(redis_client, keys, ChangeKind.DELETE, item_id=catalog[20].item_id)
+    (second,) = (await runner.incremental()).results
+    assert second.changes == 3 and second.deleted == 1 and not second.types[0].promoted
+    assert await ChangeConsumer(runner.redis, keys).pending() == 0  # acknowledged after indexing
+    docs = opensearch_client.mget(
+        index=live, body={"ids": ["99999", catalog[9].item_id, catalog[20].item_id]}
+    )["docs"]
+    # Cold: the new item has no vector of v1, so its slot is empty.
+    assert docs[0]["found"] and docs[0]["_source"].get(vector_field(etype.name, Slot.A)) is None
+    assert docs[1]["_source"]["title"] == "Retitled"
+    assert docs[1]["_source"][version_field(etype.name, Slot.A)] == v1
+    assert not docs[2]["found"]
 
-        v2 = publish_version(etype, 2)
-        wait_latest(settings, etype.name, v2)
-        (third,) = runner.incremental().results
-        assert third.types[0].promoted and third.types[0].target == v2
-        info = runner.orchestrator.type_info(etype.name)
-        assert info.in_use == v2
-        slots = {x.version: x.vector_field for x in info.indexed}
-        assert slots == {v1: vector_field(etype.name, Slot.A), v2: vector_field(etype.name, Slot.B)}
-        assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == CATALOG_SIZE - 5 - 1
+    v2 = publish_version(etype, 2)
+    await wait_latest(settings, etype.name, v2)
+    (third,) = (await runner.incremental()).results
+    assert third.types[0].promoted and third.types[0].target == v2
+    info = await runner.orchestrator.type_info(etype.name)
+    assert info.in_use == v2
+    slots = {x.version: x.vector_field for x in info.indexed}
+    assert slots == {v1: vector_field(etype.name, Slot.A), v2: vector_field(etype.name, Slot.B)}
+    assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == CATALOG_SIZE - 5 - 1
 
-        # v3 right away: slot A still holds the previous in-use v1 within its grace, so the cycle waits.
-        v3 = publish_version(etype, 3)
-        wait_latest(settings, etype.name, v3)
-        (fourth,) = runner.incremental().results
-        assert not fourth.types[0].promoted and fourth.types[0].waiting_until is not None
-        assert runner.orchestrator.type_info(etype.name).in_use == v2
-        time.sleep(settings.slot_grace_seconds + settings.request_timeout_seconds + 0.2)
-        (fifth,) = runner.incremental().results
-        assert fifth.types[0].promoted
-        info = runner.orchestrator.type_info(etype.name)
-        assert info.in_use == v3
-        # v3 went into slot A (v2 keeps slot B), whatever the sequence parity, and v1's record is gone.
-        assert {x.version: x.vector_field for x in info.indexed} == {
-            v2: vector_field(etype.name, Slot.B),
-            v3: vector_field(etype.name, Slot.A),
-        }
-        assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == 0
-    finally:
-        runner.close()
+    # v3 right away: slot A still holds the previous in-use v1 within its grace, so the cycle waits.
+    v3 = publish_version(etype, 3)
+    await wait_latest(settings, etype.name, v3)
+    (fourth,) = (await runner.incremental()).results
+    assert not fourth.types[0].promoted and fourth.types[0].waiting_until is not None
+    assert (await runner.orchestrator.type_info(etype.name)).in_use == v2
+    clock.shift(grace_of(settings))
+    (fifth,) = (await runner.incremental()).results
+    assert fifth.types[0].promoted
+    info = await runner.orchestrator.type_info(etype.name)
+    assert info.in_use == v3
+    # v3 went into slot A (v2 keeps slot B), whatever the sequence parity, and v1's record is gone.
+    assert {x.version: x.vector_field for x in info.indexed} == {
+        v2: vector_field(etype.name, Slot.B),
+        v3: vector_field(etype.name, Slot.A),
+    }
+    assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == 0
 
 
-def test_verification_names_an_item_whose_slot_lacks_its_vector(
-    orchestrator: Settings, publish_version, opensearch_client: OpenSearch
+async def test_verification_names_an_item_whose_slot_lacks_its_vector(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
 ) -> None:
-    from indexer.errors import VerificationError
-    from indexer.incremental import IncrementalIndexer
-
     etype = make_type()
     live = live_index(orchestrator.index_prefix)
-    runner = Runner(orchestrator, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100)
-    try:
-        v1 = publish_version(etype, 1)
-        wait_latest(orchestrator, etype.name, v1)
-        runner.incremental()
-        vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
-        indexer = IncrementalIndexer(
-            orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
-        )
-        # 5 cold items lack v1 and the orchestrator confirms they have no vector: that verifies.
-        assert indexer.verify(etype.name, verfield, v1) == CATALOG_SIZE - 5
-        victim = runner.catalog()[100].item_id
-        opensearch_client.update(index=live, id=victim, body={"doc": {vfield: None, verfield: None}})
-        opensearch_client.indices.refresh(index=live)
-        with pytest.raises(VerificationError, match=f"item '{victim}' has a vector"):
-            indexer.verify(etype.name, verfield, v1)
-    finally:
-        runner.close()
+    runner = make_runner(orchestrator)
+    v1 = publish_version(etype, 1)
+    await wait_latest(orchestrator, etype.name, v1)
+    await runner.incremental()
+    vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
+    indexer = IncrementalIndexer(
+        orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
+    )
+    # 5 cold items lack v1 and the orchestrator confirms they have no vector: that verifies.
+    assert await indexer.verify(etype.name, verfield, v1) == CATALOG_SIZE - 5
+    victim = runner.catalog()[100].item_id
+    opensearch_client.update(index=live, id=victim, body={"doc": {vfield: None, verfield: None}})
+    opensearch_client.indices.refresh(index=live)
+    with pytest.raises(VerificationError, match=f"item '{victim}' has a vector"):
+        await indexer.verify(etype.name, verfield, v1)

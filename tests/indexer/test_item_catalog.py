@@ -6,7 +6,7 @@ from pathlib import Path
 
 from contract.items import ITEM_FIELDS
 from contract.settings import Settings
-from indexer.catalog import Item, curate_tags, id_digest, load_catalog, normalise_language, parse_year
+from indexer.catalog import Item, curate_tags, load_catalog, normalise_language, parse_year
 
 
 def test_languages_fold_english_variants() -> None:
@@ -63,8 +63,3 @@ def test_document_round_trips_and_has_contract_fields(tmp_path: Path) -> None:
     doc = item.document()
     assert set(doc) == set(ITEM_FIELDS)
     assert Item.from_document(doc) == item
-
-
-def test_id_digest_ignores_order_and_duplicates() -> None:
-    assert id_digest(["2", "1", "3"]) == id_digest(["1", "2", "3", "3"])
-    assert id_digest(["1", "2"]) != id_digest(["1", "2", "3"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -10,13 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from indexer_support import CATALOG_SIZE, make_type, wait_latest
+from indexer_support import CATALOG_SIZE, make_type, type_info, wait_latest
 from opensearchpy import OpenSearch
 
 from contract.indexing import Mode, items_alias, shadow_index
 from contract.settings import Settings
 from contract.versions import VERSION_ID
-from indexer.orchestrator_client import OrchestratorClient
 
 KILLS = 10
 BATCH = 25  # 12 batches of the 300-item catalog: plenty of distinct places to die in
@@ -59,8 +59,7 @@ def _command() -> list[str]:
 
 
 def _assert_invariant(settings: Settings, client: OpenSearch, type_name: str) -> None:
-    with OrchestratorClient(settings) as orch:
-        info = orch.type_info(type_name)
+    info = type_info(settings, type_name)
     recorded = {loc.index: loc for loc in info.indexed if loc.mode is Mode.SHADOW}
     alias = items_alias(settings.index_prefix, type_name)
     targets = list(client.indices.get_alias(name=alias)) if client.indices.exists_alias(name=alias) else []
@@ -82,10 +81,11 @@ def _assert_invariant(settings: Settings, client: OpenSearch, type_name: str) ->
 def test_sigkill_at_random_points_never_exposes_an_unverified_index(
     orchestrator: Settings, publish_version, opensearch_client: OpenSearch
 ) -> None:
-    settings = orchestrator
+    # Real time in the subprocesses: a grace of 1 s, so the runs retire old indices too.
+    settings = orchestrator.model_copy(update={"slot_grace_seconds": 1.0})
     etype = make_type()
     v1 = publish_version(etype, 1)
-    wait_latest(settings, etype.name, v1)
+    asyncio.run(wait_latest(settings, etype.name, v1))
     rng = random.Random(6)
     env = _env(settings)
     killed_at: list[str] = []
@@ -93,7 +93,7 @@ def test_sigkill_at_random_points_never_exposes_an_unverified_index(
     for attempt in range(KILLS):
         if attempt == KILLS // 2:
             latest = publish_version(etype, 2)  # later kills also hit the swap/advance path of a new version
-            wait_latest(settings, etype.name, latest)
+            asyncio.run(wait_latest(settings, etype.name, latest))
         proc = subprocess.Popen(
             _command(), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -123,8 +123,7 @@ def test_sigkill_at_random_points_never_exposes_an_unverified_index(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     _assert_invariant(settings, opensearch_client, etype.name)
-    with OrchestratorClient(settings) as orch:
-        info = orch.type_info(etype.name)
+    info = type_info(settings, etype.name)
     assert info.in_use == latest
     alias = items_alias(settings.index_prefix, etype.name)
     assert list(opensearch_client.indices.get_alias(name=alias)) == [

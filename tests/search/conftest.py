@@ -9,7 +9,7 @@ from search_support import IndexFactory
 
 from contract.settings import Settings
 from contract.types import EmbeddingType
-SEARCH_TIMEOUT_SECONDS = 120.0  # TEMP
+from indexer.scheduler import SEARCH_TIMEOUT_SECONDS
 from search.client import build_client
 from search.port import SearchEngine
 from search.templates import install_items_template, vector_slot_mappings

@@ -136,9 +136,7 @@ async def test_filter_inside_the_clause_returns_k_where_a_post_filter_returns_fe
     tree = parse_filter({"op": "in", "field": "language", "values": ["rare"]})
     rare_v1 = [i for i, v in corpus.versions.items() if v == V1 and corpus.metadata[i]["language"] == "rare"]
     assert len(rare_v1) >= 10
-    hits = await search.knn(
-        VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10, filter=tree)
-    )
+    hits = await search.knn(VersionedKnnQuery(corpus.v1, Similarity.DOT, QUERY, k=10, filter=tree))
     assert len(hits) == 10
     assert ids(hits) == expected_top(corpus, V1, 10, tree)
     assert all(corpus.metadata[h.item_id]["language"] == "rare" for h in hits)
