@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import statistics
@@ -28,8 +29,7 @@ from indexer.metrics import IndexerMetrics
 from indexer.orchestrator_client import OrchestratorClient
 from indexer.shadow import ShadowIndexer, location_of
 from orchestrator.main import create_app
-from search import engine
-from search import item_indices as ix
+from search.client import build_client
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action
 from search.templates import install_items_template, template_name, vector_slot_mappings
 from training.publish import VectorSet, publish
@@ -44,9 +44,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _drop_prefix(client: OpenSearch, settings: Settings) -> None:
+def _drop_prefix(settings: Settings) -> None:
+    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=120)
     client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
     client.indices.delete_index_template(name=template_name(settings.index_prefix), ignore=404)
+    client.close()
 
 
 def _unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -61,11 +63,13 @@ def _items(n: int) -> list[Item]:
     ]
 
 
-def _bulk_comparison(
+async def _bulk_comparison(
     settings: Settings, etype: EmbeddingType, matrix: np.ndarray, items: list[Item], rounds: int = 2
 ) -> dict[str, Any]:
-    client = engine.build_client(settings, timeout=300)
-    install_items_template(client, settings)
+    search = build_client(settings, timeout=300)
+    # The baseline: opensearch-py's own parallel bulk helper on its synchronous client.
+    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=300)
+    await install_items_template(search, settings)
     props = vector_slot_mappings(etype, settings, (Slot.A,))
     docs = [
         ItemDocument(it.item_id, it.document(), (SlotVector.of(etype.name, Slot.A, "v", matrix[i]),))
@@ -76,14 +80,13 @@ def _bulk_comparison(
     for r in range(rounds):
         for name in ("ours", "parallel_bulk") if r % 2 == 0 else ("parallel_bulk", "ours"):
             index = f"{settings.index_prefix}-items-bench-{name.replace('_', '-')}"
-            engine.delete_index(client, index)
-            engine.create_index(client, index, props, settings.hnsw_ef_search)
-            client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})
+            await search.delete_index(index)
+            await search.create_index(index, props, settings.hnsw_ef_search, build_meta={})
             began = time.perf_counter()
             if name == "ours":
-                # The indexer's own path: chunks through search.engine.bulk_write, N in flight.
+                # The indexer's own path: chunks through the search port's bulk_write, N in flight.
                 actions = [index_action(index, d) for d in docs]
-                written = write_all(client, actions, 500, settings.indexer_bulk_workers, "bench")
+                written = await write_all(search, actions, 500, settings.indexer_bulk_workers, "bench")
                 assert written == len(docs)
             else:
                 gen = ({"_index": index, "_id": d.item_id, "_source": d.source()} for d in docs)
@@ -92,8 +95,9 @@ def _bulk_comparison(
                 ):
                     assert ok, info
             seconds[name].append(time.perf_counter() - began)
-            engine.delete_index(client, index)
+            await search.delete_index(index)
     client.close()
+    await search.aclose()
     ours, theirs = min(seconds["ours"]), min(seconds["parallel_bulk"])
     return {
         "rounds": rounds,
@@ -111,6 +115,10 @@ def run(
     settings: Settings, n: int = 20_000, dim: int = 128, queries: int = 200, compare_bulk: bool = True
 ) -> dict[str, Any]:
     """Both benchmarks on random unit vectors; returns the figures (ratios are measured in this run)."""
+    return asyncio.run(_run(settings, n, dim, queries, compare_bulk))
+
+
+async def _run(settings: Settings, n: int, dim: int, queries: int, compare_bulk: bool) -> dict[str, Any]:
     token = f"b{uuid.uuid4().hex[:8]}"
     settings = settings.model_copy(
         update={
@@ -139,7 +147,7 @@ def run(
         },
     }
     if compare_bulk:
-        result["bulk"] = _bulk_comparison(settings, etype, matrix, items)
+        result["bulk"] = await _bulk_comparison(settings, etype, matrix, items)
         ratio = result["bulk"]["ratio_ours_vs_parallel_bulk"]
         result["checks"] = [at_least("bulk throughput vs parallel_bulk", ratio, TARGET_BULK_RATIO)]
 
@@ -165,26 +173,26 @@ def run(
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    search = engine.build_client(settings, timeout=600)
+    search = build_client(settings, timeout=600)
     try:
-        with OrchestratorClient(settings, timeout=60) as orch:
+        async with OrchestratorClient(settings, timeout=60) as orch:
             while True:
                 try:
-                    info = orch.type_info(etype.name)
+                    info = await orch.type_info(etype.name)
                     if info.latest == frame.version_id:
                         break
                 except Exception:  # not up yet
                     pass
-                time.sleep(0.2)
+                await asyncio.sleep(0.2)
             shadow = ShadowIndexer(settings, search, orch, items, IndexerMetrics.create(), batch_size=1000)
             began = time.perf_counter()
-            built = shadow.cycle(info)
+            built = await shadow.cycle(info)
             result["shadow_build"] = {
                 "total_seconds": round(time.perf_counter() - began, 3),
                 **built.timings.as_dict(),
                 "recall_at_10_sample": built.recall,
             }
-            loc = next(x for x in orch.type_info(etype.name).indexed)
+            loc = next(x for x in (await orch.type_info(etype.name)).indexed)
         from indexer.recall import exact_top_k, recall_at_k
 
         ids = [i.item_id for i in items]
@@ -199,7 +207,7 @@ def run(
                     loc, etype.similarity, q.tolist(), 10, source_fields=(), ef_search=ef
                 )
                 began = time.perf_counter()
-                hits = engine.knn_search(search, query)
+                hits = await search.knn(query)
                 lat.append(time.perf_counter() - began)
                 recalls.append(recall_at_k([h.item_id for h in hits], exact))
             result["query"][f"ef_search_{ef or settings.hnsw_ef_search}"] = {
@@ -209,8 +217,8 @@ def run(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        _drop_prefix(search, settings)
-        search.close()
+        _drop_prefix(settings)
+        await search.aclose()
         for key in rclient.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
             rclient.delete(key)
         rclient.close()
@@ -231,6 +239,17 @@ def sweep(
     at the same settings. Each build is timed (bulk, refresh + force-merge) since m and ef_construction
     are paid for at indexing time.
     """
+    return asyncio.run(_sweep(settings, n, dim, builds, ef_searches, queries))
+
+
+async def _sweep(
+    settings: Settings,
+    n: int,
+    dim: int,
+    builds: tuple[tuple[int, int], ...],
+    ef_searches: tuple[int, ...],
+    queries: int,
+) -> dict[str, Any]:
     from indexer.recall import exact_top_k, recall_at_k
 
     token = f"b{uuid.uuid4().hex[:8]}"
@@ -244,16 +263,15 @@ def sweep(
     ids = [str(i) for i in range(1, n + 1)]
     exact = [exact_top_k(ids, matrix, q, etype.similarity, 10) for q in probes]
     items = _items(n)
-    client = engine.build_client(settings, timeout=3600)
+    search = build_client(settings, timeout=3600)
     rows: list[dict[str, Any]] = []
     try:
         for m, ef_construction in builds:
             tuned = settings.model_copy(update={"hnsw_m": m, "hnsw_ef_construction": ef_construction})
-            install_items_template(client, tuned)
+            await install_items_template(search, tuned)
             index = f"{tuned.index_prefix}-items-sweep-m{m}-ef{ef_construction}"
-            ix.create_building_index(
-                client, index, vector_slot_mappings(etype, tuned, (Slot.A,)), tuned.hnsw_ef_search, meta={}
-            )
+            slots = vector_slot_mappings(etype, tuned, (Slot.A,))
+            await search.create_index(index, slots, tuned.hnsw_ef_search, build_meta={})
             actions = [
                 index_action(
                     index,
@@ -264,13 +282,15 @@ def sweep(
                 for i, it in enumerate(items)
             ]
             began = time.perf_counter()
-            write_all(client, actions, 500, tuned.indexer_bulk_workers, "sweep")
+            await write_all(search, actions, 500, tuned.indexer_bulk_workers, "sweep")
             bulk = time.perf_counter() - began
             began = time.perf_counter()
-            ix.finish_build(client, index)
-            ix.force_merge(client, index)
+            await search.finish_build(index)
+            await search.force_merge(index)
             merge = time.perf_counter() - began
-            location = location_of(tuned, etype.name, "v", n).model_copy(update={"index": index})
+            location = location_of(tuned, etype.name, "v", n, datetime.now(UTC)).model_copy(
+                update={"index": index}
+            )
             for ef in ef_searches:
                 lat, recalls = [], []
                 for q, truth in zip(probes, exact, strict=True):
@@ -278,7 +298,7 @@ def sweep(
                         location, etype.similarity, q.tolist(), 10, source_fields=(), ef_search=ef
                     )
                     began = time.perf_counter()
-                    hits = engine.knn_search(client, query)
+                    hits = await search.knn(query)
                     lat.append(time.perf_counter() - began)
                     recalls.append(recall_at_k([h.item_id for h in hits], truth))
                 rows.append(
@@ -293,10 +313,10 @@ def sweep(
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-            engine.delete_index(client, index)
+            await search.delete_index(index)
     finally:
-        _drop_prefix(client, settings)
-        client.close()
+        _drop_prefix(settings)
+        await search.aclose()
     return {"n": n, "dim": dim, "queries": queries, "vectors": "random unit (hard case)", "rows": rows}
 
 
@@ -324,16 +344,11 @@ def bulk_only(settings: Settings, n: int = 20_000, dim: int = 128) -> dict[str, 
     etype = EmbeddingType(
         name=f"bench-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.COSINE
     )
-    client = engine.build_client(settings)
     try:
-        return {
-            "n": n,
-            "dim": dim,
-            **_bulk_comparison(settings, etype, _unit_vectors(np.random.default_rng(0), n, dim), _items(n)),
-        }
+        matrix = _unit_vectors(np.random.default_rng(0), n, dim)
+        return {"n": n, "dim": dim, **asyncio.run(_bulk_comparison(settings, etype, matrix, _items(n)))}
     finally:
-        _drop_prefix(client, settings)
-        client.close()
+        _drop_prefix(settings)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ import httpx
 from contract.profiles import Profile
 from contract.settings import Settings
 from contract.wire import TypeInfo
-from search.async_engine import AsyncSearch
-from search.engine import ScoredItem
+from search.port import SearchEngine
+from search.results import ScoredItem
 from search.requests import VersionedKnnQuery
 from serving.orchestrator_client import NoUserVector, OrchestratorClient
 from serving.state import AppState
@@ -131,7 +131,7 @@ async def _seen(redis: Any, state_keys: Any, user: str) -> frozenset[str]:
 async def _one(
     serving: httpx.AsyncClient,
     orchestrator: OrchestratorClient,
-    search: AsyncSearch,
+    search: SearchEngine,
     state_keys: Any,
     redis: Any,
     info: TypeInfo,

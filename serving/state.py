@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 
 from contract.keys import Keys
 from contract.settings import Settings
-from search.async_engine import AsyncSearch
-from search.engine import ScoredItem
+from search.client import build_client
+from search.port import SearchEngine
+from search.results import ScoredItem
 from serving.caches import LastGood, TtlCache
 from serving.degradation import Breaker
 from serving.directory import TypeDirectory
@@ -25,7 +26,7 @@ class AppState:
     settings: Settings
     keys: Keys
     orchestrator: OrchestratorClient
-    search: AsyncSearch
+    search: SearchEngine
     redis: aioredis.Redis
     directory: TypeDirectory
     metrics: Metrics
@@ -44,7 +45,7 @@ class AppState:
             settings=settings,
             keys=Keys(settings.key_prefix),
             orchestrator=orchestrator,
-            search=AsyncSearch(settings.opensearch_endpoint, settings.serving_opensearch_timeout_seconds),
+            search=build_client(settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64),
             redis=aioredis.Redis.from_url(
                 settings.redis_endpoint,
                 socket_timeout=settings.serving_opensearch_timeout_seconds,
