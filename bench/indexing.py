@@ -26,7 +26,7 @@ from contract.versions import Frame
 from indexer.bulk import write_all
 from indexer.catalog import Item
 from indexer.metrics import IndexerMetrics
-from indexer.orchestrator_client import OrchestratorClient
+from indexer.scheduler import connect_orchestrator
 from indexer.shadow import ShadowIndexer, location_of
 from orchestrator.main import create_app
 from search.client import build_client
@@ -175,7 +175,7 @@ async def _run(settings: Settings, n: int, dim: int, queries: int, compare_bulk:
     thread.start()
     search = build_client(settings, timeout=600)
     try:
-        async with OrchestratorClient(settings, timeout=60) as orch:
+        async with connect_orchestrator(settings, timeout=60) as orch:
             while True:
                 try:
                     info = await orch.type_info(etype.name)

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         lock_wait: float,
         switch_mode: bool,
     ) -> None:
-        from indexer.errors import IndexerError
+        from indexer.errors import CYCLE_FAILURES
 
         async def cycle() -> object:
             runner = _runner(limit, batch_size, lock_wait)
@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             _print(asyncio.run(cycle()))
-        except IndexerError as exc:
+        except CYCLE_FAILURES as exc:
             typer.echo(f"{mode} cycle failed: {exc}", err=True)
             raise typer.Exit(1) from exc
 

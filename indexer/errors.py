@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+from orchestrator_client.errors import OrchestratorCallError
+
 
 class IndexerError(Exception):
     """Base of every indexer failure; a cycle that raises it promotes nothing."""
-
-
-class OrchestratorError(IndexerError):
-    """The orchestrator refused a call or was unreachable."""
-
-    def __init__(self, message: str, status: int | None = None, name: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.name = name  # the orchestrator's error name, e.g. InUseConflict, NotIndexed
-
-
-class InUseConflictError(OrchestratorError):
-    """The in_use compare-and-set lost: someone else moved in_use first."""
 
 
 class LockBusyError(IndexerError):
@@ -34,3 +25,7 @@ class DocumentRejectedError(IndexerError):
 
 class ModeConflictError(IndexerError):
     """A type was asked of one mode while its in_use version is served from the other mode's index."""
+
+
+# A failed cycle, not a crash: ours, and the orchestrator's refusals and outages (orchestrator_client.errors).
+CYCLE_FAILURES: Final = (IndexerError, OrchestratorCallError)

@@ -19,11 +19,12 @@ from indexer.bulk import BulkWriter
 from indexer.catalog import Item
 from indexer.changes import CatalogChange, ChangeConsumer, ChangeKind
 from indexer.clock import Clock, system_clock
-from indexer.errors import InUseConflictError, VerificationError
+from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
-from indexer.orchestrator_client import OrchestratorClient
 from indexer.progress import BuildProgress
 from indexer.slots import SlotPlan, plan
+from orchestrator_client import OrchestratorClient
+from orchestrator_client.errors import InUseConflict
 from search.port import SearchEngine
 from search.requests import (
     BulkAction,
@@ -122,7 +123,7 @@ class IncrementalIndexer:
         self, catalog: Sequence[Item], types: Sequence[str] | None, still_locked: Callable[[], None]
     ) -> list[IncrementalResult]:
         """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
-        infos = [i for i in await self.orchestrator.types() if types is None or i.type.name in types]
+        infos = [i for i in await self.orchestrator.list_types() if types is None or i.type.name in types]
         result = IncrementalResult()
         result.bootstrapped = await self._ensure_index(infos, catalog)
         changes = await self.changes.read()
@@ -141,7 +142,9 @@ class IncrementalIndexer:
         held: dict[str, str] = {}
         for info in infos:
             name = info.type.name
-            decision = await promotion.decide(info, partial(self.orchestrator.in_use_history, name))
+            decision = await promotion.decide(
+                info, partial(self.orchestrator.in_use_history, name, promotion.HISTORY_LIMIT)
+            )
             self.metrics.held_back.labels("incremental", name).set(1 if decision.held_back else 0)
             if decision.held_back is not None:
                 held[name] = decision.held_back
@@ -259,7 +262,7 @@ class IncrementalIndexer:
             await self.orchestrator.set_in_use(
                 name, info.in_use, version, reason=f"incremental: every item carries {version}"
             )
-        except InUseConflictError:
+        except InUseConflict:
             if (await self.orchestrator.type_info(name)).in_use != version:
                 raise
         tr.promoted = True

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from contract.indexing import Mode, Slot, live_index, vector_field, version_field
 from contract.settings import IndexerSettings
 from contract.wire import TypeInfo
-from indexer.orchestrator_client import OrchestratorClient
 from indexer.shadow import shadow_indices
+from orchestrator_client import OrchestratorClient
 from search.port import SearchEngine
 from search.requests import holding_any_body
 

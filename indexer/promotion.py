@@ -12,6 +12,7 @@ from contract.wire import InUseChange, TypeInfo
 # An unpublished version sorts after every published one with the same frame end (as the orchestrator's
 # rollback orders it), so a withdrawn in_use is never "older" than a version that replaced it.
 _UNPUBLISHED_SEQ = 2**62
+HISTORY_LIMIT = 1000  # in_use changes read per decision: the orchestrator's maximum
 
 
 @dataclass(frozen=True)

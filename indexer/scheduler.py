@@ -20,10 +20,10 @@ from contract.wire import TypeInfo
 from indexer import leftovers
 from indexer.catalog import Item, load_catalog
 from indexer.clock import Clock, system_clock
-from indexer.errors import IndexerError, LockBusyError, ModeConflictError
+from indexer.errors import CYCLE_FAILURES, LockBusyError, ModeConflictError
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
-from indexer.orchestrator_client import OrchestratorClient
+from orchestrator_client import OrchestratorClient
 from search.client import build_client
 
 log = logging.getLogger("lockstep.indexer")
@@ -42,6 +42,16 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"duration {text!r} must be positive")
     return seconds
+
+
+def connect_orchestrator(settings: IndexerSettings, timeout: float | None = None) -> OrchestratorClient:
+    """The indexer's client of the orchestrator, with its key (call `aclose()` when done)."""
+    return OrchestratorClient(
+        settings.orchestrator_url,
+        settings.indexer_key.get_secret_value(),
+        # items:batch of 1000 vectors is bigger than a lookup; give it more than the per-call default.
+        timeout=timeout if timeout is not None else max(10.0, settings.request_timeout_seconds),
+    )
 
 
 def _mode_of(info: TypeInfo) -> Mode | None:
@@ -80,7 +90,7 @@ class Runner:
         self.redis = aioredis.Redis.from_url(self.settings.redis_endpoint)
         self.keys = Keys(self.settings.key_prefix)
         self.search = build_client(self.settings, timeout=SEARCH_TIMEOUT_SECONDS)
-        self.orchestrator = OrchestratorClient(self.settings)
+        self.orchestrator = connect_orchestrator(self.settings)
 
     async def aclose(self) -> None:
         """Close every client."""
@@ -115,7 +125,7 @@ class Runner:
         otherwise delete the index an incremental record had just superseded, and vice versa.
         """
         selected = []
-        for info in await self.orchestrator.types():
+        for info in await self.orchestrator.list_types():
             name = info.type.name
             if types and name not in types:
                 continue
@@ -177,7 +187,7 @@ class Runner:
                 result.cleared_live_docs = await self._clear_live_slots(info.type.name)
                 report.results.append(result)
                 log.info("shadow cycle", extra={"type": info.type.name, "result": vars(result)})
-        except IndexerError as exc:
+        except CYCLE_FAILURES as exc:
             self.metrics.failures.labels("shadow", type(exc).__name__).inc()
             raise
         finally:
@@ -215,7 +225,7 @@ class Runner:
             for result in report.results:
                 for type_result in result.types:
                     type_result.removed = await self._retire_shadow_indices(type_result.type_name)
-        except IndexerError as exc:
+        except CYCLE_FAILURES as exc:
             self.metrics.failures.labels("incremental", type(exc).__name__).inc()
             raise
         finally:
@@ -265,7 +275,7 @@ class Runner:
         named = {info.type.name for info in selected}
         others = [
             info
-            for info in await self.orchestrator.types()
+            for info in await self.orchestrator.list_types()
             if info.type.name not in named and _mode_of(info) is Mode.INCREMENTAL
         ]
         for info in others:
@@ -289,7 +299,7 @@ class Runner:
                 await cycle(types, switch)
             except LockBusyError as exc:
                 log.info("cycle skipped: lock busy", extra={"mode": mode, "reason": str(exc)})
-            except IndexerError as exc:
+            except CYCLE_FAILURES as exc:
                 log.error("cycle failed", extra={"mode": mode, "error": str(exc)})
             except Exception:  # a long-lived job must survive a bad cycle; the next one retries
                 self.metrics.failures.labels(mode, "unexpected").inc()

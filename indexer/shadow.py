@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -27,11 +28,12 @@ from indexer import promotion
 from indexer.bulk import BulkWriter
 from indexer.catalog import Item
 from indexer.clock import Clock, system_clock
-from indexer.errors import InUseConflictError, OrchestratorError, VerificationError
+from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
-from indexer.orchestrator_client import ItemVectors, OrchestratorClient
 from indexer.progress import BuildProgress
 from indexer.recall import exact_scores, recall_with_ties
+from orchestrator_client import ItemVectors, OrchestratorClient
+from orchestrator_client.errors import InUseConflict, OrchestratorCallError
 from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, count_body, index_action
 from search.results import id_digest
@@ -155,7 +157,8 @@ class ShadowIndexer:
         latest = info.latest
         if latest is None:
             return result
-        decision = await promotion.decide(info, lambda: self.orchestrator.in_use_history(name))
+        history = partial(self.orchestrator.in_use_history, name, promotion.HISTORY_LIMIT)
+        decision = await promotion.decide(info, history)
         self.metrics.held_back.labels("shadow", name).set(1 if decision.held_back else 0)
         if decision.held_back is not None:
             result.held_back = decision.held_back
@@ -198,7 +201,7 @@ class ShadowIndexer:
             await self.orchestrator.set_in_use(
                 name, info.in_use, latest, reason=f"shadow build of {latest} verified"
             )
-        except InUseConflictError:
+        except InUseConflict:
             now = (await self.orchestrator.type_info(name)).in_use
             if now != latest:
                 raise
@@ -232,7 +235,7 @@ class ShadowIndexer:
             # orchestrator refuses while the version is in_use (an admin rollback may have just moved it).
             try:
                 await self.orchestrator.forget_indexed(info.type.name, version)
-            except OrchestratorError as exc:
+            except OrchestratorCallError as exc:
                 log.warning("not retiring index", extra={"version": version, "reason": str(exc)})
                 continue
             await self.search.delete_index(recorded[version].index)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from contract.settings import IndexerSettings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.wire import TypeInfo
-from indexer.errors import OrchestratorError
-from indexer.orchestrator_client import OrchestratorClient
-from indexer.scheduler import Runner
+from indexer.scheduler import Runner, connect_orchestrator
+from orchestrator_client import OrchestratorClient
+from orchestrator_client.errors import UnknownType
 
 CATALOG_SIZE = 300
 USERS = 40
@@ -47,7 +47,7 @@ class MovableClock:
 
 async def wait_latest(settings: IndexerSettings, type_name: str, version: str) -> None:
     """Wait (up to 10 s) until the orchestrator's poller has seen `version` as latest."""
-    async with OrchestratorClient(settings) as orchestrator:
+    async with connect_orchestrator(settings) as orchestrator:
         try:
             async with asyncio.timeout(10):
                 while True:  # polling another process: there is no event to wait on
@@ -61,7 +61,7 @@ async def wait_latest(settings: IndexerSettings, type_name: str, version: str) -
 async def _is_latest(orchestrator: OrchestratorClient, type_name: str, version: str) -> bool:
     try:
         return (await orchestrator.type_info(type_name)).latest == version
-    except OrchestratorError:
+    except UnknownType:
         return False  # the poller has not seen the type yet
 
 
@@ -69,7 +69,7 @@ def type_info(settings: IndexerSettings, type_name: str) -> TypeInfo:
     """One type's state, for tests that run the indexer as a subprocess (no event loop of their own)."""
 
     async def read() -> TypeInfo:
-        async with OrchestratorClient(settings) as orchestrator:
+        async with connect_orchestrator(settings) as orchestrator:
             return await orchestrator.type_info(type_name)
 
     return asyncio.run(read())

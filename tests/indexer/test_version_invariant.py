@@ -15,8 +15,7 @@ from contract.settings import Settings
 from contract.vectors import bucket_of, decode_one
 from contract.wire import UserVector
 from indexer.metrics import IndexerMetrics
-from indexer.orchestrator_client import OrchestratorClient
-from indexer.scheduler import Runner
+from indexer.scheduler import Runner, connect_orchestrator
 from search.client import build_client
 from search.requests import VersionedKnnQuery
 from search.scores import to_similarity
@@ -45,7 +44,7 @@ async def _invariant_run(
     cycles = [asyncio.create_task(r.run_forever(mode, 0.3, types[mode], stop)) for mode, r in runners.items()]
     reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
     http = httpx.AsyncClient(base_url=settings.orchestrator_url, headers=reader, timeout=5)
-    orchestrator = OrchestratorClient(settings)
+    orchestrator = connect_orchestrator(settings)
     search = build_client(settings, timeout=10)
     stats = {"queries": 0, "versions_seen": 0, "published": 1}
     seen: set[str] = set()
