@@ -4,7 +4,7 @@ Both sides run in the same run against the same servers. Serving runs as its own
 serve`), like the orchestrator; its user-vector and result caches are off so every request makes the same
 orchestrator call and k-NN query as the raw side (exclude_seen off: the raw side reads no profile). The raw
 side sends serving's own k-NN request (same body, candidates and ef_search, serving.recommender's functions;
-the same filter_path and uncompressed transfer as search.async_engine).
+the same filter_path and uncompressed transfer as search.opensearch).
 The raw script uses aiohttp, the standard async client a hand-written script would use; the load generator
 calls serving with it too. A second raw side, raw_keepalive, makes the same two calls over serving's own
 transport (search.keepalive), so the report also shows serving against the cheapest client we have.
@@ -43,9 +43,10 @@ from contract.keys import Keys
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
-from search.async_engine import HITS_ONLY, SEARCH_HEADERS
-from search.engine import bulk_write, create_index, delete_index
+from search.client import build_client
 from search.keepalive import KeepAlivePool
+from search.opensearch import HITS_ONLY
+from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
 from serving.recommender import candidates, ef_search
@@ -53,6 +54,7 @@ from training.publish import VectorSet, publish
 from training.registry import register_type
 
 ITEMS, USERS, DIM, K = 5_000, 1_000, 32, 10
+SEARCH_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}  # as search.opensearch
 BLOCKS, BLOCK_REQUESTS = 12, 150  # per side and connection count: 1,800 requests each
 CHECKED_USERS = 20  # users whose answers must agree across the sides before anything is timed
 TARGETS = {"p50": 1.2, "p99": 1.5, "throughput": 0.8}
@@ -97,10 +99,7 @@ def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocati
     )
     client.close()
     version = result.manifest.version
-    search = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=120)
-    install_items_template(search, settings)
     index = live_index(settings.index_prefix)
-    create_index(search, index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
     actions = [
         index_action(
             index,
@@ -112,10 +111,16 @@ def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocati
         )
         for i in range(ITEMS)
     ]
-    report = bulk_write(search, actions, refresh=True)
-    assert report.ok, report.failed
-    search.indices.forcemerge(index=index, max_num_segments=1)
-    search.close()
+
+    async def build(search: SearchEngine) -> None:
+        await install_items_template(search, settings)
+        await search.create_index(index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
+        report = await search.bulk_write(actions, refresh=True)
+        assert report.ok, report.failed
+        await search.force_merge(index)
+        await search.aclose()
+
+    asyncio.run(build(build_client(settings, timeout=120)))
     loc = IndexedLocation(
         version=version,
         mode=Mode.INCREMENTAL,
@@ -244,7 +249,7 @@ async def _measure(
         return orjson.dumps(knn_body(knn))
 
     user_path = f"/v1/embedding-types/{TYPE}/users/u{{}}"
-    search_path = f"/{loc.index}/_search" + HITS_ONLY
+    search_path = f"/{loc.index}/_search?filter_path={HITS_ONLY}"
     lean_orch = KeepAlivePool(orch_url, timeout, reader)
     lean_search = KeepAlivePool(search_url, timeout, {"Accept-Encoding": "identity"})
     async with (
@@ -382,7 +387,7 @@ def run(settings: Settings) -> dict[str, Any]:
         for process in processes:
             process.wait(timeout=20)
         search = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=60)
-        delete_index(search, loc.index)
+        search.indices.delete(index=loc.index, ignore_unavailable=True)
         search.indices.delete_index_template(name=f"{token}-items", ignore=404)
         search.close()
         client = redis.Redis.from_url(settings.redis_endpoint)

@@ -17,8 +17,8 @@ from starlette.types import Receive, Scope, Send
 from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from contract.types import Similarity
-from search.async_engine import HITS_ONLY
 from search.keepalive import KeepAlivePool
+from search.opensearch import HITS_ONLY
 from search.requests import VersionedKnnQuery, knn_body
 from serving.recommender import candidates, ef_search
 
@@ -33,7 +33,7 @@ class FloorApp:
         self.orchestrator = KeepAlivePool(settings.orchestrator_url, 30, reader)
         self.search = KeepAlivePool(settings.opensearch_endpoint, 30, {"Accept-Encoding": "identity"})
         self.user_path = f"/v1/embedding-types/{type_name}/users/"
-        self.search_path = f"/{loc.index}/_search" + HITS_ONLY
+        self.search_path = f"/{loc.index}/_search?filter_path={HITS_ONLY}"
         self.similarity = similarity
         self.loc = loc
         self.beam = candidates(K), ef_search(settings, K)

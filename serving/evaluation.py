@@ -39,8 +39,8 @@ from contract.profiles import Profile
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from search.port import SearchEngine
-from search.results import ScoredItem
 from search.requests import VersionedKnnQuery
+from search.results import ScoredItem
 from serving.orchestrator_client import NoUserVector, OrchestratorClient
 from serving.state import AppState
 

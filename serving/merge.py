@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.engine import ScoredItem
+from search.results import ScoredItem
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from contract.indexing import IndexedLocation
 from contract.profiles import Profile
 from contract.settings import Settings
 from contract.wire import TypeInfo
-from search.engine import ScoredItem
 from search.errors import IndexNotFound, SearchError, SearchUnavailable, VersionMismatch
 from search.requests import FallbackQuery, PopularQuery, VersionedKnnQuery, WeightedTerm
+from search.results import ScoredItem
 from serving.assignment import Assignment, assign
 from serving.directory import Known
 from serving.errors import NotServable, Unavailable, UnknownItem, UnknownType

@@ -7,10 +7,10 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -33,7 +33,8 @@ from contract.profiles import Interaction, Profile
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
-from search.engine import bulk_write, create_index
+from search.client import build_client
+from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, index_action
 from search.templates import install_items_template, vector_slot_mappings
 from training.profiles import write_profiles
@@ -100,6 +101,22 @@ def _vectors(rng: np.random.Generator, ids: list[str]) -> dict[str, np.ndarray]:
     return {i: rng.normal(size=DIM).astype(np.float32) for i in ids}
 
 
+T = TypeVar("T")
+
+
+def _on_search(settings: Settings, work: Callable[[SearchEngine], Awaitable[T]]) -> T:
+    """Run `work` on a search engine of its own (the world is built outside any event loop)."""
+
+    async def run() -> T:
+        search = build_client(settings, timeout=60)
+        try:
+            return await work(search)
+        finally:
+            await search.aclose()
+
+    return asyncio.run(run())
+
+
 def build_world(
     settings: Settings,
     redis_client: redis.Redis,
@@ -131,12 +148,13 @@ def build_world(
             items=VectorSet(tuple(item_vecs), np.stack(list(item_vecs.values()))),
         )
         versions.append(Version(result.manifest.version, user_vecs, item_vecs))
-    install_items_template(opensearch_client, settings)
+    _on_search(settings, lambda search: install_items_template(search, settings))
     locations: dict[str, IndexedLocation] = {}
     now = datetime.now(UTC)
     if mode is Mode.INCREMENTAL:
         index = live_index(settings.index_prefix)
-        create_index(opensearch_client, index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
+        props = vector_slot_mappings(etype, settings)
+        _on_search(settings, lambda search: search.create_index(index, props, settings.hnsw_ef_search))
         actions = []
         for i in range(N_ITEMS):
             slots = tuple(
@@ -145,7 +163,7 @@ def build_world(
                 if item_id(i) in v.items
             )
             actions.append(index_action(index, ItemDocument(item_id(i), metadata(i), slots)))
-        report = bulk_write(opensearch_client, actions, refresh=True)
+        report = _on_search(settings, lambda search: search.bulk_write(actions, refresh=True))
         assert report.ok, report.failed
         for slot, v in zip((Slot.A, Slot.B), versions, strict=True):
             locations[v.name] = IndexedLocation(
@@ -159,17 +177,18 @@ def build_world(
             )
     else:
         index = ""
+        ef = settings.hnsw_ef_search
         for v in versions:
             name = shadow_index(settings.index_prefix, type_name, v.name)
             props = vector_slot_mappings(etype, settings, (Slot.A,))
-            create_index(opensearch_client, name, props, settings.hnsw_ef_search)
+            _on_search(settings, lambda search, n=name, p=props: search.create_index(n, p, ef))
             actions = []
             for i in range(N_ITEMS):
                 slots = ()
                 if item_id(i) in v.items:
                     slots = (SlotVector.of(type_name, Slot.A, v.name, v.items[item_id(i)].tolist()),)
                 actions.append(index_action(name, ItemDocument(item_id(i), metadata(i), slots)))
-            report = bulk_write(opensearch_client, actions, refresh=True)
+            report = _on_search(settings, lambda search, a=actions: search.bulk_write(a, refresh=True))
             assert report.ok, report.failed
             locations[v.name] = IndexedLocation(
                 version=v.name,

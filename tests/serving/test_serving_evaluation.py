@@ -12,7 +12,7 @@ from serving_support import TYPE_A, exact_top
 from typer.testing import CliRunner
 
 from cli.main import app
-from search.engine import ScoredItem
+from search.results import ScoredItem
 from serving.evaluation import equals_exact, evaluate
 
 
