@@ -71,7 +71,7 @@ class CycleReport:
 
 @dataclass
 class Runner:
-    """Clients and catalog shared by the cycles of one indexer process (build it inside its event loop).
+    """Clients and catalog shared by the cycles of one indexer process (use it from one event loop).
 
     `clock` is read for every record time and grace period: tests move it instead of sleeping.
     """
