@@ -413,4 +413,4 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(orjson.dumps(run(Settings()), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(run(Settings(development=True)), option=orjson.OPT_INDENT_2).decode())

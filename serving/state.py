@@ -11,8 +11,8 @@ from contract.keys import Keys
 from contract.settings import Settings
 from search.async_engine import AsyncSearch
 from search.engine import ScoredItem
+from service.breaker import Breaker
 from serving.caches import LastGood, TtlCache
-from serving.degradation import Breaker
 from serving.directory import TypeDirectory
 from serving.metrics import Metrics
 from serving.orchestrator_client import OrchestratorClient, UserVec

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
+from contract import routes
 from contract.indexing import IndexedLocation
 from contract.versions import is_version_id
 from contract.wire import InUseChange, InUseUpdate, RollbackRequest
@@ -33,11 +34,11 @@ from orchestrator.errors import (
     documented,
 )
 
-router = APIRouter(prefix="/v1/embedding-types", tags=["in-use"])
+router = APIRouter(tags=["in-use"])
 
 
 @router.put(
-    "/{type_name}/in-use",
+    routes.IN_USE,
     response_model=InUseChange,
     summary="Compare-and-set in_use",
     description=f"{role_line(Role.INDEXER)} Sets in_use to `version` only if it is `expected` now (null: "
@@ -63,7 +64,7 @@ async def set_in_use(type_name: TypeName, body: InUseUpdate, ctx: IndexerDep) ->
 
 
 @router.post(
-    "/{type_name}/rollback",
+    routes.ROLLBACK,
     response_model=InUseChange,
     summary="Roll in_use back",
     description=f"{role_line(Role.ADMIN)} Moves in_use to the newest version earlier than the current one "
@@ -87,7 +88,7 @@ async def rollback(
 
 
 @router.get(
-    "/{type_name}/in-use/history",
+    routes.IN_USE_HISTORY,
     response_model=list[InUseChange],
     summary="The in_use audit trail",
     description=f"{role_line(Role.READER)} Every in_use change (who, when, from, to, why), newest first.",
@@ -106,7 +107,7 @@ async def in_use_history(
 
 
 @router.put(
-    "/{type_name}/indexed/{version}",
+    routes.INDEXED,
     status_code=204,
     summary="Record a version as fully indexed and visible",
     description=f"{role_line(Role.INDEXER)} Called by the indexer once every item of `version` is indexed "
@@ -128,7 +129,7 @@ async def put_indexed(
 
 
 @router.delete(
-    "/{type_name}/indexed/{version}",
+    routes.INDEXED,
     status_code=204,
     summary="Forget an indexed version (its index was dropped)",
     description=f"{role_line(Role.INDEXER)} Idempotent; refused with 409 VersionInUse while the version is "

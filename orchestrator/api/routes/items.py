@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 
 import numpy as np
-import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
+from contract import routes
 from contract.keys import Kind
 from contract.vectors import DTYPE, Matrix
 from contract.versions import is_version_id
@@ -19,7 +19,7 @@ from orchestrator.api.routes.users import allowed_namespaces
 from orchestrator.auth import Role
 from orchestrator.errors import InvalidRequest, UnknownType, UnknownVersion, documented
 
-router = APIRouter(prefix="/v1/embedding-types", tags=["items"])
+router = APIRouter(tags=["items"])
 
 
 def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
@@ -46,7 +46,7 @@ def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
 
 
 @router.post(
-    "/{type_name}/items:batch",
+    routes.ITEMS_BATCH,
     response_model=ItemsBatchResponse,
     summary="Item vectors of one version (compact encoding)",
     description=f"{role_line(Role.READER)} For the indexer: vectors of up to {MAX_BATCH_ITEMS} `item_ids` "
@@ -59,7 +59,7 @@ def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
     responses=documented(UnknownType, UnknownVersion, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def items_batch(type_name: TypeName, body: ItemsBatchRequest, ctx: ReaderDep) -> Response:
+async def items_batch(type_name: TypeName, body: ItemsBatchRequest, ctx: ReaderDep) -> ItemsBatchResponse:
     """Vectors of many items of one version."""
     state = ctx.state
     entry = await type_entry(state, type_name)
@@ -94,17 +94,12 @@ async def items_batch(type_name: TypeName, body: ItemsBatchRequest, ctx: ReaderD
         ids.append(item_id)
         rows.append(vector)
     payload = b"".join(r.tobytes() for r in rows) if rows else np.empty(0, DTYPE).tobytes()
-    return Response(
-        orjson.dumps(
-            {
-                "type_name": type_name,
-                "version": body.version,
-                "dim": dim,
-                "ids": ids,
-                "vectors": base64.b64encode(payload).decode("ascii"),
-                "aggregated": [i for i in ids if i in aggregated],
-                "missing": missing,
-            }
-        ),
-        media_type="application/json",
+    return ItemsBatchResponse(
+        type_name=type_name,
+        version=body.version,
+        dim=dim,
+        ids=ids,
+        vectors=base64.b64encode(payload).decode("ascii"),
+        aggregated=[i for i in ids if i in aggregated],
+        missing=missing,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contract import routes
 from orchestrator.api.deps import StateDep
 from orchestrator.errors import RedisUnavailable, documented
 
@@ -12,7 +13,7 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get(
-    "/healthz", summary="Process liveness", description="**Roles:** none. 200 while the process is up."
+    routes.HEALTHZ, summary="Process liveness", description="**Roles:** none. 200 while the process is up."
 )
 async def healthz() -> dict[str, str]:
     """The process is up."""
@@ -20,7 +21,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz",
+    routes.READYZ,
     summary="Readiness: Redis reachable",
     description="**Roles:** none. 200 when Redis answers PING, else 503 RedisUnavailable with Retry-After.",
     responses=documented(RedisUnavailable),
@@ -32,7 +33,7 @@ async def readyz(state: StateDep) -> dict[str, str]:
 
 
 @router.get(
-    "/metrics",
+    routes.METRICS,
     summary="Prometheus metrics",
     description="**Roles:** none. Request counts and latency by route and status, cache hits/misses, "
     "Redis errors, latest/in_use version info.",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
+from contract import routes
 from contract.indexing import IndexedLocation
 from contract.wire import TypeInfo, VersionInfo
 from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, role_line
@@ -13,7 +13,7 @@ from orchestrator.catalog import TypeVersions
 from orchestrator.errors import UnknownType, documented
 from orchestrator.state import AppState
 
-router = APIRouter(prefix="/v1/embedding-types", tags=["types"])
+router = APIRouter(tags=["types"])
 
 
 async def type_entry(state: AppState, name: str) -> TypeVersions:
@@ -47,12 +47,8 @@ async def _infos(state: AppState, entries: list[TypeVersions]) -> list[TypeInfo]
     return infos
 
 
-def _json(payload: object) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json")
-
-
 @router.get(
-    "",
+    routes.TYPES,
     response_model=list[TypeInfo],
     summary="List embedding types",
     description=f"{role_line(Role.READER)} `latest` and `published` are as of the last poll; "
@@ -60,15 +56,14 @@ def _json(payload: object) -> Response:
     responses=documented(*AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def list_types(ctx: ReaderDep) -> Response:
+async def list_types(ctx: ReaderDep) -> list[TypeInfo]:
     """Every registered type."""
     state = ctx.state
-    infos = await _infos(state, list(state.catalog.types.values()))
-    return _json([i.model_dump(mode="json") for i in infos])
+    return await _infos(state, list(state.catalog.types.values()))
 
 
 @router.get(
-    "/{type_name}",
+    routes.TYPE,
     response_model=TypeInfo,
     summary="One embedding type",
     description=f"{role_line(Role.READER)} `latest` and `published` are as of the last poll "
@@ -76,15 +71,15 @@ async def list_types(ctx: ReaderDep) -> Response:
     responses=documented(UnknownType, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def get_type(type_name: TypeName, ctx: ReaderDep) -> Response:
+async def get_type(type_name: TypeName, ctx: ReaderDep) -> TypeInfo:
     """One type."""
     state = ctx.state
     (info,) = await _infos(state, [await type_entry(state, type_name)])
-    return _json(info.model_dump(mode="json"))
+    return info
 
 
 @router.post(
-    "/{type_name}:refresh",
+    routes.TYPE_REFRESH,
     response_model=TypeInfo,
     summary="Re-read a type's published versions now",
     description=f"{role_line(Role.READER)} On-demand poll: re-reads the type and its published versions "
@@ -92,11 +87,11 @@ async def get_type(type_name: TypeName, ctx: ReaderDep) -> Response:
     responses=documented(UnknownType, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def refresh_type(type_name: TypeName, ctx: ReaderDep) -> Response:
+async def refresh_type(type_name: TypeName, ctx: ReaderDep) -> TypeInfo:
     """Poll one type now."""
     state = ctx.state
     entry = await state.catalog.refresh_type(type_name)
     if entry is None:
         raise UnknownType(f"type_name: no embedding type {type_name!r} is registered")
     (info,) = await _infos(state, [entry])
-    return _json(info.model_dump(mode="json"))
+    return info

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
+from contract import routes
 from contract.keys import Kind
 from contract.profiles import Profile
 from contract.types import EmbeddingType, Family
@@ -26,7 +26,7 @@ from orchestrator.errors import (
 from orchestrator.state import AppState
 from orchestrator.store import ITEM_NAMESPACE
 
-router = APIRouter(prefix="/v1/embedding-types", tags=["users"])
+router = APIRouter(tags=["users"])
 
 
 def allowed_namespaces(embedding_type: EmbeddingType) -> frozenset[str]:
@@ -80,10 +80,6 @@ async def _aggregate(
     )
 
 
-def _json(vector: UserVector) -> Response:
-    return Response(orjson.dumps(vector.model_dump()), media_type="application/json")
-
-
 async def _in_use(state: AppState, type_name: str, version: str | None) -> str:
     if version is None:
         raise NoVersionInUse(f"type_name: type {type_name} has no in_use version yet")
@@ -92,7 +88,7 @@ async def _in_use(state: AppState, type_name: str, version: str | None) -> str:
 
 
 @router.get(
-    "/{type_name}/users/{user_id}",
+    routes.USER_VECTOR,
     response_model=UserVector,
     summary="A user's vector of the in-use version",
     description=f"{role_line(Role.READER)} Returns the vector together with the version it belongs to. "
@@ -103,7 +99,7 @@ async def _in_use(state: AppState, type_name: str, version: str | None) -> str:
     responses=documented(UnknownType, UnknownUser, NoVersionInUse, NoAttributesFound, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def get_user(type_name: TypeName, user_id: UserId, request: Request) -> Response:
+async def get_user(type_name: TypeName, user_id: UserId, request: Request) -> UserVector:
     """One user's vector and its version."""
     # The serving hot path authorizes with a direct call instead of a dependency: FastAPI's
     # dependency solving measurably costs against the <= 1.2x raw-HGET latency budget.
@@ -114,27 +110,22 @@ async def get_user(type_name: TypeName, user_id: UserId, request: Request) -> Re
         version = await _in_use(state, type_name, await state.store.in_use(type_name))
         found = await state.store.vectors(type_name, version, Kind.USER, [user_id], embedding_type.dim)
         if user_id in found:
-            # The hot path: a plain dict in UserVector's shape (its model costs measurable microseconds).
-            direct = {
-                "type_name": type_name,
-                "version": version,
-                "dim": embedding_type.dim,
-                "vector": found[user_id].tolist(),
-                "source": "direct",
-                "used": [],
-                "missing": [],
-            }
-            return Response(orjson.dumps(direct), media_type="application/json")
+            return UserVector(
+                type_name=type_name,
+                version=version,
+                dim=embedding_type.dim,
+                vector=found[user_id].tolist(),
+                source="direct",
+            )
     raw_version, profile = await state.store.in_use_and_profile(type_name, user_id)
     version = await _in_use(state, type_name, raw_version)
     if profile is None:
         raise UnknownUser(f"user_id: user {user_id!r} has no vector and no profile in version {version}")
-    weighted = profile_attributes(profile)
-    return _json(await _aggregate(state, embedding_type, version, weighted, True, "user_id"))
+    return await _aggregate(state, embedding_type, version, profile_attributes(profile), True, "user_id")
 
 
 @router.post(
-    "/{type_name}/users:aggregate",
+    routes.AGGREGATE,
     response_model=UserVector,
     summary="Aggregate a user vector from weighted attributes",
     description=f"{role_line(Role.READER)} Weighted sum of attribute vectors of the in-use version, from "
@@ -145,7 +136,7 @@ async def get_user(type_name: TypeName, user_id: UserId, request: Request) -> Re
     responses=documented(UnknownType, UnknownUser, NoVersionInUse, NoAttributesFound, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.READER),
 )
-async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: ReaderDep) -> Response:
+async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: ReaderDep) -> UserVector:
     """Aggregate explicit attributes or a stored profile."""
     state = ctx.state
     entry = await type_entry(state, type_name)
@@ -153,7 +144,7 @@ async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: Reade
         weighted = [(a.id, a.weight) for a in body.attributes]
         check_namespaces(entry.type, [a for a, _ in weighted], "attributes")
         version = await _in_use(state, type_name, await state.store.in_use(type_name))
-        return _json(await _aggregate(state, entry.type, version, weighted, body.normalize, "attributes"))
+        return await _aggregate(state, entry.type, version, weighted, body.normalize, "attributes")
     assert body.user_id is not None  # the model guarantees exactly one source
     if not ENTITY_ID.match(body.user_id):
         raise InvalidRequest(f"user_id: {body.user_id!r} must match {ENTITY_ID.pattern}")
@@ -161,6 +152,6 @@ async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: Reade
     version = await _in_use(state, type_name, raw_version)
     if profile is None:
         raise UnknownUser(f"user_id: user {body.user_id!r} has no stored profile")
-    return _json(
-        await _aggregate(state, entry.type, version, profile_attributes(profile), body.normalize, "user_id")
+    return await _aggregate(
+        state, entry.type, version, profile_attributes(profile), body.normalize, "user_id"
     )

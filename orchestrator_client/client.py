@@ -1,0 +1,205 @@
+"""The async client of the orchestrator: contract.wire models in and out, typed errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from contract import routes
+from contract.indexing import IndexedLocation
+from contract.vectors import DTYPE, Matrix, from_base64
+from contract.wire import (
+    MAX_BATCH_ITEMS,
+    AggregateRequest,
+    ErrorBody,
+    InUseChange,
+    InUseUpdate,
+    ItemsBatchRequest,
+    ItemsBatchResponse,
+    RollbackRequest,
+    TypeInfo,
+    UserVector,
+    WeightedAttribute,
+)
+from orchestrator_client.errors import OrchestratorUnavailable, UnknownType, error_for
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPES = TypeAdapter(list[TypeInfo])
+_HISTORY = TypeAdapter(list[InUseChange])
+
+
+@dataclass(frozen=True)
+class ItemVectors:
+    """Item vectors of one version: `ids[i]` has row `matrix[i]`; `missing` had none."""
+
+    version: str
+    dim: int
+    ids: tuple[str, ...]
+    matrix: Matrix
+    aggregated: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+class OrchestratorClient:
+    """One connection pool to the orchestrator, authenticated with one API key; `aclose()` it when done."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> OrchestratorClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def _call(
+        self, method: str, path: str, body: BaseModel | None = None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        content = None if body is None else body.model_dump_json()
+        headers = None if body is None else {"Content-Type": "application/json"}
+        try:
+            response = await self._http.request(method, path, content=content, headers=headers, params=params)
+        except httpx.HTTPError as exc:
+            raise OrchestratorUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _refusal(method, path, response)
+        return response
+
+    async def _model(self, model: type[M], method: str, path: str, body: BaseModel | None = None) -> M:
+        return model.model_validate_json((await self._call(method, path, body)).content)
+
+    async def list_types(self) -> list[TypeInfo]:
+        """Every registered type with latest, in_use, published and indexed versions."""
+        return _TYPES.validate_json((await self._call("GET", routes.types_path())).content)
+
+    async def type_info(self, type_name: str) -> TypeInfo:
+        """One type's state."""
+        return await self._model(TypeInfo, "GET", routes.type_path(type_name))
+
+    async def refresh_type(self, type_name: str) -> TypeInfo:
+        """Have the orchestrator re-read a type's published versions now; its fresh state."""
+        return await self._model(TypeInfo, "POST", routes.type_refresh_path(type_name))
+
+    async def in_use_history(self, type_name: str, limit: int = 100) -> list[InUseChange]:
+        """The newest `limit` in_use changes, newest first (who, when, from, to, why)."""
+        path = routes.in_use_history_path(type_name)
+        return _HISTORY.validate_json((await self._call("GET", path, params={"limit": limit})).content)
+
+    async def user_vector(self, type_name: str, user_id: str) -> UserVector:
+        """The user's vector of the in-use version, labelled with that version."""
+        return await self._model(UserVector, "GET", routes.user_vector_path(type_name, user_id))
+
+    async def aggregate(self, type_name: str, request: AggregateRequest) -> UserVector:
+        """A vector of the in-use version aggregated from attributes or a stored profile."""
+        return await self._model(UserVector, "POST", routes.aggregate_path(type_name), request)
+
+    async def items_batch(self, type_name: str, request: ItemsBatchRequest) -> ItemsBatchResponse:
+        """One items:batch call as the wire has it (vectors still base64)."""
+        return await self._model(ItemsBatchResponse, "POST", routes.items_batch_path(type_name), request)
+
+    async def item_vectors(
+        self,
+        type_name: str,
+        version: str,
+        item_ids: Sequence[str],
+        attributes: Mapping[str, list[WeightedAttribute]] | None = None,
+        *,
+        normalize: bool = False,
+    ) -> ItemVectors:
+        """Vectors of `item_ids` of one version, fetched in batches of the wire maximum, decoded."""
+        ids: list[str] = []
+        parts: list[Matrix] = []
+        aggregated: list[str] = []
+        missing: list[str] = []
+        dim = 0
+        for start in range(0, len(item_ids), MAX_BATCH_ITEMS):
+            chunk = list(item_ids[start : start + MAX_BATCH_ITEMS])
+            given = {i: attributes[i] for i in chunk if i in attributes} if attributes else {}
+            request = ItemsBatchRequest(
+                version=version, item_ids=chunk, attributes=given, normalize=normalize
+            )
+            batch = await self.items_batch(type_name, request)
+            if batch.version != version:
+                raise OrchestratorUnavailable(
+                    f"items:batch answered version {batch.version}, asked {version}"
+                )
+            dim = batch.dim
+            if batch.ids:
+                parts.append(from_base64(batch.vectors, batch.dim))
+            ids.extend(batch.ids)
+            aggregated.extend(batch.aggregated)
+            missing.extend(batch.missing)
+        matrix = np.concatenate(parts) if parts else np.zeros((0, max(dim, 1)), dtype=DTYPE)
+        if matrix.shape[0] != len(ids):
+            raise OrchestratorUnavailable(f"items:batch returned {matrix.shape[0]} rows for {len(ids)} ids")
+        return ItemVectors(version, dim, tuple(ids), matrix, tuple(aggregated), tuple(missing))
+
+    async def record_indexed(self, type_name: str, location: IndexedLocation) -> None:
+        """Record `location.version` as fully indexed and visible at `location`."""
+        await self._call("PUT", routes.indexed_path(type_name, location.version), location)
+
+    async def forget_indexed(self, type_name: str, version: str) -> None:
+        """Withdraw an indexed record (idempotent, also once the type is gone); VersionInUse while in use."""
+        with contextlib.suppress(UnknownType):
+            await self._call("DELETE", routes.indexed_path(type_name, version))
+
+    async def set_in_use(
+        self, type_name: str, expected: str | None, version: str, reason: str
+    ) -> InUseChange:
+        """Compare-and-set in_use from `expected` to `version` (InUseConflict when `expected` is stale)."""
+        update = InUseUpdate(expected=expected, version=version, reason=reason)
+        return await self._model(InUseChange, "PUT", routes.in_use_path(type_name), update)
+
+    async def rollback(self, type_name: str, reason: str = "") -> InUseChange:
+        """Move in_use back to the newest earlier version still published and indexed (admin key)."""
+        return await self._model(
+            InUseChange, "POST", routes.rollback_path(type_name), RollbackRequest(reason=reason)
+        )
+
+    async def healthz(self) -> None:
+        """Return when the process answers (OrchestratorUnavailable otherwise)."""
+        await self._call("GET", routes.HEALTHZ)
+
+    async def readyz(self) -> None:
+        """Return when the orchestrator and its Redis answer (RedisUnavailable, OrchestratorUnavailable)."""
+        await self._call("GET", routes.READYZ)
+
+
+def _refusal(method: str, path: str, response: httpx.Response) -> Exception:
+    """The typed error of an error answer, named by its body's `error` field."""
+    try:
+        body = ErrorBody.model_validate_json(response.content)
+        name, detail = body.error, body.detail
+    except ValidationError:
+        name, detail = "", response.text[:200]
+    error = error_for(response.status_code, name)
+    message = f"{method} {path}: HTTP {response.status_code} {name}: {detail}"
+    return error(message, detail=detail, status=response.status_code)
