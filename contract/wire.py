@@ -9,12 +9,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contract.errors import ErrorName
 from contract.indexing import IndexedLocation
 from contract.manifest import Manifest
 from contract.types import EmbeddingType
 
 ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,127}$")
-MAX_ATTRIBUTES = 10_000
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: every service refuses a longer request body with 413 BodyTooLarge
+# MAX_ATTRIBUTES attributes at their longest (a 128-character id and a 23-character weight, as json.dumps
+# writes them) take 875 KB: the longest legal list fits MAX_BODY_BYTES with room for the other fields.
+MAX_ATTRIBUTES = 5_000
 MAX_BATCH_ITEMS = 1_000
 MAX_WEIGHT = 1e6
 
@@ -22,7 +26,7 @@ MAX_WEIGHT = 1e6
 class ErrorBody(BaseModel):
     """Every error any Lockstep service returns."""
 
-    error: str = Field(description="Exception name, e.g. UnknownType.")
+    error: ErrorName = Field(description="What kind of error, e.g. UnknownType (contract.errors).")
     detail: str = Field(description="What went wrong and which field.")
 
 

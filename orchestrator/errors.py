@@ -1,48 +1,31 @@
-"""The orchestrator's exception tree: each class carries its HTTP status; one handler renders them all."""
+"""The orchestrator's errors: service's shared ones, and its own, each carrying its HTTP status."""
 
 # The class names are the wire `error` names (e.g. UnknownType), so no "Error" suffix.
 # ruff: noqa: N818
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from contract.wire import ErrorBody
+from contract.errors import ErrorName
+from service.errors import BodyTooLarge as BodyTooLarge
+from service.errors import Forbidden as Forbidden
+from service.errors import InvalidField, ServiceError
+from service.errors import Unauthorized as Unauthorized
+from service.openapi import documented as documented_errors
 
 
-class OrchestratorError(Exception):
-    """Base of every error the orchestrator answers with; `detail` says what and which field."""
+class OrchestratorError(ServiceError):
+    """Base of the orchestrator's own errors (the catalog's poller catches them all)."""
 
-    status: ClassVar[int] = 500
-    headers: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-    @property
-    def name(self) -> str:
-        """The `error` field of the body."""
-        return type(self).__name__
+    name = ErrorName.INTERNAL_ERROR  # a base, not a wire name of its own
 
 
-class InvalidRequest(OrchestratorError):
-    """A request field failed validation."""
+class InvalidRequest(InvalidField):
+    """A request field failed validation (the orchestrator's routes raise it under this name)."""
 
-    status = 422
-
-
-class Unauthorized(OrchestratorError):
-    """No API key, or one we do not know."""
-
-    status = 401
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
-
-
-class Forbidden(OrchestratorError):
-    """A known key whose role may not call this route."""
-
-    status = 403
+    name = ErrorName.INVALID_FIELD
 
 
 class UnknownType(OrchestratorError):
@@ -67,12 +50,6 @@ class NoAttributesFound(OrchestratorError):
     """None of the given attributes has a vector in the version, so there is nothing to aggregate."""
 
     status = 422
-
-
-class BodyTooLarge(OrchestratorError):
-    """The request body exceeds the size limit."""
-
-    status = 413
 
 
 class NoVersionInUse(OrchestratorError):
@@ -121,21 +98,9 @@ class RedisUnavailable(OrchestratorError):
     """Redis is down or too slow; the caller should retry shortly."""
 
     status = 503
-    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}
 
 
-def error_body(name: str, detail: str) -> dict[str, str]:
-    """The JSON body of every error."""
-    return {"error": name, "detail": detail}
-
-
-def documented(*errors: type[OrchestratorError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route: each status with the error names it may carry."""
-    by_status: dict[int, list[str]] = {}
-    every: tuple[type[OrchestratorError], ...] = (*errors, InvalidRequest, RedisUnavailable)
-    for error in every:
-        by_status.setdefault(error.status, []).append(error.__name__)
-    return {
-        status: {"model": ErrorBody, "description": " | ".join(sorted(set(names)))}
-        for status, names in sorted(by_status.items())
-    }
+def documented(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: its errors, and the validation and Redis errors any route may give."""
+    return documented_errors(*errors, InvalidField, RedisUnavailable)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.cache import VectorCache
 from orchestrator.catalog import Catalog
@@ -90,32 +88,3 @@ class _StateCollector(Collector):
         for name, count in sorted(per_type.items()):
             unreadable.add_metric([name], count)
         yield from (hits, misses, size, info, unreadable)
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware (no per-request task like BaseHTTPMiddleware) counting every response."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"  # templates, never raw ids: bounded labels
-            method = scope.get("method", "")
-            self.metrics.observe(template, method, status, time.perf_counter() - started)

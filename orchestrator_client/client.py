@@ -197,7 +197,7 @@ def _refusal(method: str, path: str, response: httpx.Response) -> Exception:
     """The typed error of an error answer, named by its body's `error` field."""
     try:
         body = ErrorBody.model_validate_json(response.content)
-        name, detail = body.error, body.detail
+        name, detail = str(body.error), body.detail
     except ValidationError:
         name, detail = "", response.text[:200]
     error = error_for(response.status_code, name)

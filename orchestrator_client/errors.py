@@ -31,7 +31,7 @@ class OrchestratorRefused(OrchestratorCallError):
     """The orchestrator answered a 4xx: the call itself is wrong, retrying it unchanged will not help."""
 
 
-class InvalidRequest(OrchestratorRefused):
+class InvalidField(OrchestratorRefused):
     """A request field failed validation; the detail names it."""
 
 
@@ -100,7 +100,7 @@ BY_NAME: dict[str, type[OrchestratorCallError]] = {
     for error in (
         RedisUnavailable,
         CorruptData,
-        InvalidRequest,
+        InvalidField,
         Unauthorized,
         Forbidden,
         BodyTooLarge,

@@ -67,6 +67,11 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (serving labels by route and status, not method)."""
+        self.child(self.requests, route, str(status)).inc()
+        self.child(self.latency, route).observe(seconds)
+
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)

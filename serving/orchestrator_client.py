@@ -131,7 +131,7 @@ class OrchestratorClient:
         name, detail = self._error(response)
         if name == "NoAttributesFound":
             raise NoUserVector(detail or name)
-        if name == "InvalidRequest" and detail.startswith("attributes"):
+        if name == "InvalidField" and detail.startswith("attributes"):
             raise InvalidField(detail)
         self._raise_for_type(response, type_name)
         raise AssertionError("unreachable")

@@ -12,8 +12,8 @@ from contract.settings import Settings
 from search.client import build_client
 from search.port import SearchEngine
 from search.results import ScoredItem
+from service.breaker import Breaker
 from serving.caches import LastGood, TtlCache
-from serving.degradation import Breaker
 from serving.directory import TypeDirectory
 from serving.metrics import Metrics
 from serving.orchestrator_client import OrchestratorClient, UserVec

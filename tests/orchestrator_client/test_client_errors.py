@@ -14,7 +14,7 @@ from contract.wire import AggregateRequest, WeightedAttribute
 from orchestrator_client import OrchestratorClient
 from orchestrator_client.errors import (
     Forbidden,
-    InvalidRequest,
+    InvalidField,
     NoAttributesFound,
     NoVersionInUse,
     OrchestratorRefused,
@@ -48,7 +48,7 @@ async def test_refusals_are_typed_by_their_wire_name(
             await client.user_vector(name, "u1")
         with pytest.raises(UnknownVersion):
             await client.item_vectors(name, frame(5).version_id, ["1"])
-        with pytest.raises(InvalidRequest) as invalid:
+        with pytest.raises(InvalidField) as invalid:
             await client.item_vectors(name, first, ["1", "1"])
         assert invalid.value.detail.startswith("item_ids[1]:")
         with pytest.raises(Forbidden):

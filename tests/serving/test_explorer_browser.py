@@ -134,7 +134,7 @@ def test_explorer_shows_recommendations_history_and_versions(stack: Stack, page:
     alert = page.get_by_role("alert")
     expect(alert).to_be_visible()
     expect(alert).to_contain_text("InvalidField")
-    expect(alert).to_contain_text("attributes.0.id")
+    expect(alert).to_contain_text("attributes[0].id")
     expect(rows).to_have_count(0)
     page.screenshot(path=str(OUTPUT / "explorer-error.png"), full_page=True)
     assert errors == []

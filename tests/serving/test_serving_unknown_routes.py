@@ -20,10 +20,9 @@ def test_unknown_path_and_wrong_method_use_the_error_shape(stack: Stack) -> None
     assert wrong.headers["allow"] == "POST"
 
 
-def test_the_direct_route_is_documented_and_renders_unexpected_errors_in_the_house_shape(
+def test_recommend_is_documented_and_renders_unexpected_errors_in_the_house_shape(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """POST /v1/recommend skips FastAPI's layers (serving.main.DirectRoute): same schema, same 500 shape."""
     assert "post" in stack.client.get("/openapi.json").json()["paths"]["/v1/recommend"]
 
     async def broken(*_: object) -> None:

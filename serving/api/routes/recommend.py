@@ -44,7 +44,7 @@ async def post_recommend(request: Request) -> Response:
     try:
         body = RecommendRequest.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidField(describe_validation(list(exc.errors()))) from exc  # type: ignore[arg-type]
+        raise InvalidField(describe_validation(list(exc.errors()))) from exc
     timer = Timer(state, started=started)
     outcome = await recommend(state, body, timer)
     items = render_items(outcome, body.filters, body.explain)

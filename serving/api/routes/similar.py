@@ -51,7 +51,7 @@ async def get_similar(
     try:
         query = SimilarQuery(item_id=item_id, k=k_value, embedding_type=embedding_type, filters=tree)
     except ValidationError as exc:
-        raise InvalidField(describe_validation(list(exc.errors()))) from exc  # type: ignore[arg-type]
+        raise InvalidField(describe_validation(list(exc.errors()))) from exc
     timer = Timer(state, started=started)
     outcome = await similar(state, query, timer)
     items = render_items(outcome, query.filters, explain)

@@ -1,0 +1,121 @@
+"""A small app on the shared factory (routes that parse, read raw, refuse, fail) and raw ASGI calls of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Request
+from pydantic import BaseModel, Field
+
+from contract.wire import ENTITY_ID, WeightedAttribute
+from service.app import create_service_app
+from service.errors import Forbidden
+
+
+@dataclass
+class Observed:
+    """A RequestObserver keeping (route, method, status)."""
+
+    requests: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Keep the request."""
+        assert seconds >= 0
+        self.requests.append((route, method, status))
+
+
+class Payload(BaseModel):
+    """A body FastAPI parses and validates."""
+
+    attributes: list[WeightedAttribute] = Field(max_length=10)
+
+
+router = APIRouter()
+
+
+@router.post("/parsed")
+async def parsed(body: Payload) -> dict[str, int]:
+    """FastAPI reads and validates the body."""
+    return {"attributes": len(body.attributes)}
+
+
+@router.post("/raw")
+async def raw(request: Request) -> dict[str, int]:
+    """The route reads the body itself, as serving's read_json does."""
+    return {"bytes": len(await request.body())}
+
+
+@router.get("/items/{item_id}")
+async def item(item_id: Annotated[str, Path(pattern=ENTITY_ID.pattern)]) -> dict[str, str]:
+    """A path parameter with a pattern."""
+    return {"item_id": item_id}
+
+
+@router.get("/refused")
+async def refused() -> None:
+    """A ServiceError."""
+    raise Forbidden("authorization: not for you")
+
+
+@router.get("/broken")
+async def broken() -> None:
+    """A bug."""
+    raise RuntimeError("a bug")
+
+
+def build_app(observed: Observed) -> FastAPI:
+    """The app, its state an empty dict."""
+
+    @asynccontextmanager
+    async def open_state() -> AsyncIterator[dict[str, Any]]:
+        yield {}
+
+    return create_service_app(
+        title="probe",
+        version="1",
+        description="The shared skeleton with a few routes.",
+        routers=[router],
+        state_name="probe",
+        open_state=open_state,
+        observer=observed,
+        security_schemes={"BearerKey": {"type": "http", "scheme": "bearer"}},
+    )
+
+
+async def call_asgi(
+    app: FastAPI, method: str, path: str, chunks: Sequence[bytes], *, then_disconnect: bool
+) -> list[dict[str, Any]]:
+    """Send `chunks` as a chunked body (ending it, or hanging up after them); the messages the app sent."""
+    incoming: list[dict[str, Any]] = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    incoming.append(
+        {"type": "http.disconnect"}
+        if then_disconnect
+        else {"type": "http.request", "body": b"", "more_body": False}
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"probe"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("probe", 80),
+    }
+    await app(scope, receive, send)
+    return sent
