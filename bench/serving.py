@@ -48,7 +48,7 @@ from search.engine import bulk_write, create_index, delete_index
 from search.keepalive import KeepAlivePool
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
-from serving.recommender import candidates, ef_search
+from serving.knn import candidates, ef_search
 from training.publish import VectorSet, publish
 from training.registry import register_type
 

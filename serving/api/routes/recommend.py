@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from serving.api.body import read_json
+from serving.context import Timer
 from serving.errors import InvalidField, describe_validation
 from serving.models import RecommendRequest, RecommendResponse
-from serving.recommender import Timer, recommend
+from serving.recommender import recommend
 from serving.rendering import render, render_items
 from serving.state import AppState
 

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
 from serving.api.deps import StateDep
+from serving.context import Timer
 from serving.errors import InvalidField, describe_validation
 from serving.models import RecommendResponse, SimilarQuery
-from serving.recommender import Timer, similar
 from serving.rendering import render, render_items
+from serving.similar_items import similar
 
 router = APIRouter(tags=["similar"])
 
