@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, frame, indirect_type, rows
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 
@@ -34,12 +35,12 @@ class Case:
 
 
 CASES = {
-    "unknown type": Case("GET", "/v1/embedding-types/nope/users/u1", 404, "UnknownType", "type_name"),
-    "malformed type": Case("GET", "/v1/embedding-types/Bad T/users/u1", 422, "InvalidRequest", "type_name"),
-    "malformed user id": Case("GET", f"/v1/embedding-types/{T}/users/-x", 422, "InvalidRequest", "user_id"),
+    "unknown type": Case("GET", routes.user_vector_path("nope", "u1"), 404, "UnknownType", "type_name"),
+    "malformed type": Case("GET", routes.user_vector_path("Bad T", "u1"), 422, "InvalidRequest", "type_name"),
+    "malformed user id": Case("GET", routes.user_vector_path(T, "-x"), 422, "InvalidRequest", "user_id"),
     "unknown version": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         404,
         "UnknownVersion",
         "version",
@@ -47,7 +48,7 @@ CASES = {
     ),
     "malformed version": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "version",
@@ -55,7 +56,7 @@ CASES = {
     ),
     "NaN weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[0].weight",
@@ -63,7 +64,7 @@ CASES = {
     ),
     "infinite weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[0].weight",
@@ -71,7 +72,7 @@ CASES = {
     ),
     "negative weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[1].weight",
@@ -79,7 +80,7 @@ CASES = {
     ),
     "huge weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[0].weight",
@@ -87,7 +88,7 @@ CASES = {
     ),
     "empty attributes": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "body",
@@ -95,7 +96,7 @@ CASES = {
     ),
     "oversized attributes": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes",
@@ -103,7 +104,7 @@ CASES = {
     ),
     "malformed attribute id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[0].id",
@@ -111,7 +112,7 @@ CASES = {
     ),
     "foreign namespace": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "attributes[0].id",
@@ -119,7 +120,7 @@ CASES = {
     ),
     "both sources": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidRequest",
         "body",
@@ -127,7 +128,7 @@ CASES = {
     ),
     "empty item ids": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "item_ids",
@@ -135,7 +136,7 @@ CASES = {
     ),
     "too many item ids": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "item_ids",
@@ -143,7 +144,7 @@ CASES = {
     ),
     "malformed item id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "item_ids[1]",
@@ -151,7 +152,7 @@ CASES = {
     ),
     "repeated item id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "item_ids[1]",
@@ -159,7 +160,7 @@ CASES = {
     ),
     "attributes for an unrequested item": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidRequest",
         "attributes.9",
@@ -167,7 +168,7 @@ CASES = {
     ),
     "wrong role": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         403,
         "Forbidden",
         "authorization",
@@ -176,7 +177,7 @@ CASES = {
     ),
     "rollback by indexer": Case(
         "POST",
-        f"/v1/embedding-types/{T}/rollback",
+        routes.rollback_path(T),
         403,
         "Forbidden",
         "authorization",
@@ -184,7 +185,7 @@ CASES = {
     ),
     "missing key": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -193,7 +194,7 @@ CASES = {
     ),
     "unknown key": Case(
         "GET",
-        f"/v1/embedding-types/{T}",
+        routes.type_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -202,7 +203,7 @@ CASES = {
     ),
     "not a bearer": Case(
         "GET",
-        f"/v1/embedding-types/{T}",
+        routes.type_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -211,7 +212,7 @@ CASES = {
     ),
     "oversized body": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         413,
         "BodyTooLarge",
         "body",
@@ -219,7 +220,7 @@ CASES = {
     ),
     "malformed target version": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         422,
         "InvalidRequest",
         "version",
@@ -227,7 +228,7 @@ CASES = {
     ),
     "unknown field": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         422,
         "InvalidRequest",
         "force",
@@ -235,7 +236,7 @@ CASES = {
     ),
     "invalid json": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         422,
         "InvalidRequest",
         "body",
@@ -243,14 +244,14 @@ CASES = {
     ),
     "history limit": Case(
         "GET",
-        f"/v1/embedding-types/{T}/in-use/history?limit=0",
+        routes.in_use_history_path(T) + "?limit=0",
         422,
         "InvalidRequest",
         "limit",
     ),
     "indexed path/body mismatch": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/indexed/{V2}",
+        routes.indexed_path(T, V2),
         422,
         "InvalidRequest",
         "version",
@@ -266,7 +267,7 @@ CASES = {
     ),
     "in-use to unpublished": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         409,
         "NotPublished",
         "version",

@@ -14,6 +14,7 @@ import pytest
 import redis
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
 
+from contract import routes
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 
@@ -102,7 +103,7 @@ async def test_redis_down_gives_503_and_recovers_within_5s(
     keys = Keys(own.key_prefix)
     _seed(throwaway.start(), keys)
     reader = auth(own, "reader")
-    url = "/v1/embedding-types/als-d8/users/u1"
+    url = routes.user_vector_path("als-d8", "u1")
     async with app_client(own) as client:
         assert (await client.get(url, headers=reader)).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
@@ -115,7 +116,7 @@ async def test_redis_down_gives_503_and_recovers_within_5s(
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "Retry-After" in ready.headers
         assert (await client.get("/healthz")).status_code == 200  # the process itself is fine
-        types = await client.get("/v1/embedding-types/als-d8", headers=reader)
+        types = await client.get(routes.type_path("als-d8"), headers=reader)
         assert types.status_code == 503  # never a 500, whichever route
 
         restarted = throwaway.start()
@@ -143,7 +144,7 @@ async def test_slow_redis_gives_503_within_the_timeout(
     direct = throwaway.start()
     _seed(direct, Keys(own.key_prefix))
     async with app_client(own) as client:
-        url = "/v1/embedding-types/als-d8/users/u2"
+        url = routes.user_vector_path("als-d8", "u2")
         assert (await client.get(url, headers=auth(own, "reader"))).status_code == 200
         sleeper = threading.Thread(
             target=lambda: redis.Redis(port=throwaway.port).execute_command("DEBUG", "SLEEP", "2")
@@ -151,7 +152,7 @@ async def test_slow_redis_gives_503_within_the_timeout(
         sleeper.start()
         await asyncio.sleep(0.1)
         started = time.monotonic()
-        slow = await client.get("/v1/embedding-types/als-d8/users/u0", headers=auth(own, "reader"))
+        slow = await client.get(routes.user_vector_path("als-d8", "u0"), headers=auth(own, "reader"))
         elapsed = time.monotonic() - started
         sleeper.join()
         assert slow.status_code == 503 and slow.headers["Retry-After"] == "1"
@@ -163,6 +164,6 @@ async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory,
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "request_timeout_seconds": 0.3}
     )
     async with app_client(own) as client:
-        response = await client.get("/v1/embedding-types/als-d8/users/u1", headers=auth(own, "reader"))
+        response = await client.get(routes.user_vector_path("als-d8", "u1"), headers=auth(own, "reader"))
         assert response.status_code == 503 and response.json()["error"] == "RedisUnavailable"
         assert (await client.get("/healthz")).status_code == 200
