@@ -12,8 +12,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from contract.wire import AggregateRequest, InUseChange, TypeInfo, UserVector, WeightedAttribute
-from orchestrator_client import OrchestratorClient
-from orchestrator_client import errors as client
+from orchestrator_client import OrchestratorClient, errors
 from serving.degradation import Breaker
 from serving.errors import InvalidField, NotServable, UnknownType
 from serving.metrics import Metrics
@@ -32,8 +31,8 @@ class NoUserVector(Exception):  # noqa: N818 - a condition serving falls back on
 class Orchestrator:
     """The orchestrator as serving uses it (one per app)."""
 
-    def __init__(self, orchestrator: OrchestratorClient, breaker: Breaker, metrics: Metrics) -> None:
-        self.client = orchestrator
+    def __init__(self, client: OrchestratorClient, breaker: Breaker, metrics: Metrics) -> None:
+        self.client = client
         self.breaker = breaker
         self._metrics = metrics
 
@@ -68,26 +67,26 @@ class Orchestrator:
             raise OrchestratorDown("orchestrator unavailable (circuit open)")
         try:
             result = await call
-        except client.OrchestratorUnavailable as exc:
+        except errors.OrchestratorUnavailable as exc:
             self.breaker.failure()
             self._metrics.child(self._metrics.dependency_errors, "orchestrator").inc()
             raise OrchestratorDown(f"orchestrator unavailable: {exc}") from exc
-        except client.OrchestratorCallError as exc:
+        except errors.OrchestratorCallError as exc:
             self.breaker.success()
             raise _mapped(exc, type_name) from exc
         self.breaker.success()
         return result
 
 
-def _mapped(exc: client.OrchestratorCallError, type_name: str) -> Exception:
+def _mapped(exc: errors.OrchestratorCallError, type_name: str) -> Exception:
     """Serving's error for a refusal of the orchestrator's."""
-    if isinstance(exc, client.UnknownUser | client.NoAttributesFound):
+    if isinstance(exc, errors.UnknownUser | errors.NoAttributesFound):
         return NoUserVector(exc.detail)
-    if isinstance(exc, client.UnknownType):
+    if isinstance(exc, errors.UnknownType):
         return UnknownType(f"embedding_type: no embedding type {type_name!r} is registered")
-    if isinstance(exc, client.NoVersionInUse):
+    if isinstance(exc, errors.NoVersionInUse):
         return NotServable(f"embedding_type: type {type_name!r} has no in-use version yet")
-    if isinstance(exc, client.InvalidRequest):
+    if isinstance(exc, errors.InvalidRequest):
         return InvalidField(exc.detail)
     # Our key or our call was refused (Unauthorized, Forbidden, ...): our misconfiguration, not the caller's.
     return OrchestratorDown(f"orchestrator refused serving's call: {exc}")
