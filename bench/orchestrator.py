@@ -216,6 +216,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
         "LOCKSTEP_BENCH_VERSION": version,
         "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
     ours_port, raw_port = _free_port(), _free_port()
     servers = [

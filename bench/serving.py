@@ -345,6 +345,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "LOCKSTEP_SERVING_USER_CACHE_SECONDS": "0",
         "LOCKSTEP_SERVING_RESULT_CACHE_SECONDS": "0",
         "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
     cli = [sys.executable, "-c", "from cli.main import app; app()"]
     processes = []
@@ -413,4 +414,4 @@ def run(settings: Settings) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(orjson.dumps(run(Settings()), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(run(Settings(development=True)), option=orjson.OPT_INDENT_2).decode())

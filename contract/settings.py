@@ -1,4 +1,9 @@
-"""Settings every Lockstep process reads: environment variables prefixed `LOCKSTEP_`."""
+"""Settings, environment variables prefixed `LOCKSTEP_`, split per concern.
+
+Each process takes the class of what it reads (`OrchestratorSettings`, `IndexerSettings`,
+`ServingSettings`, `StackSettings`); `Settings` holds them all for the CLI, the demo, benchmarks and tests.
+The variable names are the same whichever class reads them, so one table in the README documents them.
+"""
 
 from __future__ import annotations
 
@@ -24,12 +29,20 @@ def _default_state_dir() -> Path:
     return Path.home() / ".local" / "share" / "lockstep"
 
 
-class Settings(BaseSettings):
-    """All configuration, read once at process start; validators refuse unsafe values."""
+# Shipped so that `make demo` and `make test` work out of the box; refused unless LOCKSTEP_DEVELOPMENT is set.
+DEV_READER_KEYS = ("dev-reader-1", "dev-reader-2")
+DEV_INDEXER_KEYS = ("dev-indexer-1", "dev-indexer-2")
+DEV_ADMIN_KEYS = ("dev-admin-1", "dev-admin-2")
+DEV_KEYS = frozenset((*DEV_READER_KEYS, *DEV_INDEXER_KEYS, *DEV_ADMIN_KEYS))
 
+
+class _FromEnv(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKSTEP_", extra="ignore", frozen=True)
 
-    # --- servers -----------------------------------------------------------------------------
+
+class StoreSettings(_FromEnv):
+    """Where the stores are and which names in them are ours (every process)."""
+
     opensearch_url: str | None = Field(
         None, description="An existing OpenSearch cluster to use; when set, `services up` starts none."
     )
@@ -38,6 +51,42 @@ class Settings(BaseSettings):
         description="An existing Redis to use (redis://host:port/db); when set, `services up` starts none.",
     )
     opensearch_port: int = Field(9250, ge=1024, le=65535, description="HTTP port of the local OpenSearch.")
+    redis_port: int = Field(6390, ge=1024, le=65535, description="Port of the local Redis.")
+    index_prefix: str = Field("lockstep", description="Prefix of every OpenSearch index and alias we own.")
+    key_prefix: str = Field("lockstep", description="Prefix of every Redis key we own.")
+    request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @field_validator("index_prefix", "key_prefix")
+    @classmethod
+    def _safe_prefix(cls, value: str) -> str:
+        if not _NAME_PREFIX.match(value):
+            raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
+        return value
+
+    @property
+    def opensearch_endpoint(self) -> str:
+        """The OpenSearch URL in effect: the configured cluster, or the local one."""
+        return self.opensearch_url or f"http://127.0.0.1:{self.opensearch_port}"
+
+    @property
+    def redis_endpoint(self) -> str:
+        """The Redis URL in effect: the configured server, or the local one."""
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+class DataSettings(_FromEnv):
+    """Where the example data lives (training, the indexer's catalog, the demo)."""
+
+    data_dir: Path = Field(
+        _REPO_ROOT.parent / "shared" / "data" / "goodbooks",
+        description="goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
+    )
+
+
+class StackSettings(StoreSettings, DataSettings):
+    """Installing and starting the local OpenSearch and Redis (`lockstep services`)."""
+
     opensearch_transport_port: int = Field(
         9350, ge=1024, le=65535, description="Transport port of the local OpenSearch."
     )
@@ -45,7 +94,6 @@ class Settings(BaseSettings):
     opensearch_user: str = Field(
         "lockstep-opensearch", description="System user that runs OpenSearch when we are root."
     )
-    redis_port: int = Field(6390, ge=1024, le=65535, description="Port of the local Redis.")
     maven_repository: str = Field(
         "https://repo1.maven.org/maven2", description="Maven repository the OpenSearch zips come from."
     )
@@ -57,11 +105,26 @@ class Settings(BaseSettings):
         description="Install, data, log and pid directories of the local stack.",
     )
 
-    # --- names ---------------------------------------------------------------------------------
-    index_prefix: str = Field("lockstep", description="Prefix of every OpenSearch index and alias we own.")
-    key_prefix: str = Field("lockstep", description="Prefix of every Redis key we own.")
+    @field_validator("opensearch_heap")
+    @classmethod
+    def _heap_format(cls, value: str) -> str:
+        if not _HEAP.match(value):
+            raise ValueError(f"opensearch_heap={value!r} must look like 512m or 2g")
+        return value
 
-    # --- k-NN ----------------------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> StackSettings:
+        ports = [self.opensearch_port, self.opensearch_transport_port, self.redis_port]
+        if len(set(ports)) != len(ports):
+            raise ValueError(
+                f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}"
+            )
+        return self
+
+
+class KnnSettings(_FromEnv):
+    """How item indices are built (the indexer, and what serving's queries assume)."""
+
     knn_engine: str = Field("lucene", description="k-NN engine; only lucene works with the Maven k-NN build.")
     # Measured (bench.indexing sweep/shadow; random unit vectors, 128-d, the hard case; ef_search 256):
     # recall@10 of random queries m=16: 0.98 at 20k, 0.65 at 100k; m=32: 0.99 and 0.90, for ~1.3x bulk
@@ -70,47 +133,67 @@ class Settings(BaseSettings):
     hnsw_m: int = Field(32, ge=2, le=100, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(256, ge=8, le=4096, description="HNSW build-time beam width.")
     hnsw_ef_search: int = Field(256, ge=8, le=10000, description="HNSW query-time beam width.")
-    # Measured (serving eval on goodbooks, 1000 users, exclude-seen): tag/author books share vectors, and
-    # with large groups of identical vectors ef_search 256 finds the exact top-10 for 0.95 of users, 448 and
-    # up for all of them (also als/ease: 1.0), at the same query latency on 10k items (2-4 ms).
-    serving_ef_search: int = Field(
-        512, ge=8, le=10000, description="HNSW beam width of serving's k-NN queries (per query)."
-    )
 
-    # --- processes -----------------------------------------------------------------------------
+    @field_validator("knn_engine")
+    @classmethod
+    def _lucene_only(cls, value: str) -> str:
+        if value != "lucene":
+            raise ValueError(
+                f"knn_engine={value!r} is refused: the Maven k-NN build ships no native faiss/nmslib "
+                "libraries, and the first write to such an index kills the OpenSearch node. Use 'lucene'."
+            )
+        return value
+
+
+class OrchestratorLink(_FromEnv):
+    """Where a client process finds the orchestrator."""
+
     orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")
-    serving_url: str = Field("http://127.0.0.1:8702", description="Where the serving API listens.")
+
+
+class OrchestratorSettings(StoreSettings):
+    """The orchestrator process: its poll, its cache, and the API keys it accepts."""
+
     orchestrator_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="How often the orchestrator polls Redis for new versions."
     )
-    reader_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr("dev-reader-1"), SecretStr("dev-reader-2")],
-        description="API keys of the reader role (serving); JSON list.",
-    )
-    indexer_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr("dev-indexer-1"), SecretStr("dev-indexer-2")],
-        description="API keys of the indexer role; JSON list.",
-    )
-    admin_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr("dev-admin-1"), SecretStr("dev-admin-2")],
-        description="API keys of the admin role; JSON list.",
-    )
-    reader_key: SecretStr = Field(
-        SecretStr("dev-reader-1"), description="Key the serving process presents to the orchestrator."
-    )
-    indexer_key: SecretStr = Field(
-        SecretStr("dev-indexer-1"), description="Key the indexer presents to the orchestrator."
-    )
-    slot_grace_seconds: float = Field(
-        30.0, ge=0, description="Keep a previous version answerable this long after in_use moves."
-    )
-    request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
     orchestrator_cache_entries: int = Field(
         100_000, ge=0, le=10_000_000, description="Vectors the orchestrator caches in process (0 disables)."
     )
-    data_dir: Path = Field(
-        _REPO_ROOT.parent / "shared" / "data" / "goodbooks",
-        description="goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
+    development: bool = Field(
+        False,
+        description="Accept the shipped dev-* API keys (the demo and tests set it; never in production).",
+    )
+    reader_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_READER_KEYS],
+        description="API keys of the reader role (serving); JSON list.",
+    )
+    indexer_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_INDEXER_KEYS],
+        description="API keys of the indexer role; JSON list.",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_ADMIN_KEYS],
+        description="API keys of the admin role; JSON list.",
+    )
+
+    @model_validator(mode="after")
+    def _long_keys(self) -> OrchestratorSettings:
+        for role in ("reader_keys", "indexer_keys", "admin_keys"):
+            keys = [k.get_secret_value() for k in getattr(self, role)]
+            if any(len(k) < 8 for k in keys):
+                raise ValueError(f"{role}: every API key must be at least 8 characters")
+        return self
+
+
+class IndexerSettings(StoreSettings, KnnSettings, DataSettings, OrchestratorLink):
+    """The indexer process: shadow builds, incremental batches, promotion."""
+
+    indexer_key: SecretStr = Field(
+        SecretStr(DEV_INDEXER_KEYS[0]), description="Key the indexer presents to the orchestrator."
+    )
+    slot_grace_seconds: float = Field(
+        30.0, ge=0, description="Keep a previous version answerable this long after in_use moves."
     )
     recall_floor: float = Field(
         0.95,
@@ -127,7 +210,21 @@ class Settings(BaseSettings):
     indexer_bulk_workers: int = Field(
         3, ge=1, le=16, description="Bulk requests the indexer keeps in flight at once (1: sequential)."
     )
-    # --- serving ---------------------------------------------------------------------------------
+
+
+class ServingSettings(StoreSettings, OrchestratorLink):
+    """The serving process: its dependency budgets, caches, A/B split and query width."""
+
+    serving_url: str = Field("http://127.0.0.1:8702", description="Where the serving API listens.")
+    reader_key: SecretStr = Field(
+        SecretStr(DEV_READER_KEYS[0]), description="Key the serving process presents to the orchestrator."
+    )
+    # Measured (serving eval on goodbooks, 1000 users, exclude-seen): tag/author books share vectors, and
+    # with large groups of identical vectors ef_search 256 finds the exact top-10 for 0.95 of users, 448 and
+    # up for all of them (also als/ease: 1.0), at the same query latency on 10k items (2-4 ms).
+    serving_ef_search: int = Field(
+        512, ge=8, le=10000, description="HNSW beam width of serving's k-NN queries (per query)."
+    )
     ab_weights: dict[str, float] = Field(
         default_factory=dict,
         description="A/B split of requests without embedding_type: type name -> weight (JSON object); "
@@ -148,31 +245,6 @@ class Settings(BaseSettings):
     serving_result_cache_seconds: float = Field(
         5.0, ge=0, le=3600, description="TTL of serving's result cache (also bounds how long item edits lag)."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
-
-    @field_validator("knn_engine")
-    @classmethod
-    def _lucene_only(cls, value: str) -> str:
-        if value != "lucene":
-            raise ValueError(
-                f"knn_engine={value!r} is refused: the Maven k-NN build ships no native faiss/nmslib "
-                "libraries, and the first write to such an index kills the OpenSearch node. Use 'lucene'."
-            )
-        return value
-
-    @field_validator("opensearch_heap")
-    @classmethod
-    def _heap_format(cls, value: str) -> str:
-        if not _HEAP.match(value):
-            raise ValueError(f"opensearch_heap={value!r} must look like 512m or 2g")
-        return value
-
-    @field_validator("index_prefix", "key_prefix")
-    @classmethod
-    def _safe_prefix(cls, value: str) -> str:
-        if not _NAME_PREFIX.match(value):
-            raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
-        return value
 
     @field_validator("ab_weights")
     @classmethod
@@ -184,25 +256,6 @@ class Settings(BaseSettings):
             raise ValueError("ab_weights: at least one weight must be > 0")
         return value
 
-    @model_validator(mode="after")
-    def _distinct_ports(self) -> Settings:
-        ports = [self.opensearch_port, self.opensearch_transport_port, self.redis_port]
-        if len(set(ports)) != len(ports):
-            raise ValueError(
-                f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}"
-            )
-        for role in ("reader_keys", "indexer_keys", "admin_keys"):
-            keys = [k.get_secret_value() for k in getattr(self, role)]
-            if any(len(k) < 8 for k in keys):
-                raise ValueError(f"{role}: every API key must be at least 8 characters")
-        return self
 
-    @property
-    def opensearch_endpoint(self) -> str:
-        """The OpenSearch URL in effect: the configured cluster, or the local one."""
-        return self.opensearch_url or f"http://127.0.0.1:{self.opensearch_port}"
-
-    @property
-    def redis_endpoint(self) -> str:
-        """The Redis URL in effect: the configured server, or the local one."""
-        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+class Settings(StackSettings, OrchestratorSettings, IndexerSettings, ServingSettings):
+    """Every setting: for the CLI, the demo, benchmarks and tests, which drive several processes."""

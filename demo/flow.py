@@ -484,7 +484,8 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         console=console,
         layout=Layout.of(settings),
         lockstep=lockstep_command(),
-        env=dict(os.environ),
+        # The demo's processes authenticate with the shipped dev-* keys, which need development mode.
+        env={**os.environ, "LOCKSTEP_DEVELOPMENT": "1"},
         redis=redis,
         keys=Keys(settings.key_prefix),
         orchestrator=orchestrator,

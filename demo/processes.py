@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from demo.layout import Layout
 
 
@@ -45,26 +47,18 @@ def read_record(layout: Layout, name: str) -> Record | None:
 
 
 def alive(pid: int) -> bool:
-    """Whether the pid runs (a zombie does not count)."""
+    """Whether the process exists and is not a zombie (stack.processes.alive says the same)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):  # gone, or no pid at all (0, negative)
         return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs: trust kill(0)
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _cmdline(pid: int) -> list[str] | None:
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return psutil.Process(pid).cmdline()
+    except (psutil.Error, ValueError):
         return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def running(layout: Layout, name: str) -> Record | None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from contract import ranking
 from contract.types import Similarity
 from contract.vectors import Matrix
 
@@ -36,10 +37,10 @@ def exact_top_k(
 
 
 def recall_at_k(approximate: Sequence[str], exact: Sequence[str]) -> float:
-    """Share of the exact top-k the approximate answer found."""
+    """Share of the exact top-k the approximate answer's top k found (1.0 when there is nothing to find)."""
     if not exact:
         return 1.0
-    return len(set(approximate) & set(exact)) / len(exact)
+    return float(ranking.recall_at_k(ranking.hits(approximate, set(exact), len(exact)), len(exact)))
 
 
 def recall_with_ties(
@@ -54,7 +55,7 @@ def recall_with_ties(
     if k == 0:
         return 1.0
     kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
-    slack = 1e-5 * max(1.0, abs(kth))  # the engine scores in float32 too; allow its rounding
+    slack = ranking.tie_slack(kth)  # the engine scores in float32 too; allow its rounding
     above = int(np.count_nonzero(scores > kth + slack))  # these must each be found
     found = [float(scores[position[i]]) for i in dict.fromkeys(approximate) if i in position]
     strictly = sum(1 for s in found if s > kth + slack)

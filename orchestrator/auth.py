@@ -6,7 +6,7 @@ import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contract.settings import Settings
+from contract.settings import DEV_KEYS, OrchestratorSettings
 from orchestrator.errors import Forbidden, Unauthorized
 
 
@@ -39,10 +39,14 @@ class KeyRing:
     """Every configured key with the caller it authenticates."""
 
     entries: tuple[tuple[bytes, Caller], ...]
+    development: bool = False
 
     @classmethod
-    def of(cls, settings: Settings) -> KeyRing:
-        """Collect the reader, indexer and admin keys (several per role, so keys can be rotated)."""
+    def of(cls, settings: OrchestratorSettings) -> KeyRing:
+        """Collect the reader, indexer and admin keys (several per role, so keys can be rotated).
+
+        The shipped dev-* keys are left out unless the development flag is set: they are public.
+        """
         entries: list[tuple[bytes, Caller]] = []
         for role, secrets in (
             (Role.READER, settings.reader_keys),
@@ -50,8 +54,11 @@ class KeyRing:
             (Role.ADMIN, settings.admin_keys),
         ):
             for position, secret in enumerate(secrets, start=1):
-                entries.append((secret.get_secret_value().encode(), Caller(role, f"{role.value}#{position}")))
-        return cls(tuple(entries))
+                key = secret.get_secret_value()
+                if key in DEV_KEYS and not settings.development:
+                    continue
+                entries.append((key.encode(), Caller(role, f"{role.value}#{position}")))
+        return cls(tuple(entries), settings.development)
 
     def identify(self, presented: str | None) -> Caller:
         """The caller a presented key belongs to; compares against every key in constant time."""
@@ -65,6 +72,12 @@ class KeyRing:
         for key, caller in self.entries:
             if hmac.compare_digest(key, candidate) and found is None:
                 found = caller
+        if found is None and presented in DEV_KEYS and not self.development:
+            raise Unauthorized(
+                "authorization: development keys are refused outside development mode; configure your own "
+                "keys (LOCKSTEP_READER_KEYS, LOCKSTEP_INDEXER_KEYS, LOCKSTEP_ADMIN_KEYS) or set "
+                "LOCKSTEP_DEVELOPMENT=1"
+            )
         if found is None:
             raise Unauthorized("authorization: unknown API key")
         return found

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
+
+from cachetools import LRUCache
 
 from contract.keys import Kind
 from contract.vectors import Matrix
@@ -18,7 +19,7 @@ class VectorCache:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[CacheKey, Matrix] = OrderedDict()
+        self._entries: LRUCache[CacheKey, Matrix] = LRUCache(max_entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -28,12 +29,10 @@ class VectorCache:
         found: dict[str, Matrix] = {}
         entries = self._entries
         for entity in ids:
-            key = (type_name, version, kind, entity)
-            vector = entries.get(key)
+            vector = entries.get((type_name, version, kind, entity))
             if vector is None:
                 self.misses += 1
                 continue
-            entries.move_to_end(key)
             found[entity] = vector
             self.hits += 1
         return found
@@ -46,6 +45,3 @@ class VectorCache:
         for entity, vector in vectors.items():
             vector.flags.writeable = False  # shared between requests: nobody may modify it in place
             entries[(type_name, version, kind, entity)] = vector
-            entries.move_to_end((type_name, version, kind, entity))
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)

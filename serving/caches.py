@@ -1,21 +1,28 @@
-"""Small in-process TTL caches with hit/miss counters (one event loop: no locks needed)."""
+"""Serving's in-process caches on cachetools, with hit/miss counters (one event loop: no locks needed)."""
 
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
+from cachetools import LRUCache, TTLCache
 from prometheus_client import Counter
 
 V = TypeVar("V")
 
 
 class TtlCache(Generic[V]):
-    """A bounded LRU whose entries expire `ttl` seconds after they were stored."""
+    """A bounded LRU whose entries expire `ttl` seconds after they were stored (by `timer`)."""
 
-    def __init__(self, name: str, ttl: float, max_entries: int, counter: Counter | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        ttl: float,
+        max_entries: int,
+        counter: Counter | None = None,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.ttl = ttl
         self.max_entries = max_entries
@@ -23,28 +30,18 @@ class TtlCache(Generic[V]):
         self._counts = (
             {o: counter.labels(cache=name, outcome=o) for o in ("hit", "miss")} if counter is not None else {}
         )
-        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self._entries: TTLCache[Hashable, V] = TTLCache(max_entries, ttl, timer=timer)
 
     def get(self, key: Hashable) -> V | None:
         """The live value for `key`, or None (counted as a hit or a miss)."""
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > time.monotonic():
-            self._entries.move_to_end(key)
-            self._count("hit")
-            return entry[1]
-        if entry is not None:
-            del self._entries[key]
-        self._count("miss")
-        return None
+        value = self._entries.get(key)
+        self._count("miss" if value is None else "hit")
+        return value
 
     def put(self, key: Hashable, value: V) -> None:
         """Store `value` (no-op when the cache is disabled by ttl 0)."""
-        if self.ttl <= 0 or self.max_entries <= 0:
-            return
-        self._entries[key] = (time.monotonic() + self.ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        if self.enabled:
+            self._entries[key] = value
 
     @property
     def enabled(self) -> bool:
@@ -65,22 +62,24 @@ class TtlCache(Generic[V]):
 
 
 class LastGood(Generic[V]):
-    """The last value seen per key, however old: what degradation falls back on."""
+    """The last value stored per key, however old (by `timer`): what degradation falls back on."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, timer: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self._timer = timer
+        self._entries: LRUCache[Hashable, tuple[float, V]] = LRUCache(max_entries)
 
     def put(self, key: Hashable, value: V) -> None:
         """Remember `value` as the newest for `key`."""
-        self._entries[key] = (time.monotonic(), value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self._entries[key] = (self._timer(), value)
 
     def get(self, key: Hashable) -> tuple[float, V] | None:
         """(age in seconds, value) or None."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        return time.monotonic() - entry[0], entry[1]
+        return self._timer() - entry[0], entry[1]
+
+    def values(self) -> Iterator[V]:
+        """Every remembered value, least recently used first."""
+        return (value for _, value in self._entries.values())

@@ -1,18 +1,18 @@
 """Quality through the full stack: recall@10 / nDCG@10 via /v1/recommend, and agreement with exact top-10.
 
 For each type and each sampled user, the served top-10 is compared with
-- the user's held-out items (recall@10, nDCG@10), when a holdout CSV (user_id,book_id) is given. Seen items
+- the user's held-out items (recall@10, nDCG@10, contract.ranking), when a holdout file is given. Seen items
   are then the stored profile less the held-out ones (sent as exclude_item_ids with exclude_seen off), as in
   training's evaluation: excluding the whole profile would exclude the very items to be found;
 - the exact top-10 of the same user vector over the same version's indexed item vectors, with the same
   exclusions (script_score brute force in OpenSearch). Two shares are reported:
   `exact_top10_share_strict`: the served ids equal the exact ids, rank by rank;
   `exact_top10_share` (tie-aware): at every rank the served item's exact score equals the exact score at
-  that rank (within float32 rounding, EXACT_SLACK), and the served list is as long as the exact one. Items
-  with identical vectors (tag/author books) are interchangeable: whichever of them the index returns is as
-  right as the brute force's pick. A served item outside the exact top EXACT_DEPTH counts as a mismatch.
-  Only embedding-scored items are compared; fallback items may fill slots only when the exact list is
-  shorter than 10 (fewer items with a vector of the version pass the exclusions).
+  that rank (within float32 rounding, contract.ranking.tie_slack), and the served list is as long as the
+  exact one. Items with identical vectors (tag/author books) are interchangeable: whichever of them the
+  index returns is as right as the brute force's pick. A served item outside the exact top EXACT_DEPTH
+  counts as a mismatch. Only embedding-scored items are compared; fallback items may fill slots only when
+  the exact list is shorter than 10 (fewer items with a vector of the version pass the exclusions).
 It also reports the share of served items that came from the fallback scorer, and `holdout_in_profile`: the
 share of users whose stored profile holds a held-out item. Exclusions leave those items in play, but a user
 vector aggregated from the profile (as for a user without a vector of their own) is then built from the very
@@ -23,9 +23,6 @@ SHARE --replace`).
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
-import math
 import random
 from collections import defaultdict
 from collections.abc import Sequence
@@ -35,7 +32,9 @@ from typing import Any
 
 import httpx
 
+from contract.holdout import parse_holdout
 from contract.profiles import Profile
+from contract.ranking import hits, ndcg_at_k, recall_at_k, tie_slack
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from search.async_engine import AsyncSearch
@@ -46,29 +45,14 @@ from serving.upstream import NoUserVector, Orchestrator
 
 K = 10
 EXACT_DEPTH = 100  # exact hits fetched to look up the exact scores of served items
-EXACT_SLACK = 1e-5  # relative: OpenSearch scores in float32 (as indexer.recall's recall_with_ties)
 
 
 def read_holdout(path: Path) -> dict[str, set[str]]:
-    """user_id -> held-out book ids, from a user_id,book_id CSV (gzip ok)."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """user_id -> held-out book ids, from a holdout file (contract.holdout)."""
     held: dict[str, set[str]] = defaultdict(set)
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            held[str(row["user_id"]).strip()].add(str(row["book_id"]).strip())
+    for row in parse_holdout(path.read_bytes(), str(path)):
+        held[row.user_id].add(row.book_id)
     return dict(held)
-
-
-def recall(served: list[str], relevant: set[str]) -> float:
-    """Share of the relevant items in the served top-k (capped at k, as training's metric)."""
-    return len(set(served[:K]) & relevant) / min(K, len(relevant)) if relevant else 0.0
-
-
-def ndcg(served: list[str], relevant: set[str]) -> float:
-    """Binary-relevance nDCG@k."""
-    dcg = sum(1 / math.log2(r + 2) for r, item in enumerate(served[:K]) if item in relevant)
-    ideal = sum(1 / math.log2(r + 2) for r in range(min(K, len(relevant))))
-    return dcg / ideal if ideal else 0.0
 
 
 @dataclass
@@ -116,7 +100,7 @@ def equals_exact(served: list[str], exact: list[ScoredItem]) -> bool:
         if item not in score:
             return False
         reference = exact[rank].score
-        if abs(score[item] - reference) > EXACT_SLACK * max(1.0, abs(reference)):
+        if abs(score[item] - reference) > tie_slack(reference):
             return False
     return True
 
@@ -159,8 +143,9 @@ async def _one(
     report.fallback_items += sum(1 for i in body["items"] if i["scorer"] != "embedding")
     if relevant is not None:
         report.with_holdout += 1
-        report.recall_sum += recall(served, relevant)
-        report.ndcg_sum += ndcg(served, relevant)
+        found = hits(served, relevant, K)
+        report.recall_sum += float(recall_at_k(found, len(relevant)))
+        report.ndcg_sum += float(ndcg_at_k(found, len(relevant)))
     try:
         vec = await orchestrator.user_vector(info.type.name, user)
     except NoUserVector:

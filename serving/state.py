@@ -13,9 +13,9 @@ from contract.wire import UserVector
 from orchestrator_client import OrchestratorClient
 from search.async_engine import AsyncSearch
 from search.engine import ScoredItem
+from service.breaker import Breaker
 from serving.background import Background
 from serving.caches import LastGood, TtlCache
-from serving.degradation import Breaker
 from serving.directory import TypeDirectory
 from serving.metrics import Metrics
 from serving.upstream import Orchestrator

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from contract.wire import AggregateRequest, InUseChange, TypeInfo, UserVector, WeightedAttribute
 from orchestrator_client import OrchestratorClient, errors
-from serving.degradation import Breaker
+from service.breaker import Breaker
 from serving.errors import InvalidField, NotServable, UnknownType
 from serving.metrics import Metrics
 

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+
 from stack.errors import StackError
 
 
@@ -29,20 +31,17 @@ def read_pid(pid_file: Path) -> int | None:
 def cmdline(pid: int) -> str:
     """The process's command line ('' when it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, ValueError):
         return ""
 
 
 def alive(pid: int) -> bool:
-    """Whether the process exists and is not a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it happens to be our own child
+    """Whether the process exists and is not a zombie (demo.processes.alive says the same)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):  # gone, or no pid at all (0, negative)
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def running_pid(pid_file: Path, marker: str) -> int | None:

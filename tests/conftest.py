@@ -20,7 +20,8 @@ def stack_settings() -> Settings:
 
     A server that cannot be started is a failure, never a skip.
     """
-    base = Settings()
+    # The tests use the shipped dev-* keys, which only development mode accepts.
+    base = Settings(development=True)
     ensure_running(base)
     return base
 

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import scipy.sparse as sp
 
+from contract import ranking
 from training.data import Ints, Ratings
 from training.models.embeddings import Embeddings, Matrix, interaction_weights
 from training.split import Split
@@ -58,36 +58,7 @@ class Report:
         }
 
 
-# --- metric functions (ranked: (users, k) item ids with _NONE padding; relevant: per user) ---------
-
-
-def hit_matrix(ranked: Ints, relevant: list[frozenset[int]]) -> npt.NDArray[np.bool_]:
-    """hits[u, r] is whether the r-th recommendation of user u is one of their test items."""
-    return np.array(
-        [[item in wanted for item in row] for row, wanted in zip(ranked.tolist(), relevant, strict=True)],
-        dtype=bool,
-    ).reshape(ranked.shape)
-
-
-def recall_at_k(hits: npt.NDArray[np.bool_], n_relevant: Ints) -> npt.NDArray[np.float64]:
-    """Per user: hits in the top k / min(relevant, k) (so a perfect list scores 1 even with > k relevant)."""
-    k = hits.shape[1]
-    return np.asarray(hits.sum(axis=1) / np.minimum(n_relevant, k), dtype=np.float64)
-
-
-def ndcg_at_k(hits: npt.NDArray[np.bool_], n_relevant: Ints) -> npt.NDArray[np.float64]:
-    """Per user: binary-relevance DCG@k over the ideal DCG of min(relevant, k) hits at the top."""
-    k = hits.shape[1]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
-    return np.asarray((hits * discounts).sum(axis=1) / ideal, dtype=np.float64)
-
-
-def map_at_k(hits: npt.NDArray[np.bool_], n_relevant: Ints) -> npt.NDArray[np.float64]:
-    """Per user: average precision@k, the precision at each hit summed over min(relevant, k)."""
-    k = hits.shape[1]
-    precision = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
-    return np.asarray((precision * hits).sum(axis=1) / np.minimum(n_relevant, k), dtype=np.float64)
+# --- scoring (ranked: (users, k) item ids with _NONE padding; relevant: per user) ----------------------
 
 
 def coverage(ranked: Ints, catalog_size: int) -> float:
@@ -97,15 +68,13 @@ def coverage(ranked: Ints, catalog_size: int) -> float:
 
 
 def summarize(ranked: Ints, relevant: list[frozenset[int]], catalog_size: int) -> Metrics:
-    """All metrics of ranked lists against the users' relevant sets."""
-    hits = hit_matrix(ranked, relevant)
+    """All metrics of ranked lists against the users' relevant sets (each needs at least one)."""
+    hits = ranking.hit_matrix(ranked.tolist(), relevant, ranked.shape[1])
     n_relevant = np.array([len(wanted) for wanted in relevant], dtype=np.int64)
-    if (n_relevant == 0).any():
-        raise ValueError("every evaluated user needs at least one relevant item")
     return Metrics(
-        recall=float(recall_at_k(hits, n_relevant).mean()),
-        ndcg=float(ndcg_at_k(hits, n_relevant).mean()),
-        map=float(map_at_k(hits, n_relevant).mean()),
+        recall=float(ranking.recall_at_k(hits, n_relevant).mean()),
+        ndcg=float(ranking.ndcg_at_k(hits, n_relevant).mean()),
+        map=float(ranking.map_at_k(hits, n_relevant).mean()),
         coverage=coverage(ranked, catalog_size),
         users=len(relevant),
     )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.holdout import HoldoutError, parse_holdout, render_holdout
 from contract.versions import Frame
 from training.data import Ints, Ratings
 
@@ -20,10 +18,6 @@ from training.data import Ints, Ratings
 # frame 2017-01-01..2017-10-20 is the first 80% of every user's ratings, and ..2018-01-01 is all of them.
 EPOCH = datetime(2017, 1, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
-
-
-class HoldoutError(ValueError):
-    """A holdout file that cannot be read as user_id,book_id pairs."""
 
 
 @dataclass(frozen=True)
@@ -106,46 +100,31 @@ def unseen_after(ratings: Ratings, history: float) -> Pairs:
 
 
 def write_holdout(path: Path, pairs: Pairs) -> None:
-    """Write pairs as the user_id,book_id CSV read_holdout reads (gzipped for a .gz name), all or nothing."""
+    """Write pairs as a holdout file (contract.holdout; gzipped for a .gz name), all or nothing."""
     rows = zip(pairs.user_ids.tolist(), pairs.book_ids.tolist(), strict=True)
-    text = "user_id,book_id\n" + "".join(f"{user},{book}\n" for user, book in rows)
-    data = gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode()
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
+    partial.write_bytes(render_holdout(rows, gzipped=path.suffix == ".gz"))
     partial.replace(path)  # readers never see half a file
 
 
 def read_holdout(path: Path) -> Pairs:
-    """Read a CSV (gzipped if it starts with the gzip magic) with columns user_id and book_id."""
+    """The pairs of a holdout file (contract.holdout), whose ids must be integers here."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise HoldoutError(f"holdout {path}: cannot read ({exc.strerror})") from exc
-    try:
-        text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise HoldoutError(f"holdout {path}: not UTF-8 CSV or valid gzip ({exc})") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in (reader.fieldnames or [])]
-    if "user_id" not in header or "book_id" not in header:
-        raise HoldoutError(
-            f"holdout {path}: needs columns user_id,book_id; header is {','.join(header) or '(empty)'}"
-        )
     users: list[int] = []
     books: list[int] = []
-    for line, row in enumerate(reader, start=2):
-        row = {(key or "").strip(): value for key, value in row.items()}
+    for row in parse_holdout(raw, str(path)):
         try:
-            user, book = int(row["user_id"]), int(row["book_id"])
-        except (TypeError, ValueError) as exc:
+            user, book = int(row.user_id), int(row.book_id)
+        except ValueError as exc:
             raise HoldoutError(
-                f"holdout {path} line {line}: user_id and book_id must be integers, got "
-                f"{row.get('user_id')!r},{row.get('book_id')!r}"
+                f"holdout {path} line {row.line}: user_id and book_id must be integers, got "
+                f"{row.user_id!r},{row.book_id!r}"
             ) from exc
         users.append(user)
         books.append(book)
-    if not users:
-        raise HoldoutError(f"holdout {path}: no rows")
     return Pairs(np.asarray(users, dtype=np.int64), np.asarray(books, dtype=np.int64))
 
 

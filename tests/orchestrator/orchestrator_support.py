@@ -1,9 +1,11 @@
-"""Orchestrator test helpers: contract-exact fixture data in Redis, apps with their lifespan running."""
+"""Orchestrator test helpers: state written by the real producers, apps with their lifespan running."""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,15 +14,25 @@ import httpx
 import numpy as np
 import redis
 
+from contract import routes
+from contract.indexing import IndexedLocation, Mode
 from contract.keys import Keys, Kind
-from contract.manifest import Buckets, Counts, Manifest
+from contract.profiles import Interaction, Profile
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.vectors import buckets_for, by_bucket, encode
 from contract.versions import Frame
 from orchestrator.main import create_app
+from training.profiles import write_profiles
+from training.publish import VectorSet, publish, read_manifest
+from training.registry import register_type
+from training.retention import delete_version
+from training.validation import REQUIRED
 
 Vectors = Mapping[Kind, Mapping[str, np.ndarray]]
+
+# A condition a test waits for is given this long before the test fails; it never paces the test.
+CONDITION_DEADLINE_SECONDS = 30.0
 
 
 def frame(month: int) -> Frame:
@@ -30,83 +42,81 @@ def frame(month: int) -> Frame:
 
 @dataclass(frozen=True)
 class Fixtures:
-    """Writes types, versions, profiles and indexed records the way the contract says producers do."""
+    """Test state in Redis, written by the producers themselves; broken states only by name."""
 
     client: redis.Redis
     keys: Keys
 
     def register(self, etype: EmbeddingType) -> None:
-        """Add a type to the registry."""
-        self.client.hset(self.keys.types(), etype.name, etype.model_dump_json())
+        """Register a type (training.registry)."""
+        register_type(self.client, self.keys, etype)
 
-    def write_vectors(
-        self, etype: EmbeddingType, version: str, vectors: Vectors, total: Mapping[Kind, int] | None = None
-    ) -> None:
-        """Vectors first (no manifest yet: the version does not exist for readers), in their buckets.
+    def publish(
+        self,
+        etype: EmbeddingType,
+        when: Frame,
+        vectors: Vectors,
+        *,
+        chunk_size: int = 2000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """Publish a version with training.publish; returns its id.
 
-        `total` is the kind's vector count of the whole version when `vectors` is only part of it: the
-        bucket count follows the total (contract.vectors.buckets_for), as the manifest will record it.
+        A test names the kinds it reads. A kind the type's family requires that it leaves out (or gives
+        empty) gets one filler vector, so the publisher accepts the version.
         """
-        for kind, rows in vectors.items():
-            buckets = buckets_for(len(rows) if total is None else total[kind])
-            for bucket, ids in by_bucket(rows, buckets).items():
-                self.client.hset(
-                    self.keys.vectors(etype.name, version, kind, bucket),
-                    mapping={k: encode(rows[k]) for k in ids},
-                )
+        given = {kind: rows for kind, rows in vectors.items() if rows}
+        for kind in REQUIRED[etype.family] - set(given):
+            given[kind] = {_filler_id(etype, kind): np.ones(etype.dim, np.float32)}
+
+        def vector_set(kind: Kind) -> VectorSet | None:
+            rows = given.get(kind)
+            return None if rows is None else VectorSet(tuple(rows), np.stack(list(rows.values())))
+
+        result = publish(
+            self.client,
+            self.keys,
+            etype,
+            when,
+            users=vector_set(Kind.USER),
+            items=vector_set(Kind.ITEM),
+            attributes=vector_set(Kind.ATTRIBUTE),
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        return result.manifest.version
+
+    def unpublish(self, etype: EmbeddingType, version: str) -> None:
+        """Retire a version (training.retention)."""
+        delete_version(self.client, self.keys, etype.name, version)
 
     def stored_count(self, etype: EmbeddingType, version: str, kind: Kind) -> int:
         """How many vectors of a kind a published version holds, over the buckets its manifest names."""
-        raw = self.client.get(self.keys.manifest(etype.name, version))
-        assert raw is not None, f"{version} is not published"
-        buckets = Manifest.model_validate_json(raw).buckets.of(kind)
+        manifest = read_manifest(self.client, self.keys, etype.name, version)
+        assert manifest is not None, f"{version} is not published"
         return sum(
-            int(self.client.hlen(self.keys.vectors(etype.name, version, kind, b))) for b in range(buckets)
+            int(self.client.hlen(self.keys.vectors(etype.name, version, kind, b)))
+            for b in range(manifest.buckets.of(kind))
         )
 
-    def commit(self, etype: EmbeddingType, when: Frame, vectors: Vectors) -> Manifest:
-        """The last step of publishing: one MULTI with the manifest and the published-set entry."""
-        version = when.version_id
-        seq = int(self.client.incr(self.keys.publish_seq(etype.name)))
-        digest = hashlib.sha256()
-        for kind in sorted(vectors, key=lambda k: k.value):
-            for entity in sorted(vectors[kind]):
-                digest.update(f"{kind.value}\n{entity}\n".encode() + encode(vectors[kind][entity]))
-        counts = Counts(**{k.value: len(v) for k, v in vectors.items()})
-        manifest = Manifest(
-            type_name=etype.name,
-            version=version,
-            seq=seq,
-            frame_start=when.start,
-            frame_end=when.end,
-            dim=etype.dim,
-            counts=counts,
-            buckets=Buckets.for_counts(counts),
-            checksum=digest.hexdigest(),
-            created_at=datetime.now(UTC),
-        )
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.manifest(etype.name, version), manifest.model_dump_json())
-            pipe.zadd(self.keys.published(etype.name), {version: seq})
-            pipe.execute()
-        return manifest
+    def write_vectors_without_manifest(self, etype: EmbeddingType, when: Frame, vectors: Vectors) -> None:
+        """Deliberately partial: bucket hashes with no manifest, as a killed publish leaves them."""
+        for kind, rows in vectors.items():
+            for bucket, ids in by_bucket(rows, buckets_for(len(rows))).items():
+                self.client.hset(
+                    self.keys.vectors(etype.name, when.version_id, kind, bucket),
+                    mapping={k: encode(rows[k]) for k in ids},
+                )
 
-    def publish(self, etype: EmbeddingType, when: Frame, vectors: Vectors) -> str:
-        """Vectors, then the manifest; returns the version id."""
-        self.write_vectors(etype, when.version_id, vectors)
-        return self.commit(etype, when, vectors).version
-
-    def unpublish(self, etype: EmbeddingType, version: str) -> None:
-        """Retire a version: manifest and published entry go together."""
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.manifest(etype.name, version))
-            pipe.zrem(self.keys.published(etype.name), version)
-            pipe.execute()
+    def drop_from_manifest(self, etype: EmbeddingType, version: str, field: str) -> None:
+        """Deliberately broken: a published manifest rewritten without `field` (an older contract's)."""
+        key = self.keys.manifest(etype.name, version)
+        stored = json.loads(self.client.get(key) or b"")
+        del stored[field]
+        self.client.set(key, json.dumps(stored))
 
     def mark_indexed(self, etype: EmbeddingType, version: str) -> None:
         """What the indexer records (tests write it directly to set up state)."""
-        from contract.indexing import IndexedLocation, Mode
-
         location = IndexedLocation(
             version=version,
             mode=Mode.SHADOW,
@@ -123,9 +133,9 @@ class Fixtures:
         self.client.set(self.keys.in_use(etype.name), version)
 
     def set_profile(self, user_id: str, items: Mapping[str, float]) -> None:
-        """A user's stored profile."""
-        interactions = [{"item_id": i, "weight": w} for i, w in items.items()]
-        self.client.set(self.keys.profile(user_id), _json({"user_id": user_id, "interactions": interactions}))
+        """A user's stored profile (training.profiles)."""
+        interactions = tuple(Interaction(item_id=i, weight=w) for i, w in items.items())
+        write_profiles(self.client, self.keys, [Profile(user_id=user_id, interactions=interactions)])
 
     def snapshot(self) -> dict[bytes, bytes | None]:
         """Every key of the test's prefix with its serialized value (to prove nothing was written)."""
@@ -134,10 +144,8 @@ class Fixtures:
         return {k: self.client.dump(k) for k in names}
 
 
-def _json(payload: object) -> str:
-    import json
-
-    return json.dumps(payload)
+def _filler_id(etype: EmbeddingType, kind: Kind) -> str:
+    return f"{etype.attribute_namespaces[0]}:filler" if kind is Kind.ATTRIBUTE else "filler"
 
 
 def direct_type(name: str = "als-d8", dim: int = 8) -> EmbeddingType:
@@ -179,3 +187,22 @@ def auth(settings: Settings, role: str, position: int = 0) -> dict[str, str]:
     """Bearer header with a key of `role`."""
     secrets = {"reader": settings.reader_keys, "indexer": settings.indexer_keys, "admin": settings.admin_keys}
     return {"Authorization": f"Bearer {secrets[role][position].get_secret_value()}"}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait until `check()` holds; fail naming `what` when it still does not after a generous deadline."""
+    deadline = time.monotonic() + CONDITION_DEADLINE_SECONDS
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still not so after {CONDITION_DEADLINE_SECONDS:.0f} s")
+        await asyncio.sleep(0.01)
+
+
+async def polled_once(client: httpx.AsyncClient, settings: Settings) -> None:
+    """Wait for the app's first poll: its listing is empty until then (call before requests naming a type)."""
+
+    async def listed() -> bool:
+        response = await client.get(routes.types_path(), headers=auth(settings, "reader"))
+        return response.status_code == 200 and bool(response.json())
+
+    await eventually(listed, "the app's first poll listed the registered types")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, indirect_type, rows
+from orchestrator_support import (
+    AppFactory,
+    Fixtures,
+    auth,
+    direct_type,
+    frame,
+    indirect_type,
+    polled_once,
+    rows,
+)
 
 from contract import routes
 from contract.keys import Kind
@@ -71,6 +80,7 @@ async def test_a_user_of_a_version_published_after_the_last_poll_is_found(
     etype = direct_type()
     fixtures.register(etype)
     async with app_client(slow) as client:
+        await polled_once(client, slow)
         # Published and put in use after the app's only poll: its bucket count comes from the manifest.
         users = rows("u", 500, 8, 6)
         version = fixtures.publish(etype, frame(1), {Kind.USER: users})

@@ -1,11 +1,10 @@
-"""Redis down or slow: 503 with Retry-After (never 500), readiness vs liveness, recovery within 5 s."""
+"""Redis down or slow: 503 with Retry-After (never 500), readiness vs liveness, recovery at once."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,9 @@ from contract.keys import Keys, Kind
 from contract.settings import Settings
 
 pytestmark = pytest.mark.anyio
+
+RECOVERY_REQUESTS = 3
+STALL_MS = 120_000  # far longer than the app's request timeout, and than the test waits for an answer
 
 
 def _free_port() -> int:
@@ -50,8 +52,6 @@ class ThrowawayRedis:
                 "no",
                 "--dir",
                 str(self.workdir),
-                "--enable-debug-command",
-                "yes",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -90,7 +90,7 @@ def _seed(client: redis.Redis, keys: Keys) -> None:
     fixtures.set_in_use(etype, version)
 
 
-async def test_redis_down_gives_503_and_recovers_within_5s(
+async def test_redis_down_gives_503_and_recovers_with_the_next_requests(
     app_client: AppFactory, settings: Settings, throwaway: ThrowawayRedis
 ) -> None:
     own = settings.model_copy(
@@ -121,10 +121,9 @@ async def test_redis_down_gives_503_and_recovers_within_5s(
 
         restarted = throwaway.start()
         _seed(restarted, keys)
-        back = time.monotonic()
-        while (await client.get(url, headers=reader)).status_code != 200:
-            assert time.monotonic() - back < 5, "did not recover within 5 s of Redis returning"
-            await asyncio.sleep(0.05)
+        # No cool-down to wait out: a request re-dials the dead connection it draws (one quick retry).
+        statuses = [(await client.get(url, headers=reader)).status_code for _ in range(RECOVERY_REQUESTS)]
+        assert statuses[-1] == 200, f"not back {RECOVERY_REQUESTS} requests after Redis was: {statuses}"
         assert (await client.get("/readyz")).status_code == 200
         metrics = (await client.get("/metrics")).text
         errors = next(
@@ -146,17 +145,15 @@ async def test_slow_redis_gives_503_within_the_timeout(
     async with app_client(own) as client:
         url = routes.user_vector_path("als-d8", "u2")
         assert (await client.get(url, headers=auth(own, "reader"))).status_code == 200
-        sleeper = threading.Thread(
-            target=lambda: redis.Redis(port=throwaway.port).execute_command("DEBUG", "SLEEP", "2")
+        # Redis answers nobody from here on (the test ends before the pause does, stopping the server).
+        # CLIENT PAUSE is in force once it replies, so the request below cannot slip in before the stall.
+        direct.execute_command("CLIENT", "PAUSE", str(STALL_MS), "ALL")
+        slow = await asyncio.wait_for(
+            client.get(routes.user_vector_path("als-d8", "u0"), headers=auth(own, "reader")),
+            timeout=STALL_MS / 2000,
         )
-        sleeper.start()
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
-        slow = await client.get(routes.user_vector_path("als-d8", "u0"), headers=auth(own, "reader"))
-        elapsed = time.monotonic() - started
-        sleeper.join()
+        # An answer while Redis still stalls is the app's own timeout (plus one quick retry).
         assert slow.status_code == 503 and slow.headers["Retry-After"] == "1"
-        assert elapsed < 1.5  # the timeout (plus one quick retry), not Redis's 2 s stall
 
 
 async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory, settings: Settings) -> None:

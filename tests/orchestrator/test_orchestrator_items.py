@@ -60,7 +60,7 @@ async def test_items_batch_of_an_unpublished_version_is_404(
     fixtures.register(etype)
     fixtures.publish(etype, frame(1), {Kind.ITEM: rows("", 2, 8, 3)})
     half = frame(2)
-    fixtures.write_vectors(etype, half.version_id, {Kind.ITEM: rows("", 2, 8, 5)})  # no manifest yet
+    fixtures.write_vectors_without_manifest(etype, half, {Kind.ITEM: rows("", 2, 8, 5)})
     async with app_client(orch_settings) as client:
         response = await client.post(
             routes.items_batch_path(etype.name),

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
-from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
+from orchestrator_support import (
+    CONDITION_DEADLINE_SECONDS,
+    AppFactory,
+    Fixtures,
+    auth,
+    direct_type,
+    eventually,
+    frame,
+    polled_once,
+    rows,
+)
 
 from contract import routes
 from contract.keys import Keys, Kind
@@ -51,27 +60,34 @@ async def test_latest_never_exposes_a_half_published_version(
         v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 5, 8, 1)})
         later = frame(2)
         users = rows("u", 200, 8, 7)
-
-        async def publish_slowly() -> None:
-            # Vectors trickle in (as a big publish would), then the manifest is committed last.
-            for start in range(0, 200, 20):
-                chunk = dict(list(users.items())[start : start + 20])
-                fixtures.write_vectors(etype, later.version_id, {Kind.USER: chunk}, total={Kind.USER: 200})
-                await asyncio.sleep(0.02)
-            fixtures.commit(etype, later, {Kind.USER: users})
-
-        publisher = asyncio.create_task(publish_slowly())
+        url = routes.type_path(etype.name)
+        reader = auth(orch_settings, "reader")
         seen: set[str] = set()
-        while not publisher.done() or later.version_id not in seen:
-            response = await client.get(routes.type_path(etype.name), headers=auth(orch_settings, "reader"))
-            latest = response.json()["latest"]
-            seen.add(latest)
-            if latest == later.version_id:
-                # Whenever the new version is reported, it is complete: manifest present, every vector stored.
-                assert fixtures.client.exists(keys.manifest(etype.name, latest))
-                assert fixtures.stored_count(etype, latest, Kind.USER) == 200
-            await asyncio.sleep(0.005)
-        await publisher
+
+        async def look() -> None:
+            # The polled value and an on-demand refresh: whenever either reports the new version, it is
+            # complete: manifest present, every vector stored.
+            for response in (
+                await client.get(url, headers=reader),
+                await client.post(routes.type_refresh_path(etype.name), headers=reader),
+            ):
+                latest = response.json()["latest"]
+                seen.add(latest)
+                if latest == later.version_id:
+                    assert fixtures.client.exists(keys.manifest(etype.name, latest))
+                    assert fixtures.stored_count(etype, latest, Kind.USER) == 200
+
+        loop = asyncio.get_running_loop()
+
+        def between_chunks(_done: int, _total: int) -> None:
+            # The publisher waits while the app is asked, so every partial state is looked at.
+            asyncio.run_coroutine_threadsafe(look(), loop).result(timeout=CONDITION_DEADLINE_SECONDS)
+
+        # Vectors trickle in (as a big publish would), then the manifest is committed last.
+        await asyncio.to_thread(
+            fixtures.publish, etype, later, {Kind.USER: users}, chunk_size=20, progress=between_chunks
+        )
+        await look()
         assert seen == {v1, later.version_id}
 
 
@@ -83,7 +99,7 @@ async def test_refresh_picks_up_a_new_version_before_the_next_poll(
     fixtures.register(etype)
     v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 1, 8, 1)})
     async with app_client(slow) as client:
-        await asyncio.sleep(0.05)  # let the first poll run
+        await polled_once(client, slow)  # the next poll is an hour away
         headers = auth(slow, "reader")
         assert (await client.get(routes.type_path(etype.name), headers=headers)).json()["latest"] == v1
         v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 1, 8, 2)})
@@ -106,7 +122,7 @@ async def test_unknown_type_is_404(app_client: AppFactory, orch_settings: Settin
 
 
 async def test_an_unreadable_manifest_hides_only_its_own_version(
-    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings, keys: Keys
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
 ) -> None:
     """A manifest written under an older contract (here: no `buckets`) must not take every type down."""
     etype, other = direct_type("als-d8"), direct_type("bpr-d8")
@@ -115,13 +131,11 @@ async def test_an_unreadable_manifest_hides_only_its_own_version(
     v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 2, 8, 1)})
     v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 2, 8, 2)})
     w1 = fixtures.publish(other, frame(1), {Kind.USER: rows("u", 2, 8, 3)})
-    stored = json.loads(fixtures.client.get(keys.manifest(etype.name, v2)) or b"")
-    del stored["buckets"]
-    fixtures.client.set(keys.manifest(etype.name, v2), json.dumps(stored))
+    fixtures.drop_from_manifest(etype, v2, "buckets")
     fixtures.set_in_use(etype, v1)
 
     async with app_client(orch_settings) as client:
-        await asyncio.sleep(0.2)  # a few polls
+        await polled_once(client, orch_settings)
         headers = auth(orch_settings, "reader")
         listed = {
             t["type"]["name"]: t for t in (await client.get(routes.types_path(), headers=headers)).json()
@@ -134,7 +148,9 @@ async def test_an_unreadable_manifest_hides_only_its_own_version(
         metrics = (await client.get("/metrics")).text
         assert f'lockstep_orchestrator_unreadable_manifests{{type="{etype.name}"}} 1.0' in metrics
 
-        fixtures.client.delete(keys.manifest(etype.name, v2))  # repaired by unpublishing it
-        fixtures.client.zrem(keys.published(etype.name), v2)
-        await asyncio.sleep(0.2)
-        assert "lockstep_orchestrator_unreadable_manifests{" not in (await client.get("/metrics")).text
+        fixtures.unpublish(etype, v2)  # repaired by unpublishing it
+
+        async def gauge_gone() -> bool:
+            return "lockstep_orchestrator_unreadable_manifests{" not in (await client.get("/metrics")).text
+
+        await eventually(gauge_gone, "the next poll drops the repaired version from the gauge")

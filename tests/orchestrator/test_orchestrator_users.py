@@ -134,7 +134,6 @@ async def test_concurrent_reads_while_in_use_advances_return_matching_pairs(
         reader, indexer = auth(orch_settings, "reader"), auth(orch_settings, "indexer")
 
         async def advance(previous: str, target: str) -> None:
-            await asyncio.sleep(0.005)  # land in the middle of the wave's reads
             response = await client.put(
                 routes.in_use_path(etype.name),
                 json={"expected": previous, "version": target},
@@ -144,22 +143,22 @@ async def test_concurrent_reads_while_in_use_advances_return_matching_pairs(
 
         async def read(n: int) -> tuple[str, str, list[float]]:
             user = f"u{n % 20}"
-            await asyncio.sleep(n * 0.0005)  # spread the wave's reads around the advance
             response = await client.get(routes.user_vector_path(etype.name, user), headers=reader)
             assert response.status_code == 200, response.text
             body = response.json()
             return user, body["version"], body["vector"]
 
-        # Five waves of 40 concurrent reads; during each of the first four, in_use advances one step.
+        # Five waves of 40 concurrent reads; during each of the first four, in_use advances one step: it is
+        # sent after the wave's first 20 reads (tasks start in the order they are created), and the other 20
+        # are sent once it has landed.
         pairs: list[tuple[str, str, list[float]]] = []
         steps = list(itertools.pairwise(versions))
         for wave in range(5):
-            reads = asyncio.gather(*(read(n) for n in range(40)))
+            reads = [asyncio.create_task(read(n)) for n in range(20)]
             if wave < len(steps):
-                results, _ = await asyncio.gather(reads, advance(*steps[wave]))
-            else:
-                results = await reads
-            pairs.extend(results)
+                await advance(*steps[wave])
+            reads += [asyncio.create_task(read(n)) for n in range(20, 40)]
+            pairs.extend(await asyncio.gather(*reads))
         assert len(pairs) == 200
         seen_versions = set()
         for user, version, vector in pairs:

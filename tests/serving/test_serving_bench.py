@@ -1,4 +1,4 @@
-"""The serving benchmark runs on a small world: its four sides agree on every answer, and it cleans up."""
+"""The serving benchmark on a small world: the sides agree, the verdicts are bench.checks', it cleans up."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import redis
 from opensearchpy import OpenSearch
 
 from bench import serving as bench
+from bench.checks import at_least, at_most
 from contract.settings import Settings
 
 SMALL = {"ITEMS": 400, "USERS": 40, "BLOCKS": 2, "BLOCK_REQUESTS": 100, "CHECKED_USERS": 5}
 
 
 def _leftovers(client: redis.Redis, search: OpenSearch) -> set[str]:
-    keys = {key.decode() for key in client.scan_iter(match=f"*:{bench.TYPE}:*", count=1000)}
-    return keys | set(search.indices.get(index="*-items-*", expand_wildcards="all"))
+    """Keys and indices of benchmark runs (their prefixes start with b; the tests' with t)."""
+    keys = {key.decode() for key in client.scan_iter(match=f"b*:{bench.TYPE}:*", count=1000)}
+    return keys | set(search.indices.get(index="b*-items-*", expand_wildcards="all"))
 
 
 def test_the_serving_benchmark_runs_every_side_and_cleans_up(
@@ -34,13 +36,14 @@ def test_the_serving_benchmark_runs_every_side_and_cleans_up(
         for server in ("floor", "serving"):
             assert result[server]["server_cpu_ms_per_request"] > 0  # 200 requests: tens of clock ticks
         assert set(result["ratio"]) == {"p50", "p99", "throughput"}
-        added = result["added_p50_ms"]["vs_floor"]
-        assert added == pytest.approx(result["serving"]["p50_ms"] - result["floor"]["p50_ms"], abs=1e-3)
+        assert set(result["added_p50_ms"]) == {"vs_raw", "vs_floor"}
         assert len(result["p50_ratio_per_block"]) == SMALL["BLOCKS"]
-    checks = {c["check"]: c for c in figures["checks"]}
-    assert set(checks) == {
-        f"{level} {what} vs raw" for level in ("c1", "c8") for what in ("p50", "p99", "throughput")
-    }
-    assert checks["c1 p50 vs raw"]["measured"] == figures["c1"]["ratio"]["p50"]
-    assert checks["c8 throughput vs raw"]["pass"] == (figures["c8"]["ratio"]["throughput"] >= 0.8)
-    assert _leftovers(redis_client, opensearch_client) == before
+    # The verdicts are bench.checks' own, on the ratios the benchmark reports and its declared targets.
+    expected = [
+        check(f"{level} {what} vs raw", figures[level]["ratio"][what], bench.TARGETS[what])
+        for level in ("c1", "c8")
+        for what, check in (("p50", at_most), ("p99", at_most), ("throughput", at_least))
+    ]
+    assert figures["checks"] == expected
+    # Nothing of this run is left (another run on the shared stack may clean up its own meanwhile).
+    assert _leftovers(redis_client, opensearch_client) <= before

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,9 @@ from serving_support import TYPE_A, exact_top
 from typer.testing import CliRunner
 
 from cli.main import app
+from contract.holdout import HoldoutError
 from search.engine import ScoredItem
-from serving.evaluation import equals_exact, evaluate
+from serving.evaluation import equals_exact, evaluate, read_holdout
 
 
 @pytest.fixture
@@ -135,3 +138,13 @@ def test_equals_exact_allows_float32_rounding_only() -> None:
     assert equals_exact(["a", "c", "b"], near)
     far = _hits(("a", 0.9), ("b", 0.5), ("c", 0.499))
     assert not equals_exact(["a", "c", "b"], far)
+
+
+def test_holdout_gzip_is_told_by_content_and_a_bad_header_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "holdout.csv"  # gzipped, though the name does not say so
+    path.write_bytes(gzip.compress(b"user_id,book_id\nu1,10\nu1,11\nu2,10\n"))
+    assert read_holdout(path) == {"u1": {"10", "11"}, "u2": {"10"}}
+    path.write_text("user,book\nu1,10\n")
+    expected = f"holdout {path}: needs columns user_id,book_id; header is user,book"
+    with pytest.raises(HoldoutError, match=re.escape(expected)):
+        read_holdout(path)

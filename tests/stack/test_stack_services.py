@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 
 from contract.settings import Settings
-from stack import services
+from stack import processes, services
 from stack.errors import StackError
 from stack.layout import Layout
 
@@ -37,27 +38,10 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie (our init reaps orphans lazily)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _processes_under(path: Path) -> list[int]:
     """Pids of live processes whose command line mentions `path` (our node and redis do)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if str(path) in cmd:
-                found.append(int(entry.name))
-    return found
+    # A zombie's command line reads as None: it does not count.
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if str(path) in " ".join(p.info["cmdline"] or ())]
 
 
 def test_up_twice_is_a_noop(stack_settings: Settings) -> None:
@@ -196,8 +180,8 @@ def test_down_leaves_no_process_and_up_starts_again(stack_settings: Settings) ->
         assert down.returncode == 0, down.stderr
         assert f"stopped (pid {first.opensearch.pid})" in down.stdout
         assert f"stopped (pid {first.redis.pid})" in down.stdout
-        assert not _running(first.opensearch.pid)
-        assert not _running(first.redis.pid)
+        assert not processes.alive(first.opensearch.pid)
+        assert not processes.alive(first.redis.pid)
         assert _processes_under(state_dir) == []
         assert not _port_open(9251) and not _port_open(6391)
         assert run("status", "--json").returncode == 1

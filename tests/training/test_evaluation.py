@@ -10,21 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.holdout import HoldoutError
+from contract.ranking import hit_matrix, map_at_k, ndcg_at_k, recall_at_k
 from contract.versions import Frame
 from training.data import Ratings
-from training.evaluation import (
-    coverage,
-    eval_users,
-    hit_matrix,
-    map_at_k,
-    ndcg_at_k,
-    rank_popularity,
-    recall_at_k,
-    summarize,
-    top_k,
-)
+from training.evaluation import coverage, eval_users, rank_popularity, summarize, top_k
 from training.split import (
-    HoldoutError,
     Pairs,
     Split,
     cadence,
@@ -92,7 +83,7 @@ def test_frames_map_to_history_shares_and_back() -> None:
 def test_metrics_on_a_hand_computed_example() -> None:
     ranked = np.array([[5, 1, 7, -1], [2, 3, 4, 6], [9, 8, 7, 6]])
     relevant = [frozenset({1, 7}), frozenset({6}), frozenset({1, 2, 3, 4, 5})]
-    hits = hit_matrix(ranked, relevant)
+    hits = hit_matrix(ranked.tolist(), relevant, 4)
     assert hits.tolist() == [[False, True, True, False], [False, False, False, True], [False] * 4]
     n = np.array([2, 1, 5])
     assert recall_at_k(hits, n).tolist() == [1.0, 1.0, 0.0]  # user 3: 0 of min(5, 4)
