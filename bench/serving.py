@@ -48,7 +48,7 @@ from search.engine import bulk_write, create_index, delete_index
 from search.keepalive import KeepAlivePool
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
-from serving.recommender import candidates, ef_search
+from serving.knn import candidates, ef_search
 from training.publish import VectorSet, publish
 from training.registry import register_type
 
@@ -345,6 +345,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "LOCKSTEP_SERVING_USER_CACHE_SECONDS": "0",
         "LOCKSTEP_SERVING_RESULT_CACHE_SECONDS": "0",
         "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
     cli = [sys.executable, "-c", "from cli.main import app; app()"]
     processes = []

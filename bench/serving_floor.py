@@ -20,7 +20,7 @@ from contract.types import Similarity
 from search.async_engine import HITS_ONLY
 from search.keepalive import KeepAlivePool
 from search.requests import VersionedKnnQuery, knn_body
-from serving.recommender import candidates, ef_search
+from serving.knn import candidates, ef_search
 
 K = 10
 
