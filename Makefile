@@ -6,10 +6,10 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-down down lint browser test bench soak demo
+.PHONY: help setup services services-cluster services-down down lint browser test bench soak demo
 
 help: ## List the targets.
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: ## Install uv if missing, then exactly the locked Python dependencies into .venv.
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -19,6 +19,9 @@ setup: ## Install uv if missing, then exactly the locked Python dependencies int
 
 services: setup ## Install (first time) and start the local OpenSearch + k-NN and Redis.
 	$(UV) run lockstep services up
+
+services-cluster: setup ## Start the cluster topology: 3 OpenSearch nodes and a Redis Cluster (3 primaries + 3 replicas).
+	$(UV) run lockstep services up --topology cluster
 
 services-down: ## Stop the local OpenSearch and Redis we started.
 	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep services down; else echo "no .venv: nothing started"; fi

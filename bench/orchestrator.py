@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request, Response
 from redis.asyncio import Redis
 
 from bench.checks import at_least, at_most
+from contract import routes
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
 from contract.settings import Settings
@@ -215,6 +216,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
         "LOCKSTEP_BENCH_VERSION": version,
         "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
     ours_port, raw_port = _free_port(), _free_port()
     servers = [
@@ -223,14 +225,14 @@ def run(settings: Settings) -> dict[str, Any]:
     ]
     try:
         ours_url, raw_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{raw_port}"
-        _wait(f"{ours_url}/healthz")
+        _wait(ours_url + routes.HEALTHZ)
         _wait(f"{raw_url}/raw/users/u0")
         key = settings.reader_keys[0].get_secret_value()
         ours = httpx.Client(base_url=ours_url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
         raw = httpx.Client(base_url=raw_url, timeout=10)
 
         def ours_user(n: int) -> None:
-            response = ours.get(f"/v1/embedding-types/{TYPE}/users/u{n % USERS}")
+            response = ours.get(routes.user_vector_path(TYPE, f"u{n % USERS}"))
             assert response.status_code == 200, response.text
 
         def raw_user(n: int) -> None:
@@ -243,9 +245,7 @@ def run(settings: Settings) -> dict[str, Any]:
         json_header = {"Content-Type": "application/json"}
 
         def ours_batch(_n: int) -> None:
-            response = ours.post(
-                f"/v1/embedding-types/{TYPE}/items:batch", content=batch_body, headers=json_header
-            )
+            response = ours.post(routes.items_batch_path(TYPE), content=batch_body, headers=json_header)
             assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
 
         def raw_batch(_n: int) -> None:

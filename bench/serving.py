@@ -49,7 +49,7 @@ from search.opensearch import HITS_ONLY
 from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
-from serving.recommender import candidates, ef_search
+from serving.knn import candidates, ef_search
 from training.publish import VectorSet, publish
 from training.registry import register_type
 
@@ -350,6 +350,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "LOCKSTEP_SERVING_USER_CACHE_SECONDS": "0",
         "LOCKSTEP_SERVING_RESULT_CACHE_SECONDS": "0",
         "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
     cli = [sys.executable, "-c", "from cli.main import app; app()"]
     processes = []

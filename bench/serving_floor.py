@@ -20,7 +20,7 @@ from contract.types import Similarity
 from search.keepalive import KeepAlivePool
 from search.opensearch import HITS_ONLY
 from search.requests import VersionedKnnQuery, knn_body
-from serving.recommender import candidates, ef_search
+from serving.knn import candidates, ef_search
 
 K = 10
 

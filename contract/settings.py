@@ -35,6 +35,14 @@ DEV_INDEXER_KEYS = ("dev-indexer-1", "dev-indexer-2")
 DEV_ADMIN_KEYS = ("dev-admin-1", "dev-admin-2")
 DEV_KEYS = frozenset((*DEV_READER_KEYS, *DEV_INDEXER_KEYS, *DEV_ADMIN_KEYS))
 
+# The local stack `lockstep services up` runs: one OpenSearch node and one Redis, or a 3-node OpenSearch
+# cluster and a Redis Cluster of 3 primaries + 3 replicas.
+Topology = Literal["single", "cluster"]
+OPENSEARCH_CLUSTER_NODES = 3
+REDIS_CLUSTER_NODES = 6
+# Redis Cluster nodes talk to each other on their port + 10000.
+REDIS_CLUSTER_BUS_OFFSET = 10000
+
 
 class _FromEnv(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOCKSTEP_", extra="ignore", frozen=True)
@@ -87,10 +95,37 @@ class DataSettings(_FromEnv):
 class StackSettings(StoreSettings, DataSettings):
     """Installing and starting the local OpenSearch and Redis (`lockstep services`)."""
 
+    topology: Topology = Field(
+        "single",
+        description="What `services up` runs: `single` (one OpenSearch node, one Redis) or `cluster` "
+        "(3 OpenSearch nodes, a Redis Cluster of 3 primaries + 3 replicas).",
+    )
     opensearch_transport_port: int = Field(
         9350, ge=1024, le=65535, description="Transport port of the local OpenSearch."
     )
     opensearch_heap: str = Field("1g", description="Heap of the local OpenSearch (-Xms/-Xmx), e.g. 1g, 512m.")
+    cluster_opensearch_port: int = Field(
+        9261,
+        ge=1024,
+        le=65535 - OPENSEARCH_CLUSTER_NODES + 1,
+        description="HTTP port of the cluster's first OpenSearch node; the others take the next ones.",
+    )
+    cluster_opensearch_transport_port: int = Field(
+        9361,
+        ge=1024,
+        le=65535 - OPENSEARCH_CLUSTER_NODES + 1,
+        description="Transport port of the cluster's first OpenSearch node; the others take the next ones.",
+    )
+    cluster_redis_port: int = Field(
+        7301,
+        ge=1024,
+        le=65535 - REDIS_CLUSTER_BUS_OFFSET - REDIS_CLUSTER_NODES + 1,
+        description="Port of the cluster's first of 6 Redis nodes; the others take the next ones, and each "
+        "also listens on its port + 10000 (cluster bus).",
+    )
+    opensearch_node_heap: str = Field(
+        "512m", description="Heap of each OpenSearch node of the cluster (-Xms/-Xmx)."
+    )
     opensearch_user: str = Field(
         "lockstep-opensearch", description="System user that runs OpenSearch when we are root."
     )
@@ -105,21 +140,44 @@ class StackSettings(StoreSettings, DataSettings):
         description="Install, data, log and pid directories of the local stack.",
     )
 
-    @field_validator("opensearch_heap")
+    @field_validator("opensearch_heap", "opensearch_node_heap")
     @classmethod
     def _heap_format(cls, value: str) -> str:
         if not _HEAP.match(value):
-            raise ValueError(f"opensearch_heap={value!r} must look like 512m or 2g")
+            raise ValueError(f"heap {value!r} must look like 512m or 2g")
         return value
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> StackSettings:
-        ports = [self.opensearch_port, self.opensearch_transport_port, self.redis_port]
-        if len(set(ports)) != len(ports):
-            raise ValueError(
-                f"opensearch_port, opensearch_transport_port and redis_port must differ: {ports}"
-            )
+        # Both topologies may run at once from one state dir, so no port of one may be the other's.
+        used: dict[int, str] = {}
+        for name, port in self._ports():
+            if port in used:
+                raise ValueError(f"{name} uses port {port}, which {used[port]} already uses")
+            used[port] = name
         return self
+
+    def _ports(self) -> list[tuple[str, int]]:
+        """Every port either topology of the local stack listens on, each with the setting it comes from."""
+        single = [
+            ("opensearch_port", self.opensearch_port),
+            ("opensearch_transport_port", self.opensearch_transport_port),
+            ("redis_port", self.redis_port),
+        ]
+        opensearch = [
+            (f"{name} (+{i})", base + i)
+            for name, base in (
+                ("cluster_opensearch_port", self.cluster_opensearch_port),
+                ("cluster_opensearch_transport_port", self.cluster_opensearch_transport_port),
+            )
+            for i in range(OPENSEARCH_CLUSTER_NODES)
+        ]
+        redis = [
+            (f"cluster_redis_port (+{i}{bus})", self.cluster_redis_port + i + offset)
+            for bus, offset in (("", 0), (", bus", REDIS_CLUSTER_BUS_OFFSET))
+            for i in range(REDIS_CLUSTER_NODES)
+        ]
+        return single + opensearch + redis
 
 
 class KnnSettings(_FromEnv):

@@ -21,10 +21,9 @@ from contract.keys import Keys
 from contract.profiles import Profile
 from contract.settings import Settings
 from contract.wire import TypeInfo
-from demo import processes
+from demo import observer, processes
 from demo.layout import Layout, lockstep_command
 from demo.load import LoadStats, run_load
-from demo.observer import Observer
 from demo.plan import (
     FIRST_HISTORY,
     TYPE_MODES,
@@ -42,6 +41,7 @@ from demo.quality import QualityError, TypeQuality, measure
 from demo.report import live_panel, quality_table, recommendations_table, states_table, summary_table
 from demo.summary import Summary, TypeRollout, summarize
 from demo.verify import VectorReader, recompute, sample
+from orchestrator_client import OrchestratorClient
 
 TYPES = list(TYPE_MODES)
 PROFILE_SAMPLE = 2000  # users the load generator picks from
@@ -80,7 +80,7 @@ class Context:
     env: dict[str, str]
     redis: Redis
     keys: Keys
-    observer: Observer
+    orchestrator: OrchestratorClient  # reader role
     began: float = 0.0  # monotonic start of the run, for the step headers
 
 
@@ -255,7 +255,7 @@ async def wait_in_use(ctx: Context) -> dict[str, TypeInfo]:
     began = time.monotonic()
     with ctx.console.status("waiting for the first index builds") as status:
         while True:
-            states = await ctx.observer.states(TYPES)
+            states = await observer.states(ctx.orchestrator, TYPES)
             if all(info is not None and info.in_use is not None for info in states.values()):
                 ctx.console.print(states_table(states, _modes()))
                 return {name: info for name, info in states.items() if info is not None}
@@ -360,7 +360,7 @@ async def rollout(
                         training = "FAILED"
                     else:
                         training = f"published {target} for every type in {elapsed - training_began:.0f}s"
-                states = await ctx.observer.states(TYPES)
+                states = await observer.states(ctx.orchestrator, TYPES)
                 for name, info in states.items():
                     if info is not None and info.in_use == target and name not in advanced_at:
                         advanced_at[name] = elapsed
@@ -417,7 +417,7 @@ async def verify(
     measured: Sequence[TypeQuality],
 ) -> Summary:
     """Recompute a sample of similarities from Redis and build the summary."""
-    after = await ctx.observer.states(TYPES)
+    after = await observer.states(ctx.orchestrator, TYPES)
     types = {name: info.type for name, info in before.items()}
     with ctx.console.status("recomputing explained similarities from the stored vectors"):
         sim = await recompute(
@@ -430,7 +430,7 @@ async def verify(
         freshness: float | None = None
         if info is not None:
             published = next((v for v in info.published if v.version == target), None)
-            history = await ctx.observer.history(name)
+            history = await ctx.orchestrator.in_use_history(name)
             moved = next((c for c in history if c.to_version == target), None)
             if published is not None and moved is not None:
                 freshness = round((moved.at - published.created_at).total_seconds(), 1)
@@ -477,7 +477,7 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
 async def run(settings: Settings, options: Options, console: Console) -> Summary:
     """Every step; the summary says whether the checks passed."""
     redis = Redis.from_url(settings.redis_endpoint)
-    observer = Observer(settings)
+    orchestrator = observer.reader(settings)
     ctx = Context(
         settings=settings,
         options=options,
@@ -488,7 +488,7 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         env={**os.environ, "LOCKSTEP_DEVELOPMENT": "1"},
         redis=redis,
         keys=Keys(settings.key_prefix),
-        observer=observer,
+        orchestrator=orchestrator,
         began=time.monotonic(),
     )
     ctx.layout.root.mkdir(parents=True, exist_ok=True)
@@ -514,7 +514,7 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         print_where(ctx, records)
         return summary
     finally:
-        await observer.aclose()
+        await orchestrator.aclose()
         await redis.aclose()
 
 

@@ -77,7 +77,7 @@ def running(layout: Layout, name: str) -> Record | None:
 # Where the installed Lockstep packages live (a source checkout or site-packages alike), and the ones the
 # demo's background processes run.
 CODE_ROOT = Path(__file__).resolve().parents[1]
-PROCESS_PACKAGES = ("cli", "contract", "search", "orchestrator", "indexer", "serving")
+PROCESS_PACKAGES = ("cli", "contract", "search", "orchestrator_client", "orchestrator", "indexer", "serving")
 
 
 def newest_code_mtime(root: Path = CODE_ROOT) -> float:

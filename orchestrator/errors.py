@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 from contract.errors import ErrorName
 from service.errors import BodyTooLarge as BodyTooLarge
 from service.errors import Forbidden as Forbidden
-from service.errors import InvalidField, ServiceError
+from service.errors import InvalidField as InvalidField
+from service.errors import ServiceError
 from service.errors import Unauthorized as Unauthorized
 from service.openapi import documented as documented_errors
 
@@ -20,12 +21,6 @@ class OrchestratorError(ServiceError):
     """Base of the orchestrator's own errors (the catalog's poller catches them all)."""
 
     name = ErrorName.INTERNAL_ERROR  # a base, not a wire name of its own
-
-
-class InvalidRequest(InvalidField):
-    """A request field failed validation (the orchestrator's routes raise it under this name)."""
-
-    name = ErrorName.INVALID_FIELD
 
 
 class UnknownType(OrchestratorError):

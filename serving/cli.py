@@ -45,7 +45,7 @@ def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list
 
     from contract.settings import Settings
     from serving.evaluation import evaluate
-    from serving.orchestrator_client import OrchestratorDown
+    from serving.upstream import OrchestratorDown
 
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         typer.echo(f"error: --via-serving: expected http(s)://host[:port], got {url!r}", err=True)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from contract.indexing import IndexedLocation
 from contract.wire import TypeInfo
-from serving.orchestrator_client import OrchestratorClient, OrchestratorDown
+from serving.upstream import Orchestrator, OrchestratorDown
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class Known:
 class TypeDirectory:
     """TypeInfo per type, fresh within `staleness` seconds; the last known one survives an outage."""
 
-    def __init__(self, client: OrchestratorClient, staleness: float) -> None:
-        self._client = client
+    def __init__(self, orchestrator: Orchestrator, staleness: float) -> None:
+        self._orchestrator = orchestrator
         self.staleness = staleness
         self._known: dict[str, Known] = {}
         self._inflight: dict[str, asyncio.Future[Known]] = {}
@@ -61,7 +60,7 @@ class TypeDirectory:
         future: asyncio.Future[Known] = asyncio.get_running_loop().create_future()
         self._inflight[type_name] = future
         try:
-            info = await self._client.type_info(type_name)
+            info = await self._orchestrator.type_info(type_name)
             known = Known(info, time.monotonic())
             self._known[type_name] = known
             future.set_result(known)
@@ -81,13 +80,13 @@ class TypeDirectory:
             loc = (await self.refresh(type_name)).location(version)
         return loc
 
-    async def servable(self, fetch: Callable[[], Awaitable[list[TypeInfo]]] | None = None) -> tuple[str, ...]:
+    async def servable(self) -> tuple[str, ...]:
         """Names of types that have an in-use version (for the default A/B split), cached like TypeInfo."""
         now = time.monotonic()
         if self._servable is not None and now - self._servable[0] < self.staleness:
             return self._servable[1]
         try:
-            infos = await (fetch or self._client.list_types)()
+            infos = await self._orchestrator.list_types()
         except OrchestratorDown:
             if self._servable is not None:
                 return self._servable[1]

@@ -40,8 +40,8 @@ from contract.wire import TypeInfo
 from search.port import SearchEngine
 from search.requests import VersionedKnnQuery
 from search.results import ScoredItem
-from serving.orchestrator_client import NoUserVector, OrchestratorClient
 from serving.state import AppState
+from serving.upstream import NoUserVector, Orchestrator
 
 K = 10
 EXACT_DEPTH = 100  # exact hits fetched to look up the exact scores of served items
@@ -114,7 +114,7 @@ async def _seen(redis: Any, state_keys: Any, user: str) -> frozenset[str]:
 
 async def _one(
     serving: httpx.AsyncClient,
-    orchestrator: OrchestratorClient,
+    orchestrator: Orchestrator,
     search: SearchEngine,
     state_keys: Any,
     redis: Any,

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 
 from contract.filters import FilterNode
+from serving.context import Outcome, Timer
 from serving.merge import metadata
 from serving.models import filter_json
-from serving.recommender import Outcome, Timer
 
 
 def render_items(outcome: Outcome, filters: FilterNode | None, explain: bool) -> list[dict[str, Any]]:

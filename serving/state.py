@@ -1,46 +1,56 @@
-"""Everything one serving app holds: clients, caches, breakers, metrics (built in the lifespan)."""
+"""Everything one serving app holds: clients, caches, breakers, background tasks, metrics."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from contract.keys import Keys
 from contract.settings import Settings
+from contract.wire import UserVector
+from orchestrator_client import OrchestratorClient
 from search.client import build_client
 from search.port import SearchEngine
 from search.results import ScoredItem
 from service.breaker import Breaker
+from serving.background import Background
 from serving.caches import LastGood, TtlCache
 from serving.directory import TypeDirectory
 from serving.metrics import Metrics
-from serving.orchestrator_client import OrchestratorClient, UserVec
+from serving.upstream import Orchestrator
 
 
 @dataclass
 class AppState:
-    """Per-app state; routes reach it through serving.api.deps."""
+    """Per-app state, built by the lifespan (routes reach it through serving.api.deps) and closed with it."""
 
     settings: Settings
     keys: Keys
-    orchestrator: OrchestratorClient
+    orchestrator: Orchestrator
     search: SearchEngine
     redis: aioredis.Redis
     directory: TypeDirectory
     metrics: Metrics
-    user_vectors: TtlCache[UserVec]
+    user_vectors: TtlCache[UserVector]
     results: TtlCache[list[dict[str, Any]]]
     popular: LastGood[list[ScoredItem]]
-    orchestrator_breaker: Breaker = field(default_factory=lambda: Breaker("orchestrator"))
-    search_breaker: Breaker = field(default_factory=lambda: Breaker("opensearch"))
+    orchestrator_breaker: Breaker
+    search_breaker: Breaker
+    background: Background
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
-        """Build clients and caches (no I/O yet)."""
+        """Build clients, caches and breakers (no I/O yet)."""
         metrics = Metrics()
-        orchestrator = OrchestratorClient(settings)
+        client = OrchestratorClient(
+            settings.orchestrator_url,
+            settings.reader_key.get_secret_value(),
+            timeout=settings.serving_orchestrator_timeout_seconds,
+        )
+        orchestrator_breaker = Breaker("orchestrator")
+        orchestrator = Orchestrator(client, orchestrator_breaker, metrics)
         return cls(
             settings=settings,
             keys=Keys(settings.key_prefix),
@@ -56,10 +66,14 @@ class AppState:
             user_vectors=TtlCache("user_vector", settings.serving_user_cache_seconds, 100_000, metrics.cache),
             results=TtlCache("result", settings.serving_result_cache_seconds, 20_000, metrics.cache),
             popular=LastGood(1_000),
+            orchestrator_breaker=orchestrator_breaker,
+            search_breaker=Breaker("opensearch"),
+            background=Background(),
         )
 
     async def aclose(self) -> None:
-        """Close every client."""
+        """Stop the background tasks, then close every client."""
+        await self.background.aclose()
         await self.orchestrator.aclose()
         await self.search.aclose()
         await self.redis.aclose()

@@ -1,4 +1,4 @@
-"""The local OpenSearch node: install (zip + k-NN plugin), configure, start, probe."""
+"""OpenSearch nodes of ours: install (zip + k-NN plugin), configure, launch, probe, stop; the single node."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -19,7 +20,7 @@ from contract.settings import Settings
 from stack import artifacts, processes
 from stack.errors import StackError
 from stack.jdk import Jdk
-from stack.layout import CLUSTER_NAME, KNN_VERSION, OPENSEARCH_VERSION, Layout
+from stack.layout import KNN_VERSION, OPENSEARCH_VERSION, Layout, OpenSearchNode
 
 KNN_PLUGIN = "opensearch-knn"
 # The java process's command line names its home; used to tell our node from a recycled pid.
@@ -88,48 +89,65 @@ def _unzip(archive: Path, into: Path, console: Console) -> None:
 
 def write_config(settings: Settings, layout: Layout) -> None:
     """opensearch.yml for a single loopback node with our ports and directories (rewritten every start)."""
-    config = {
-        "cluster.name": CLUSTER_NAME,
-        "node.name": f"{CLUSTER_NAME}-1",
-        "discovery.type": "single-node",
+    node = layout.opensearch_node
+    write_yaml(node, {**node_config(node), "discovery.type": "single-node"})
+
+
+def node_config(node: OpenSearchNode) -> dict[str, object]:
+    """The opensearch.yml entries of every node of ours: names, loopback ports, its directories."""
+    return {
+        "cluster.name": node.cluster_name,
+        "node.name": node.name,
         "network.host": "127.0.0.1",
-        "http.port": settings.opensearch_port,
-        "transport.port": settings.opensearch_transport_port,
-        "path.data": str(layout.opensearch_data),
-        "path.logs": str(layout.opensearch_logs),
+        "http.port": node.http_port,
+        "transport.port": node.transport_port,
+        "path.data": str(node.data),
+        "path.logs": str(node.logs),
         # A nearly full dev disk must not turn indices read-only in the middle of a test run.
         "cluster.routing.allocation.disk.threshold_enabled": False,
     }
+
+
+def write_yaml(node: OpenSearchNode, config: dict[str, object]) -> None:
+    """Write `config` as the node's opensearch.yml."""
     header = "# Written by `lockstep services up` on every start; edit Settings, not this file.\n"
-    (layout.opensearch_home / "config" / "opensearch.yml").write_text(header + yaml.safe_dump(config))
+    (node.conf / "opensearch.yml").write_text(header + yaml.safe_dump(config))
 
 
-def running_pid(layout: Layout) -> int | None:
-    """Pid of our node, from its pid file."""
-    return processes.running_pid(layout.opensearch_pid_file, _PROCESS_MARKER)
+def running_pid(node: OpenSearchNode) -> int | None:
+    """Pid of the node, from its pid file."""
+    return processes.running_pid(node.pid_file, _PROCESS_MARKER)
 
 
-def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeout: float = 180) -> int:
-    """Start the node as a daemon and wait for yellow health; returns its pid."""
-    for path in (layout.opensearch_data, layout.opensearch_logs, layout.opensearch_run):
+def launched_pid(node: OpenSearchNode) -> int | None:
+    """The live OpenSearch process on the node's config dir; found even before it writes its pid file."""
+    conf = f"-Dopensearch.path.conf={node.conf}"
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if conf in cmdline and _PROCESS_MARKER in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
+            return process.pid
+    return None
+
+
+def launch(settings: Settings, layout: Layout, node: OpenSearchNode, heap: str, jdk: Jdk) -> None:
+    """Run the launcher of `node` as a daemon (as the OpenSearch user when we are root) from our install."""
+    for path in (node.data, node.logs, node.run, node.tmp):
         path.mkdir(parents=True, exist_ok=True)
-    write_config(settings, layout)
-    layout.opensearch_pid_file.unlink(missing_ok=True)
-    launcher = [
-        str(layout.opensearch_home / "bin" / "opensearch"),
-        "-d",
-        "-p",
-        str(layout.opensearch_pid_file),
-    ]
+    node.pid_file.unlink(missing_ok=True)
+    launcher = [str(layout.opensearch_home / "bin" / "opensearch"), "-d", "-p", str(node.pid_file)]
     env = {
         "OPENSEARCH_JAVA_HOME": str(jdk.home),
-        "OPENSEARCH_JAVA_OPTS": f"-Xms{settings.opensearch_heap} -Xmx{settings.opensearch_heap}",
+        "OPENSEARCH_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}",
+        "OPENSEARCH_PATH_CONF": str(node.conf),
+        # Unset, the launcher starts a JVM of its own to make a new /tmp/opensearch-* on every start.
+        "OPENSEARCH_TMPDIR": str(node.tmp),
     }
     if processes.is_root():
-        # OpenSearch refuses to run as root: hand it a system user and the directories it writes.
+        # OpenSearch refuses to run as root: hand it a system user and the directories it writes (the
+        # single node's config dir is in the install, a cluster node's in its root).
         processes.ensure_system_user(settings.opensearch_user)
-        processes.chown_tree(layout.opensearch_home, settings.opensearch_user)
-        processes.chown_tree(layout.opensearch_root, settings.opensearch_user)
+        for tree in (layout.opensearch_home, node.root):
+            processes.chown_tree(tree, settings.opensearch_user)
         command = [
             "runuser",
             "-u",
@@ -141,11 +159,7 @@ def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeou
         command += launcher
     else:
         command = launcher
-    url = f"http://127.0.0.1:{settings.opensearch_port}"
-    with (
-        layout.opensearch_console_log.open("ab") as console_log,
-        console.status(f"starting OpenSearch {OPENSEARCH_VERSION} on {url} (JDK {jdk.major})"),
-    ):
+    with node.console_log.open("ab") as console_log:
         # The daemon inherits these descriptors; a file (not our pipe) so nobody waits on it.
         launched = subprocess.run(
             command,
@@ -158,41 +172,50 @@ def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeou
             timeout=120,
             check=False,
         )
-        if launched.returncode != 0:
-            raise StackError(
-                f"OpenSearch launcher exited {launched.returncode}; see {layout.opensearch_console_log}"
-            )
-        pid = wait_healthy(url, layout, timeout)
+    if launched.returncode != 0:
+        raise StackError(
+            f"the OpenSearch launcher of {node.name} exited {launched.returncode}; see {node.console_log}"
+        )
+
+
+def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeout: float = 180) -> int:
+    """Start the single node as a daemon and wait for yellow health; returns its pid."""
+    node = layout.opensearch_node
+    write_config(settings, layout)
+    with console.status(f"starting OpenSearch {OPENSEARCH_VERSION} on {node.url} (JDK {jdk.major})"):
+        launch(settings, layout, node, settings.opensearch_heap, jdk)
+        pid = wait_healthy(node, timeout)
     if pid is None:  # unreachable: require_ours=True returns our pid or raises
-        raise StackError(f"OpenSearch on {url} is up, but {layout.opensearch_pid_file} names no live process")
+        raise StackError(f"OpenSearch on {node.url} is up, but {node.pid_file} names no live process")
     return pid
 
 
-def wait_healthy(url: str, layout: Layout, timeout: float, require_ours: bool = True) -> int | None:
-    """Wait for yellow health on `url`; returns our node's pid (None when not `require_ours`)."""
+def wait_healthy(node: OpenSearchNode, timeout: float, require_ours: bool = True) -> int | None:
+    """Wait for yellow health on the node; returns its pid (None when not `require_ours`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = processes.read_pid(layout.opensearch_pid_file)
+        pid = processes.read_pid(node.pid_file)
         if require_ours and pid is not None and not processes.alive(pid):
-            raise StackError(f"OpenSearch (pid {pid}) exited during startup; see {_logs(layout)}")
+            raise StackError(f"OpenSearch (pid {pid}) exited during startup; see {logs_of(node)}")
         try:
             health = httpx.get(
-                f"{url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}
+                f"{node.url}/_cluster/health", params={"wait_for_status": "yellow", "timeout": "2s"}
             )
             if health.status_code == 200 and health.json().get("status") in ("yellow", "green"):
-                ours = running_pid(layout)
+                ours = running_pid(node)
                 if ours is not None or not require_ours:
                     return ours
         except httpx.TransportError:
             pass
         time.sleep(0.5)
     raise StackError(
-        f"OpenSearch did not reach yellow health on {url} within {timeout:.0f}s; see {_logs(layout)}"
+        f"OpenSearch did not reach yellow health on {node.url} within {timeout:.0f}s; see {logs_of(node)}"
     )
 
 
-def _logs(layout: Layout) -> str:
-    return f"{layout.opensearch_console_log} and {layout.opensearch_log}"
+def logs_of(node: OpenSearchNode) -> str:
+    """Where to look when the node fails."""
+    return f"{node.console_log} and {node.log}"
 
 
 def probe(url: str, timeout: float = 5) -> NodeInfo | None:
@@ -215,10 +238,10 @@ def probe(url: str, timeout: float = 5) -> NodeInfo | None:
     )
 
 
-def stop(layout: Layout) -> int | None:
-    """Stop our node (if its pid file names a live one); returns the pid it stopped."""
-    pid = running_pid(layout)
+def stop(node: OpenSearchNode) -> int | None:
+    """Stop the node (if its pid file names a live one); returns the pid it stopped."""
+    pid = running_pid(node)
     if pid is not None:
         processes.terminate(pid, grace_seconds=60)
-    layout.opensearch_pid_file.unlink(missing_ok=True)
+    node.pid_file.unlink(missing_ok=True)
     return pid

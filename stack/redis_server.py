@@ -1,4 +1,4 @@
-"""Our own redis-server process (never the system service): loopback, own dir, AOF, no eviction."""
+"""Our own redis-server processes (never the system service): loopback, own dir, AOF, no eviction."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import redis
 from rich.console import Console
 
-from contract.settings import Settings
 from stack import processes
 from stack.errors import StackError
-from stack.layout import Layout
+from stack.layout import RedisNode
 
 _PROCESS_MARKER = "redis-server"
 
@@ -54,24 +53,25 @@ def ensure_binary(console: Console) -> str:
     return found
 
 
-def write_config(settings: Settings, layout: Layout) -> None:
-    """redis.conf for our process (rewritten every start)."""
+def write_config(node: RedisNode, extra: tuple[str, ...] = ()) -> None:
+    """redis.conf of the node, our base settings then `extra` lines (rewritten every start)."""
     lines = [
         "# Written by `lockstep services up` on every start; edit Settings, not this file.",
-        f"port {settings.redis_port}",
+        f"port {node.port}",
         "bind 127.0.0.1",
         "protected-mode yes",
-        f'dir "{layout.redis_dir}"',
+        f'dir "{node.dir}"',
         "appendonly yes",
         "appendfsync everysec",
         # Losing vectors silently to eviction would break the published-version invariant.
         "maxmemory-policy noeviction",
         *(f"{name} {value}" for name, value in HASH_TUNING.items()),
         "daemonize yes",
-        f'pidfile "{layout.redis_pid_file}"',
-        f'logfile "{layout.redis_log}"',
+        f'pidfile "{node.pid_file}"',
+        f'logfile "{node.log}"',
+        *extra,
     ]
-    layout.redis_conf.write_text("\n".join(lines) + "\n")
+    node.conf.write_text("\n".join(lines) + "\n")
 
 
 def apply_tuning(url: str) -> None:
@@ -86,19 +86,19 @@ def apply_tuning(url: str) -> None:
         client.close()
 
 
-def running_pid(layout: Layout) -> int | None:
-    """Pid of our redis-server, from its pid file."""
-    return processes.running_pid(layout.redis_pid_file, _PROCESS_MARKER)
+def running_pid(node: RedisNode) -> int | None:
+    """Pid of the node's redis-server, from its pid file."""
+    return processes.running_pid(node.pid_file, _PROCESS_MARKER)
 
 
-def start(settings: Settings, layout: Layout, console: Console, timeout: float = 30) -> int:
-    """Start redis-server as a daemon and wait for PING; returns its pid."""
+def start(node: RedisNode, console: Console, extra: tuple[str, ...] = (), timeout: float = 30) -> int:
+    """Start the node's redis-server as a daemon and wait for PING; returns its pid."""
     binary = ensure_binary(console)
-    layout.redis_dir.mkdir(parents=True, exist_ok=True)
-    write_config(settings, layout)
-    layout.redis_pid_file.unlink(missing_ok=True)
+    node.dir.mkdir(parents=True, exist_ok=True)
+    write_config(node, extra)
+    node.pid_file.unlink(missing_ok=True)
     result = subprocess.run(
-        [binary, str(layout.redis_conf)],
+        [binary, str(node.conf)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -108,30 +108,30 @@ def start(settings: Settings, layout: Layout, console: Console, timeout: float =
     )
     if result.returncode != 0:
         raise StackError(
-            f"redis-server exited {result.returncode}: {result.stderr.strip()}; see {layout.redis_log}"
+            f"redis-server {node.name} exited {result.returncode}: {result.stderr.strip()}; see {node.log}"
         )
-    pid = wait_answering(f"redis://127.0.0.1:{settings.redis_port}/0", layout, timeout)
+    pid = wait_answering(node, timeout)
     if pid is None:
         raise StackError(
-            f"redis-server answers PING but its pid file {layout.redis_pid_file} names no live process"
+            f"redis-server {node.name} answers PING but its pid file {node.pid_file} names no live process"
         )
     return pid
 
 
-def wait_answering(url: str, layout: Layout, timeout: float) -> int | None:
-    """Wait until the Redis at `url` answers PING; returns our process's pid (None if not ours)."""
+def wait_answering(node: RedisNode, timeout: float) -> int | None:
+    """Wait until the node answers PING; returns our process's pid (None if not ours)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probe(url) is not None:
+        if probe(node.url) is not None:
             for _ in range(20):  # redis writes its pid file just after it starts listening
-                pid = running_pid(layout)
+                pid = running_pid(node)
                 if pid is not None:
                     return pid
                 time.sleep(0.05)
             return None
         time.sleep(0.1)
     raise StackError(
-        f"redis-server did not answer PING on {url} within {timeout:.0f}s; see {layout.redis_log}"
+        f"redis-server {node.name} did not answer PING on {node.url} within {timeout:.0f}s; see {node.log}"
     )
 
 
@@ -155,11 +155,11 @@ def probe(url: str, timeout: float = 2) -> RedisInfo | None:
     )
 
 
-def stop(layout: Layout) -> int | None:
-    """Stop our redis-server (if its pid file names a live one); returns the pid it stopped."""
-    pid = running_pid(layout)
+def stop(node: RedisNode) -> int | None:
+    """Stop the node's redis-server (if its pid file names a live one); returns the pid it stopped."""
+    pid = running_pid(node)
     if pid is not None:
         # SIGTERM makes Redis fsync its AOF before exiting.
         processes.terminate(pid, grace_seconds=30)
-    layout.redis_pid_file.unlink(missing_ok=True)
+    node.pid_file.unlink(missing_ok=True)
     return pid

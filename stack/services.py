@@ -1,250 +1,42 @@
-"""The local stack as a whole: bring it up idempotently, stop what we started, report its state."""
+"""The local stack in the topology the settings name: `single` (the default) or `cluster`."""
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 from rich.console import Console
 
-from contract.settings import Settings
-from stack import opensearch_node, redis_server
-from stack.errors import StackError
-from stack.jdk import find_jdk
-from stack.layout import KNN_VERSION, OPENSEARCH_VERSION, Layout
+from contract.settings import Settings, Topology
+from stack import cluster, single
+from stack.cluster import ClusterStatus
+from stack.single import StackStatus
 
-__all__ = ["ServiceStatus", "StackError", "StackStatus", "ensure_running", "status", "stop"]
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """One server of the stack as seen right now."""
-
-    name: str
-    url: str
-    # False when it is the user's own server (LOCKSTEP_*_URL) or one we found running but did not start.
-    managed: bool
-    healthy: bool
-    pid: int | None
-    port: int | None
-    version: str | None
-    data_dir: Path | None
-    log_file: Path | None
-    detail: str
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "url": self.url,
-            "managed": self.managed,
-            "healthy": self.healthy,
-            "pid": self.pid,
-            "port": self.port,
-            "version": self.version,
-            "data_dir": str(self.data_dir) if self.data_dir else None,
-            "log_file": str(self.log_file) if self.log_file else None,
-            "detail": self.detail,
-        }
+TopologyStatus = StackStatus | ClusterStatus
 
 
-@dataclass(frozen=True)
-class StackStatus:
-    """OpenSearch (with its k-NN plugin) and Redis."""
-
-    opensearch: ServiceStatus
-    knn_plugin: str | None
-    redis: ServiceStatus
-    started: tuple[str, ...] = ()
-
-    @property
-    def healthy(self) -> bool:
-        """Both servers answer and OpenSearch has the k-NN plugin."""
-        return self.opensearch.healthy and self.redis.healthy and self.knn_plugin is not None
-
-    def as_json(self) -> dict[str, Any]:
-        """The `services status --json` document."""
-        return {
-            "opensearch_url": self.opensearch.url,
-            "redis_url": self.redis.url,
-            "opensearch_version": self.opensearch.version,
-            "knn_plugin": self.knn_plugin,
-            "healthy": self.healthy,
-            "redis_version": self.redis.version,
-            "opensearch": self.opensearch.as_json(),
-            "redis": self.redis.as_json(),
-        }
+def ensure_running(settings: Settings, console: Console | None = None) -> TopologyStatus:
+    """Bring up the settings' topology unless it already runs; returns its status."""
+    if settings.topology == "cluster":
+        return cluster.ensure_running(settings, console)
+    return single.ensure_running(settings, console)
 
 
-def _local_opensearch_url(settings: Settings) -> str:
-    return f"http://127.0.0.1:{settings.opensearch_port}"
+def status(settings: Settings) -> TopologyStatus:
+    """Probe the settings' topology (starting nothing)."""
+    if settings.topology == "cluster":
+        return cluster.status(settings)
+    return single.status(settings)
 
 
-def _local_redis_url(settings: Settings) -> str:
-    return f"redis://127.0.0.1:{settings.redis_port}/0"
-
-
-def status(settings: Settings) -> StackStatus:
-    """Probe both servers (starting nothing)."""
-    layout = Layout.of(settings)
-    os_status, knn = _opensearch_status(settings, layout)
-    return StackStatus(opensearch=os_status, knn_plugin=knn, redis=_redis_status(settings, layout))
-
-
-def _opensearch_status(settings: Settings, layout: Layout) -> tuple[ServiceStatus, str | None]:
-    local = settings.opensearch_url is None
-    url = settings.opensearch_endpoint
-    info = opensearch_node.probe(url)
-    pid = opensearch_node.running_pid(layout) if local else None
-    healthy = info is not None and info.cluster_status in ("yellow", "green")
-    detail = "not answering" if info is None else f"cluster {info.cluster_status}"
-    service = ServiceStatus(
-        name="opensearch",
-        url=url,
-        managed=local and pid is not None,
-        healthy=healthy,
-        pid=pid,
-        port=settings.opensearch_port if local else None,
-        version=info.version if info else None,
-        data_dir=layout.opensearch_data if local else None,
-        log_file=layout.opensearch_log if local else None,
-        detail=detail,
-    )
-    return service, info.knn_plugin if info else None
-
-
-def _redis_status(settings: Settings, layout: Layout) -> ServiceStatus:
-    local = settings.redis_url is None
-    url = settings.redis_endpoint
-    info = redis_server.probe(url)
-    pid = redis_server.running_pid(layout) if local else None
-    detail = (
-        "not answering"
-        if info is None
-        else f"appendonly={'yes' if info.appendonly else 'no'} maxmemory-policy={info.maxmemory_policy}"
-    )
-    return ServiceStatus(
-        name="redis",
-        url=url,
-        managed=local and pid is not None,
-        healthy=info is not None,
-        pid=pid,
-        port=settings.redis_port if local else None,
-        version=info.version if info else None,
-        data_dir=layout.redis_dir if local else None,
-        log_file=layout.redis_log if local else None,
-        detail=detail,
-    )
-
-
-@contextmanager
-def _locked(layout: Layout) -> Iterator[None]:
-    # Several test sessions may call ensure_running at once; one starts, the others find it running.
-    layout.state_dir.mkdir(parents=True, exist_ok=True)
-    with layout.lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def ensure_running(settings: Settings, console: Console | None = None) -> StackStatus:
-    """Bring OpenSearch (+k-NN) and Redis up unless they already answer; returns their status.
-
-    With LOCKSTEP_OPENSEARCH_URL / LOCKSTEP_REDIS_URL set, those servers are used and nothing is started.
-    """
-    console = console or Console(stderr=True)
-    current = status(settings)
-    if current.healthy:
-        _tune_local_redis(settings)
-        return current
-    _check_external(settings, current)
-    started: list[str] = []
-    with _locked(Layout.of(settings)):
-        current = status(settings)  # someone may have started it while we waited for the lock
-        need_opensearch = settings.opensearch_url is None and not current.opensearch.healthy
-        if need_opensearch and _bring_up_opensearch(settings, current.opensearch, console):
-            started.append("opensearch")
-        need_redis = settings.redis_url is None and not current.redis.healthy
-        if need_redis and _bring_up_redis(settings, current.redis, console):
-            started.append("redis")
-    final = status(settings)
-    if not final.healthy:
-        raise StackError(f"the stack is not healthy after start: {final.as_json()}")
-    _tune_local_redis(settings)
-    return StackStatus(final.opensearch, final.knn_plugin, final.redis, started=tuple(started))
-
-
-def _tune_local_redis(settings: Settings) -> None:
-    # Our own server may predate a tuning line in its config; a LOCKSTEP_REDIS_URL server is the user's.
-    if settings.redis_url is None:
-        redis_server.apply_tuning(settings.redis_endpoint)
-
-
-def _check_external(settings: Settings, current: StackStatus) -> None:
-    if settings.opensearch_url is not None:
-        if not current.opensearch.healthy:
-            raise StackError(
-                f"LOCKSTEP_OPENSEARCH_URL={settings.opensearch_url} is set but does not answer with a yellow "
-                "or green cluster; unset it to run the local node"
-            )
-        if current.knn_plugin is None:
-            raise StackError(
-                f"LOCKSTEP_OPENSEARCH_URL={settings.opensearch_url} has no opensearch-knn plugin"
-            )
-    if settings.redis_url is not None and not current.redis.healthy:
-        raise StackError(
-            f"LOCKSTEP_REDIS_URL={settings.redis_url} is set but does not answer PING; "
-            "unset it to run the local one"
-        )
-    if current.opensearch.healthy and current.knn_plugin is None:
-        raise StackError(f"{current.opensearch.url} answers but has no opensearch-knn plugin")
-
-
-def _bring_up_opensearch(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
-    """Start the local node unless one is there; True when this call started it."""
-    layout = Layout.of(settings)
-    if seen.pid is not None or opensearch_node.probe(seen.url, timeout=2) is not None:
-        # A node is there but not yellow (still starting, or an index being created right now): wait for
-        # it; restarting a node that other test sessions may be using would break them.
-        with console.status(f"waiting for OpenSearch on {seen.url} to reach yellow health"):
-            opensearch_node.wait_healthy(seen.url, layout, timeout=120, require_ours=False)
-        return False
-    jdk = find_jdk()
-    opensearch_node.install(settings, layout, jdk, console)
-    opensearch_node.start(settings, layout, jdk, console)
-    return True
-
-
-def _bring_up_redis(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
-    """Start our redis-server unless one is there; True when this call started it."""
-    layout = Layout.of(settings)
-    if seen.pid is not None:
-        with console.status(f"waiting for redis-server pid {seen.pid} to answer PING"):
-            redis_server.wait_answering(seen.url, layout, timeout=30)
-        return False
-    redis_server.start(settings, layout, console)
-    return True
+def running_topology(settings: Settings) -> Topology:
+    """The settings' topology, unless nothing of it runs from the state dir and the other's processes do."""
+    running = {"single": single.runs_any(settings), "cluster": cluster.runs_any(settings)}
+    other: Topology = "single" if settings.topology == "cluster" else "cluster"
+    return other if running[other] and not running[settings.topology] else settings.topology
 
 
 def stop(settings: Settings) -> dict[str, int | None]:
-    """Stop the processes our pid files name (never a LOCKSTEP_*_URL server); returns the pids stopped."""
-    layout = Layout.of(settings)
-    stopped: dict[str, int | None] = {}
-    if not layout.state_dir.exists():
-        return stopped
-    with _locked(layout):
-        if settings.opensearch_url is None:
-            stopped["opensearch"] = opensearch_node.stop(layout)
-        if settings.redis_url is None:
-            stopped["redis"] = redis_server.stop(layout)
-    return stopped
+    """Stop both topologies' processes our pid files name; returns the pid stopped per server.
 
-
-def expected_versions() -> tuple[str, str]:
-    """The OpenSearch and k-NN plugin versions the local stack installs."""
-    return OPENSEARCH_VERSION, KNN_VERSION
+    The single topology's servers are `opensearch` and `redis` (absent when a `*_URL` setting names
+    them: not ours), the cluster's its node names (only when it was ever started from this state dir).
+    """
+    return {**single.stop(settings), **cluster.stop(settings)}

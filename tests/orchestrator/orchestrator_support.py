@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import redis
 
+from contract import routes
 from contract.indexing import IndexedLocation, Mode
 from contract.keys import Keys, Kind
 from contract.profiles import Interaction, Profile
@@ -201,7 +202,7 @@ async def polled_once(client: httpx.AsyncClient, settings: Settings) -> None:
     """Wait for the app's first poll: its listing is empty until then (call before requests naming a type)."""
 
     async def listed() -> bool:
-        response = await client.get("/v1/embedding-types", headers=auth(settings, "reader"))
+        response = await client.get(routes.types_path(), headers=auth(settings, "reader"))
         return response.status_code == 200 and bool(response.json())
 
     await eventually(listed, "the app's first poll listed the registered types")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, frame, indirect_type, rows
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 from contract.wire import MAX_ATTRIBUTES
@@ -35,12 +36,12 @@ class Case:
 
 
 CASES = {
-    "unknown type": Case("GET", "/v1/embedding-types/nope/users/u1", 404, "UnknownType", "type_name"),
-    "malformed type": Case("GET", "/v1/embedding-types/Bad T/users/u1", 422, "InvalidField", "type_name"),
-    "malformed user id": Case("GET", f"/v1/embedding-types/{T}/users/-x", 422, "InvalidField", "user_id"),
+    "unknown type": Case("GET", routes.user_vector_path("nope", "u1"), 404, "UnknownType", "type_name"),
+    "malformed type": Case("GET", routes.user_vector_path("Bad T", "u1"), 422, "InvalidField", "type_name"),
+    "malformed user id": Case("GET", routes.user_vector_path(T, "-x"), 422, "InvalidField", "user_id"),
     "unknown version": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         404,
         "UnknownVersion",
         "version",
@@ -48,7 +49,7 @@ CASES = {
     ),
     "malformed version": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "version",
@@ -56,7 +57,7 @@ CASES = {
     ),
     "NaN weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[0].weight",
@@ -64,7 +65,7 @@ CASES = {
     ),
     "infinite weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[0].weight",
@@ -72,7 +73,7 @@ CASES = {
     ),
     "negative weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[1].weight",
@@ -80,7 +81,7 @@ CASES = {
     ),
     "huge weight": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[0].weight",
@@ -88,7 +89,7 @@ CASES = {
     ),
     "empty attributes": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "body",
@@ -96,7 +97,7 @@ CASES = {
     ),
     "oversized attributes": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes",
@@ -104,7 +105,7 @@ CASES = {
     ),
     "malformed attribute id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[0].id",
@@ -112,7 +113,7 @@ CASES = {
     ),
     "foreign namespace": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "attributes[0].id",
@@ -120,7 +121,7 @@ CASES = {
     ),
     "both sources": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         422,
         "InvalidField",
         "body",
@@ -128,7 +129,7 @@ CASES = {
     ),
     "empty item ids": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "item_ids",
@@ -136,7 +137,7 @@ CASES = {
     ),
     "too many item ids": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "item_ids",
@@ -144,7 +145,7 @@ CASES = {
     ),
     "malformed item id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "item_ids[1]",
@@ -152,7 +153,7 @@ CASES = {
     ),
     "repeated item id": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "item_ids[1]",
@@ -160,7 +161,7 @@ CASES = {
     ),
     "attributes for an unrequested item": Case(
         "POST",
-        f"/v1/embedding-types/{T}/items:batch",
+        routes.items_batch_path(T),
         422,
         "InvalidField",
         "attributes.9",
@@ -168,7 +169,7 @@ CASES = {
     ),
     "wrong role": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         403,
         "Forbidden",
         "authorization",
@@ -177,7 +178,7 @@ CASES = {
     ),
     "rollback by indexer": Case(
         "POST",
-        f"/v1/embedding-types/{T}/rollback",
+        routes.rollback_path(T),
         403,
         "Forbidden",
         "authorization",
@@ -185,7 +186,7 @@ CASES = {
     ),
     "missing key": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -194,7 +195,7 @@ CASES = {
     ),
     "unknown key": Case(
         "GET",
-        f"/v1/embedding-types/{T}",
+        routes.type_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -203,7 +204,7 @@ CASES = {
     ),
     "not a bearer": Case(
         "GET",
-        f"/v1/embedding-types/{T}",
+        routes.type_path(T),
         401,
         "Unauthorized",
         "authorization",
@@ -212,7 +213,7 @@ CASES = {
     ),
     "oversized body": Case(
         "POST",
-        f"/v1/embedding-types/{T}/users:aggregate",
+        routes.aggregate_path(T),
         413,
         "BodyTooLarge",
         "body",
@@ -220,7 +221,7 @@ CASES = {
     ),
     "malformed target version": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         422,
         "InvalidField",
         "version",
@@ -228,7 +229,7 @@ CASES = {
     ),
     "unknown field": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         422,
         "InvalidField",
         "force",
@@ -236,7 +237,7 @@ CASES = {
     ),
     "invalid json": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         400,
         "BadRequest",
         "body",
@@ -244,14 +245,14 @@ CASES = {
     ),
     "history limit": Case(
         "GET",
-        f"/v1/embedding-types/{T}/in-use/history?limit=0",
+        routes.in_use_history_path(T) + "?limit=0",
         422,
         "InvalidField",
         "limit",
     ),
     "indexed path/body mismatch": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/indexed/{V2}",
+        routes.indexed_path(T, V2),
         422,
         "InvalidField",
         "version",
@@ -267,7 +268,7 @@ CASES = {
     ),
     "in-use to unpublished": Case(
         "PUT",
-        f"/v1/embedding-types/{T}/in-use",
+        routes.in_use_path(T),
         409,
         "NotPublished",
         "version",

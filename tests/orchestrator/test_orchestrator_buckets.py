@@ -15,6 +15,7 @@ from orchestrator_support import (
     rows,
 )
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 from contract.vectors import buckets_for, by_bucket, from_base64
@@ -35,7 +36,7 @@ async def test_an_items_batch_spanning_many_buckets_keeps_order_and_lists_missin
     async with app_client(orch_settings) as client:
         for _ in range(2):  # the second time from the cache
             response = await client.post(
-                f"/v1/embedding-types/{etype.name}/items:batch",
+                routes.items_batch_path(etype.name),
                 json={"version": version, "item_ids": wanted},
                 headers=auth(orch_settings, "indexer"),
             )
@@ -59,7 +60,7 @@ async def test_aggregates_read_attribute_and_item_buckets_together(
     attributes += [{"id": "tag:nope", "weight": 1.0}]
     async with app_client(orch_settings) as client:
         response = await client.post(
-            f"/v1/embedding-types/{etype.name}/users:aggregate",
+            routes.aggregate_path(etype.name),
             json={"attributes": attributes, "normalize": False},
             headers=auth(orch_settings, "reader"),
         )
@@ -84,9 +85,7 @@ async def test_a_user_of_a_version_published_after_the_last_poll_is_found(
         users = rows("u", 500, 8, 6)
         version = fixtures.publish(etype, frame(1), {Kind.USER: users})
         fixtures.set_in_use(etype, version)
-        response = await client.get(
-            f"/v1/embedding-types/{etype.name}/users/u321", headers=auth(slow, "reader")
-        )
+        response = await client.get(routes.user_vector_path(etype.name, "u321"), headers=auth(slow, "reader"))
         assert response.status_code == 200, response.text
         assert response.json()["version"] == version
         assert np.array_equal(np.asarray(response.json()["vector"], dtype=np.float32), users["u321"])

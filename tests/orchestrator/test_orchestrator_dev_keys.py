@@ -6,6 +6,7 @@ import pytest
 from orchestrator_support import AppFactory
 from pydantic import SecretStr
 
+from contract import routes
 from contract.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -21,17 +22,17 @@ async def test_dev_keys_are_refused_outside_development_mode(
         }
     )
     async with app_client(production) as client:
-        refused = await client.get("/v1/embedding-types", headers={"Authorization": "Bearer dev-reader-1"})
+        refused = await client.get(routes.types_path(), headers={"Authorization": "Bearer dev-reader-1"})
         assert refused.status_code == 401, refused.text
         assert refused.json()["error"] == "Unauthorized"
         assert "LOCKSTEP_DEVELOPMENT" in refused.json()["detail"]
 
-        own = await client.get("/v1/embedding-types", headers={"Authorization": "Bearer prod-reader-key"})
+        own = await client.get(routes.types_path(), headers={"Authorization": "Bearer prod-reader-key"})
         assert own.status_code == 200, own.text
 
 
 async def test_dev_keys_work_in_development_mode(app_client: AppFactory, orch_settings: Settings) -> None:
     assert orch_settings.development
     async with app_client(orch_settings) as client:
-        response = await client.get("/v1/embedding-types", headers={"Authorization": "Bearer dev-reader-1"})
+        response = await client.get(routes.types_path(), headers={"Authorization": "Bearer dev-reader-1"})
         assert response.status_code == 200, response.text

@@ -13,6 +13,7 @@ import pytest
 import redis
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
 
+from contract import routes
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 
@@ -102,7 +103,7 @@ async def test_redis_down_gives_503_and_recovers_with_the_next_requests(
     keys = Keys(own.key_prefix)
     _seed(throwaway.start(), keys)
     reader = auth(own, "reader")
-    url = "/v1/embedding-types/als-d8/users/u1"
+    url = routes.user_vector_path("als-d8", "u1")
     async with app_client(own) as client:
         assert (await client.get(url, headers=reader)).status_code == 200
         assert (await client.get("/readyz")).status_code == 200
@@ -115,7 +116,7 @@ async def test_redis_down_gives_503_and_recovers_with_the_next_requests(
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and "Retry-After" in ready.headers
         assert (await client.get("/healthz")).status_code == 200  # the process itself is fine
-        types = await client.get("/v1/embedding-types/als-d8", headers=reader)
+        types = await client.get(routes.type_path("als-d8"), headers=reader)
         assert types.status_code == 503  # never a 500, whichever route
 
         restarted = throwaway.start()
@@ -142,13 +143,13 @@ async def test_slow_redis_gives_503_within_the_timeout(
     direct = throwaway.start()
     _seed(direct, Keys(own.key_prefix))
     async with app_client(own) as client:
-        url = "/v1/embedding-types/als-d8/users/u2"
+        url = routes.user_vector_path("als-d8", "u2")
         assert (await client.get(url, headers=auth(own, "reader"))).status_code == 200
         # Redis answers nobody from here on (the test ends before the pause does, stopping the server).
         # CLIENT PAUSE is in force once it replies, so the request below cannot slip in before the stall.
         direct.execute_command("CLIENT", "PAUSE", str(STALL_MS), "ALL")
         slow = await asyncio.wait_for(
-            client.get("/v1/embedding-types/als-d8/users/u0", headers=auth(own, "reader")),
+            client.get(routes.user_vector_path("als-d8", "u0"), headers=auth(own, "reader")),
             timeout=STALL_MS / 2000,
         )
         # An answer while Redis still stalls is the app's own timeout (plus one quick retry).
@@ -160,6 +161,6 @@ async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory,
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "request_timeout_seconds": 0.3}
     )
     async with app_client(own) as client:
-        response = await client.get("/v1/embedding-types/als-d8/users/u1", headers=auth(own, "reader"))
+        response = await client.get(routes.user_vector_path("als-d8", "u1"), headers=auth(own, "reader"))
         assert response.status_code == 503 and response.json()["error"] == "RedisUnavailable"
         assert (await client.get("/healthz")).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
 
+from contract import routes
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.types import EmbeddingType
@@ -33,7 +34,7 @@ async def test_cas_moves_in_use_and_audits_it(
         etype, (v1, v2, _v3) = _three_versions(fixtures)
         fixtures.mark_indexed(etype, v1)
         fixtures.mark_indexed(etype, v2)
-        url = f"/v1/embedding-types/{etype.name}/in-use"
+        url = routes.in_use_path(etype.name)
         indexer = auth(orch_settings, "indexer", 1)  # the second key works too (rotation)
 
         first = await client.put(url, json=_put(None, v1, "initial"), headers=indexer)
@@ -46,7 +47,9 @@ async def test_cas_moves_in_use_and_audits_it(
         again = await client.put(url, json=_put(v2, v2), headers=indexer)  # no-op: no audit entry
         assert again.status_code == 200 and again.json()["from_version"] == v2
 
-        history = await client.get(f"{url}/history", headers=auth(orch_settings, "reader"))
+        history = await client.get(
+            routes.in_use_history_path(etype.name), headers=auth(orch_settings, "reader")
+        )
         assert history.status_code == 200
         entries = history.json()
         assert [(e["from_version"], e["to_version"], e["reason"]) for e in entries] == [
@@ -64,7 +67,7 @@ async def test_cas_refusals_write_nothing(
         fixtures.mark_indexed(etype, v1)
         fixtures.mark_indexed(etype, v3)
         fixtures.set_in_use(etype, v1)
-        url = f"/v1/embedding-types/{etype.name}/in-use"
+        url = routes.in_use_path(etype.name)
         indexer = auth(orch_settings, "indexer")
         v4 = frame(4).version_id  # well-formed, never published
         fixtures.client.hset(fixtures.keys.indexed(etype.name), v4, "{}")  # even if someone marked it indexed
@@ -92,7 +95,7 @@ async def test_rollback_goes_to_newest_earlier_published_and_indexed(
         for v in (v1, v2, v3):
             fixtures.mark_indexed(etype, v)
         fixtures.set_in_use(etype, v3)
-        url = f"/v1/embedding-types/{etype.name}/rollback"
+        url = routes.rollback_path(etype.name)
         admin = auth(orch_settings, "admin")
 
         # The indexer may not roll back; only an admin.
@@ -113,7 +116,7 @@ async def test_rollback_goes_to_newest_earlier_published_and_indexed(
         assert "no earlier version is published" in refused.json()["detail"]
         assert fixtures.snapshot() == before
 
-        history = (await client.get(f"/v1/embedding-types/{etype.name}/in-use/history", headers=admin)).json()
+        history = (await client.get(routes.in_use_history_path(etype.name), headers=admin)).json()
         assert history[0]["reason"] == "bad model" and history[0]["role"] == "admin"
 
 
@@ -126,9 +129,7 @@ async def test_rollback_refuses_when_earlier_versions_are_unpublished_or_unindex
         fixtures.mark_indexed(etype, v3)
         fixtures.set_in_use(etype, v3)
         fixtures.unpublish(etype, v1)  # indexed but retired
-        response = await client.post(
-            f"/v1/embedding-types/{etype.name}/rollback", headers=auth(orch_settings, "admin")
-        )
+        response = await client.post(routes.rollback_path(etype.name), headers=auth(orch_settings, "admin"))
         assert response.status_code == 409
         assert response.json()["error"] == "NoRollbackTarget"
         assert v2 in response.json()["detail"] and "not indexed" in response.json()["detail"]
@@ -140,9 +141,7 @@ async def test_rollback_without_in_use_is_refused(
 ) -> None:
     async with app_client(orch_settings) as client:
         etype, _ = _three_versions(fixtures)
-        response = await client.post(
-            f"/v1/embedding-types/{etype.name}/rollback", headers=auth(orch_settings, "admin")
-        )
+        response = await client.post(routes.rollback_path(etype.name), headers=auth(orch_settings, "admin"))
         assert response.status_code == 409 and "no in_use version" in response.json()["detail"]
 
 
@@ -161,25 +160,26 @@ async def test_indexed_records_need_published_versions_and_protect_in_use(
             "indexed_at": "2026-11-21T00:00:00Z",
             "item_count": 2,
         }
-        url = f"/v1/embedding-types/{etype.name}/indexed"
-        assert (await client.put(f"{url}/{v1}", json=location, headers=indexer)).status_code == 204
+
+        def url(version: str) -> str:
+            return routes.indexed_path(etype.name, version)
+
+        assert (await client.put(url(v1), json=location, headers=indexer)).status_code == 204
         assert fixtures.client.hexists(keys.indexed(etype.name), v1)
 
-        mismatch = await client.put(f"{url}/{v2}", json=location, headers=indexer)
+        mismatch = await client.put(url(v2), json=location, headers=indexer)
         assert mismatch.status_code == 422 and mismatch.json()["detail"].startswith("version:")
         v9 = frame(9).version_id
-        unpublished = await client.put(f"{url}/{v9}", json={**location, "version": v9}, headers=indexer)
+        unpublished = await client.put(url(v9), json={**location, "version": v9}, headers=indexer)
         assert unpublished.status_code == 409 and unpublished.json()["error"] == "NotPublished"
         assert not fixtures.client.hexists(keys.indexed(etype.name), v9)
 
-        cas = await client.put(
-            f"/v1/embedding-types/{etype.name}/in-use", json=_put(None, v1), headers=indexer
-        )
+        cas = await client.put(routes.in_use_path(etype.name), json=_put(None, v1), headers=indexer)
         assert cas.status_code == 200
-        in_use = await client.delete(f"{url}/{v1}", headers=indexer)
+        in_use = await client.delete(url(v1), headers=indexer)
         assert in_use.status_code == 409 and in_use.json()["error"] == "VersionInUse"
         assert fixtures.client.hexists(keys.indexed(etype.name), v1)
-        assert (await client.delete(f"{url}/{v2}", headers=indexer)).status_code == 204  # idempotent
+        assert (await client.delete(url(v2), headers=indexer)).status_code == 204  # idempotent
 
 
 async def test_two_replicas_agree_on_in_use(
@@ -190,13 +190,14 @@ async def test_two_replicas_agree_on_in_use(
     fixtures.mark_indexed(etype, v2)
     reader, indexer = auth(orch_settings, "reader"), auth(orch_settings, "indexer")
     async with app_client(orch_settings) as one, app_client(orch_settings) as two:
-        url = f"/v1/embedding-types/{etype.name}"
-        assert (await one.put(f"{url}/in-use", json=_put(None, v1), headers=indexer)).status_code == 200
+        url, cas = routes.type_path(etype.name), routes.in_use_path(etype.name)
+        assert (await one.put(cas, json=_put(None, v1), headers=indexer)).status_code == 200
         assert (await two.get(url, headers=reader)).json()["in_use"] == v1
         # Replica two lost the race it did not know about: its CAS from None conflicts.
-        assert (await two.put(f"{url}/in-use", json=_put(None, v2), headers=indexer)).status_code == 409
-        assert (await two.put(f"{url}/in-use", json=_put(v1, v2), headers=indexer)).status_code == 200
+        assert (await two.put(cas, json=_put(None, v2), headers=indexer)).status_code == 409
+        assert (await two.put(cas, json=_put(v1, v2), headers=indexer)).status_code == 200
         assert (await one.get(url, headers=reader)).json()["in_use"] == v2
-        user_one = (await one.get(f"{url}/users/u0", headers=reader)).json()
-        user_two = (await two.get(f"{url}/users/u0", headers=reader)).json()
+        user = routes.user_vector_path(etype.name, "u0")
+        user_one = (await one.get(user, headers=reader)).json()
+        user_two = (await two.get(user, headers=reader)).json()
         assert user_one == user_two and user_one["version"] == v2

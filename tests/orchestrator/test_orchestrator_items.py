@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, frame, indirect_type, rows
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 from contract.vectors import from_base64
@@ -32,7 +33,7 @@ async def test_items_batch_direct_aggregated_and_missing(
         },
     }
     async with app_client(orch_settings) as client:
-        url = f"/v1/embedding-types/{etype.name}/items:batch"
+        url = routes.items_batch_path(etype.name)
         response = await client.post(url, json=body, headers=auth(orch_settings, "indexer"))
         assert response.status_code == 200, response.text
         batch = ItemsBatchResponse.model_validate(response.json())
@@ -62,7 +63,7 @@ async def test_items_batch_of_an_unpublished_version_is_404(
     fixtures.write_vectors_without_manifest(etype, half, {Kind.ITEM: rows("", 2, 8, 5)})
     async with app_client(orch_settings) as client:
         response = await client.post(
-            f"/v1/embedding-types/{etype.name}/items:batch",
+            routes.items_batch_path(etype.name),
             json={"version": half.version_id, "item_ids": ["0"]},
             headers=auth(orch_settings, "indexer"),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, rows
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 
@@ -26,15 +27,15 @@ async def test_metrics_show_cache_hits_and_misses(
     async with app_client(orch_settings) as client:
         for _ in range(3):
             response = await client.get(
-                f"/v1/embedding-types/{etype.name}/users/u0", headers=auth(orch_settings, "reader")
+                routes.user_vector_path(etype.name, "u0"), headers=auth(orch_settings, "reader")
             )
             assert response.status_code == 200
         text = (await client.get("/metrics")).text
     assert _value(text, "lockstep_orchestrator_cache_misses_total") == 1
     assert _value(text, "lockstep_orchestrator_cache_hits_total") == 2
     assert (
-        'lockstep_orchestrator_requests_total{method="GET",route="/v1/embedding-types/{type_name}/users/{user_id}",'
-        'status="200"} 3.0' in text
+        f'lockstep_orchestrator_requests_total{{method="GET",route="{routes.USER_VECTOR}",status="200"}} 3.0'
+        in text
     )
     assert (
         f'lockstep_orchestrator_version_info{{type="{etype.name}",version="{version}",which="in_use"}} 1.0'
@@ -53,16 +54,16 @@ async def test_openapi_documents_every_route_role_and_error(
     v1 = [(p, m, op) for p, m, op in operations if p.startswith("/v1/")]
     assert len(v1) == 11  # indexed/{version} has PUT and DELETE
     expected_paths = {
-        "/v1/embedding-types",
-        "/v1/embedding-types/{type_name}",
-        "/v1/embedding-types/{type_name}:refresh",
-        "/v1/embedding-types/{type_name}/users/{user_id}",
-        "/v1/embedding-types/{type_name}/users:aggregate",
-        "/v1/embedding-types/{type_name}/items:batch",
-        "/v1/embedding-types/{type_name}/in-use",
-        "/v1/embedding-types/{type_name}/in-use/history",
-        "/v1/embedding-types/{type_name}/rollback",
-        "/v1/embedding-types/{type_name}/indexed/{version}",
+        routes.TYPES,
+        routes.TYPE,
+        routes.TYPE_REFRESH,
+        routes.USER_VECTOR,
+        routes.AGGREGATE,
+        routes.ITEMS_BATCH,
+        routes.IN_USE,
+        routes.IN_USE_HISTORY,
+        routes.ROLLBACK,
+        routes.INDEXED,
     }
     assert {p for p, _, _ in v1} == expected_paths
     for path, method, op in v1:
@@ -73,9 +74,9 @@ async def test_openapi_documents_every_route_role_and_error(
             assert status in op["responses"], (path, method, status)
             assert "ErrorBody" in str(op["responses"][status]), (path, method, status)
     roles = {(p, m): op["x-roles"] for p, m, op in v1}
-    assert roles[("/v1/embedding-types/{type_name}/rollback", "post")] == ["admin"]
-    assert roles[("/v1/embedding-types/{type_name}/in-use", "put")] == ["admin", "indexer"]
-    assert roles[("/v1/embedding-types/{type_name}/users/{user_id}", "get")] == ["admin", "indexer", "reader"]
-    batch = spec["paths"]["/v1/embedding-types/{type_name}/items:batch"]["post"]
+    assert roles[(routes.ROLLBACK, "post")] == ["admin"]
+    assert roles[(routes.IN_USE, "put")] == ["admin", "indexer"]
+    assert roles[(routes.USER_VECTOR, "get")] == ["admin", "indexer", "reader"]
+    batch = spec["paths"][routes.ITEMS_BATCH]["post"]
     assert "base64" in batch["description"] and "float32" in batch["description"]
     assert {"/healthz", "/readyz", "/metrics"} <= set(spec["paths"])

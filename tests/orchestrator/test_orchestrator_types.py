@@ -17,6 +17,7 @@ from orchestrator_support import (
     rows,
 )
 
+from contract import routes
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 
@@ -34,9 +35,7 @@ async def test_type_detail_lists_family_versions_in_use_and_indexed(
         fixtures.mark_indexed(etype, v1)
         fixtures.set_in_use(etype, v1)
 
-        response = await client.get(
-            f"/v1/embedding-types/{etype.name}", headers=auth(orch_settings, "reader")
-        )
+        response = await client.get(routes.type_path(etype.name), headers=auth(orch_settings, "reader"))
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["type"]["family"] == "direct-direct"
@@ -47,7 +46,7 @@ async def test_type_detail_lists_family_versions_in_use_and_indexed(
         assert body["published"][0]["counts"] == {"user": 2, "item": 3, "attr": 0}
         assert [loc["version"] for loc in body["indexed"]] == [v1]
 
-        listed = await client.get("/v1/embedding-types", headers=auth(orch_settings, "indexer"))
+        listed = await client.get(routes.types_path(), headers=auth(orch_settings, "indexer"))
         assert listed.status_code == 200
         assert [t["type"]["name"] for t in listed.json()] == [etype.name]
 
@@ -61,7 +60,7 @@ async def test_latest_never_exposes_a_half_published_version(
         v1 = fixtures.publish(etype, frame(1), {Kind.USER: rows("u", 5, 8, 1)})
         later = frame(2)
         users = rows("u", 200, 8, 7)
-        url = f"/v1/embedding-types/{etype.name}"
+        url = routes.type_path(etype.name)
         reader = auth(orch_settings, "reader")
         seen: set[str] = set()
 
@@ -70,7 +69,7 @@ async def test_latest_never_exposes_a_half_published_version(
             # complete: manifest present, every vector stored.
             for response in (
                 await client.get(url, headers=reader),
-                await client.post(f"{url}:refresh", headers=reader),
+                await client.post(routes.type_refresh_path(etype.name), headers=reader),
             ):
                 latest = response.json()["latest"]
                 seen.add(latest)
@@ -102,19 +101,19 @@ async def test_refresh_picks_up_a_new_version_before_the_next_poll(
     async with app_client(slow) as client:
         await polled_once(client, slow)  # the next poll is an hour away
         headers = auth(slow, "reader")
-        assert (await client.get(f"/v1/embedding-types/{etype.name}", headers=headers)).json()["latest"] == v1
+        assert (await client.get(routes.type_path(etype.name), headers=headers)).json()["latest"] == v1
         v2 = fixtures.publish(etype, frame(2), {Kind.USER: rows("u", 1, 8, 2)})
-        stale = await client.get(f"/v1/embedding-types/{etype.name}", headers=headers)
+        stale = await client.get(routes.type_path(etype.name), headers=headers)
         assert stale.json()["latest"] == v1  # polled value until the next poll...
-        fresh = await client.post(f"/v1/embedding-types/{etype.name}:refresh", headers=headers)
+        fresh = await client.post(routes.type_refresh_path(etype.name), headers=headers)
         assert fresh.status_code == 200
         assert fresh.json()["latest"] == v2  # ...or an on-demand refresh
-        assert (await client.get(f"/v1/embedding-types/{etype.name}", headers=headers)).json()["latest"] == v2
+        assert (await client.get(routes.type_path(etype.name), headers=headers)).json()["latest"] == v2
 
 
 async def test_unknown_type_is_404(app_client: AppFactory, orch_settings: Settings) -> None:
     async with app_client(orch_settings) as client:
-        response = await client.get("/v1/embedding-types/nope", headers=auth(orch_settings, "reader"))
+        response = await client.get(routes.type_path("nope"), headers=auth(orch_settings, "reader"))
         assert response.status_code == 404
         assert response.json() == {
             "error": "UnknownType",
@@ -139,12 +138,12 @@ async def test_an_unreadable_manifest_hides_only_its_own_version(
         await polled_once(client, orch_settings)
         headers = auth(orch_settings, "reader")
         listed = {
-            t["type"]["name"]: t for t in (await client.get("/v1/embedding-types", headers=headers)).json()
+            t["type"]["name"]: t for t in (await client.get(routes.types_path(), headers=headers)).json()
         }
         assert [v["version"] for v in listed[etype.name]["published"]] == [v1]
         assert listed[etype.name]["latest"] == v1  # not the unreadable v2
         assert listed[other.name]["latest"] == w1
-        user = await client.get(f"/v1/embedding-types/{etype.name}/users/u0", headers=headers)
+        user = await client.get(routes.user_vector_path(etype.name, "u0"), headers=headers)
         assert user.status_code == 200 and user.json()["version"] == v1
         metrics = (await client.get("/metrics")).text
         assert f'lockstep_orchestrator_unreadable_manifests{{type="{etype.name}"}} 1.0' in metrics

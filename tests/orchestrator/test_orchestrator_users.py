@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame, indirect_type, rows
 
+from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
 
@@ -26,12 +27,12 @@ async def test_direct_user_vector_comes_with_its_version(
         fixtures.set_in_use(etype, v1)
         reader = auth(orch_settings, "reader")
         for _ in range(2):  # second read comes from the cache
-            response = await client.get(f"/v1/embedding-types/{etype.name}/users/u1", headers=reader)
+            response = await client.get(routes.user_vector_path(etype.name, "u1"), headers=reader)
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["version"] == v1 and body["source"] == "direct" and body["dim"] == 8
             assert np.array_equal(np.asarray(body["vector"], dtype=np.float32), users["u1"])
-        missing = await client.get(f"/v1/embedding-types/{etype.name}/users/nobody", headers=reader)
+        missing = await client.get(routes.user_vector_path(etype.name, "nobody"), headers=reader)
         assert missing.status_code == 404 and missing.json()["error"] == "UnknownUser"
 
 
@@ -46,7 +47,7 @@ async def test_direct_user_without_vector_falls_back_to_profile(
         fixtures.set_in_use(etype, v1)
         fixtures.set_profile("newcomer", {"0": 2.0, "7": 1.0})
         response = await client.get(
-            f"/v1/embedding-types/{etype.name}/users/newcomer", headers=auth(orch_settings, "reader")
+            routes.user_vector_path(etype.name, "newcomer"), headers=auth(orch_settings, "reader")
         )
         assert response.status_code == 200, response.text
         body = response.json()
@@ -66,7 +67,7 @@ async def test_indirect_user_is_aggregated_from_profile(
         fixtures.set_in_use(etype, v1)
         fixtures.set_profile("reader-7", {"1": 1.0, "2": 0.5, "3": 4.0})
         response = await client.get(
-            f"/v1/embedding-types/{etype.name}/users/reader-7", headers=auth(orch_settings, "reader")
+            routes.user_vector_path(etype.name, "reader-7"), headers=auth(orch_settings, "reader")
         )
         assert response.status_code == 200, response.text
         body = response.json()
@@ -76,7 +77,7 @@ async def test_indirect_user_is_aggregated_from_profile(
         assert body["version"] == v1
 
         unknown = await client.get(
-            f"/v1/embedding-types/{etype.name}/users/ghost", headers=auth(orch_settings, "reader")
+            routes.user_vector_path(etype.name, "ghost"), headers=auth(orch_settings, "reader")
         )
         assert unknown.status_code == 404 and unknown.json()["error"] == "UnknownUser"
 
@@ -90,7 +91,7 @@ async def test_aggregate_explicit_attributes(
         attrs = {"tag:fantasy": np.full(8, 2.0, np.float32), "tag:crime": np.eye(8, dtype=np.float32)[0]}
         v1 = fixtures.publish(etype, frame(1), {Kind.ATTRIBUTE: attrs})
         fixtures.set_in_use(etype, v1)
-        url = f"/v1/embedding-types/{etype.name}/users:aggregate"
+        url = routes.aggregate_path(etype.name)
         reader = auth(orch_settings, "reader")
         body = {
             "attributes": [
@@ -134,7 +135,7 @@ async def test_concurrent_reads_while_in_use_advances_return_matching_pairs(
 
         async def advance(previous: str, target: str) -> None:
             response = await client.put(
-                f"/v1/embedding-types/{etype.name}/in-use",
+                routes.in_use_path(etype.name),
                 json={"expected": previous, "version": target},
                 headers=indexer,
             )
@@ -142,7 +143,7 @@ async def test_concurrent_reads_while_in_use_advances_return_matching_pairs(
 
         async def read(n: int) -> tuple[str, str, list[float]]:
             user = f"u{n % 20}"
-            response = await client.get(f"/v1/embedding-types/{etype.name}/users/{user}", headers=reader)
+            response = await client.get(routes.user_vector_path(etype.name, user), headers=reader)
             assert response.status_code == 200, response.text
             body = response.json()
             return user, body["version"], body["vector"]

@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from opensearchpy import OpenSearch
 
+from contract import routes
 from contract.indexing import (
     IndexedLocation,
     Mode,
@@ -218,8 +219,7 @@ def register(orchestrator_url: str, settings: Settings, world: World, in_use: st
     with httpx.Client(base_url=orchestrator_url, headers=headers, timeout=10) as client:
         for loc in world.locations.values():
             response = client.put(
-                f"/v1/embedding-types/{world.etype.name}/indexed/{loc.version}",
-                json=loc.model_dump(mode="json"),
+                routes.indexed_path(world.etype.name, loc.version), json=loc.model_dump(mode="json")
             )
             assert response.status_code == 204, response.text
         set_in_use(client, world.etype.name, in_use)
@@ -227,12 +227,11 @@ def register(orchestrator_url: str, settings: Settings, world: World, in_use: st
 
 def set_in_use(client: httpx.Client, type_name: str, version: str) -> None:
     """Compare-and-set in_use to `version` from whatever it is."""
-    current = client.get(f"/v1/embedding-types/{type_name}").json()["in_use"]
+    current = client.get(routes.type_path(type_name)).json()["in_use"]
     if current == version:
         return
     response = client.put(
-        f"/v1/embedding-types/{type_name}/in-use",
-        json={"expected": current, "version": version, "reason": "test"},
+        routes.in_use_path(type_name), json={"expected": current, "version": version, "reason": "test"}
     )
     assert response.status_code in (200, 204), response.text
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from serving_stack import Stack
 from serving_support import N_USERS, TYPE_A, metadata
 
+from contract import routes
+
 
 def _title(iid: str) -> str:
     return str(metadata(int(iid) - 1000)["title"])
@@ -30,7 +32,7 @@ def test_the_page_and_its_assets_are_served_under_a_same_origin_policy(stack: St
 
 def test_embedding_types_relay_versions_and_the_in_use_audit_trail(stack: Stack) -> None:
     v1, v2 = (v.name for v in stack.world.versions)
-    response = stack.client.get("/v1/embedding-types")
+    response = stack.client.get(routes.types_path())
     assert response.status_code == 200, response.text
     [info] = response.json()
     assert info["type"]["name"] == TYPE_A
@@ -77,7 +79,7 @@ def test_users_lists_profiled_users_in_natural_order(stack: Stack) -> None:
 def test_the_types_endpoint_reports_an_orchestrator_outage_as_unavailable(stack: Stack) -> None:
     stack.orchestrator_link.down()
     try:
-        response = stack.client.get("/v1/embedding-types")
+        response = stack.client.get(routes.types_path())
     finally:
         stack.orchestrator_link.up()
     assert response.status_code == 503

@@ -25,7 +25,7 @@ from orchestrator.api.routes.types import type_entry
 from orchestrator.auth import Role
 from orchestrator.errors import (
     InUseConflict,
-    InvalidRequest,
+    InvalidField,
     NoRollbackTarget,
     NotIndexed,
     NotPublished,
@@ -52,9 +52,9 @@ async def set_in_use(type_name: TypeName, body: InUseUpdate, ctx: IndexerDep) ->
     """Advance (or move) in_use by compare-and-set."""
     state = ctx.state
     if not is_version_id(body.version):
-        raise InvalidRequest(f"version: {body.version!r} is not a version id")
+        raise InvalidField(f"version: {body.version!r} is not a version id")
     if body.expected is not None and not is_version_id(body.expected):
-        raise InvalidRequest(f"expected: {body.expected!r} is not a version id")
+        raise InvalidField(f"expected: {body.expected!r} is not a version id")
     await type_entry(state, type_name)
     change = await in_use.compare_and_set(
         state.redis, state.keys, type_name, body.expected, body.version, body.reason, ctx.caller
@@ -122,7 +122,7 @@ async def put_indexed(
     """Record an indexed version."""
     state = ctx.state
     if body.version != version:
-        raise InvalidRequest(f"version: body says {body.version!r} but the path says {version!r}")
+        raise InvalidField(f"version: body says {body.version!r} but the path says {version!r}")
     await type_entry(state, type_name)
     await in_use.record_indexed(state.redis, state.keys, type_name, body)
     return Response(status_code=204)

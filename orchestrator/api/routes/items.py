@@ -17,7 +17,7 @@ from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, ro
 from orchestrator.api.routes.types import type_entry
 from orchestrator.api.routes.users import allowed_namespaces
 from orchestrator.auth import Role
-from orchestrator.errors import InvalidRequest, UnknownType, UnknownVersion, documented
+from orchestrator.errors import InvalidField, UnknownType, UnknownVersion, documented
 
 router = APIRouter(tags=["items"])
 
@@ -25,21 +25,21 @@ router = APIRouter(tags=["items"])
 def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
     """Field-level checks the model cannot make alone (ids, duplicates, attribute namespaces)."""
     if not is_version_id(body.version):
-        raise InvalidRequest(f"version: {body.version!r} is not a version id")
+        raise InvalidField(f"version: {body.version!r} is not a version id")
     seen: set[str] = set()
     for position, item_id in enumerate(body.item_ids):
         if not ENTITY_ID.match(item_id):
-            raise InvalidRequest(f"item_ids[{position}]: {item_id!r} must match {ENTITY_ID.pattern}")
+            raise InvalidField(f"item_ids[{position}]: {item_id!r} must match {ENTITY_ID.pattern}")
         if item_id in seen:
-            raise InvalidRequest(f"item_ids[{position}]: {item_id!r} is repeated")
+            raise InvalidField(f"item_ids[{position}]: {item_id!r} is repeated")
         seen.add(item_id)
     for item_id, attributes in body.attributes.items():
         if item_id not in seen:
-            raise InvalidRequest(f"attributes.{item_id}: not one of item_ids")
+            raise InvalidField(f"attributes.{item_id}: not one of item_ids")
         for position, attribute in enumerate(attributes):
             namespace = attribute.id.split(":", 1)[0]
             if namespace not in namespaces:
-                raise InvalidRequest(
+                raise InvalidField(
                     f"attributes.{item_id}[{position}].id: namespace {namespace!r} "
                     f"is not one of {sorted(namespaces)}"
                 )

@@ -16,7 +16,7 @@ from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, UserId, auth
 from orchestrator.api.routes.types import type_entry
 from orchestrator.auth import Role
 from orchestrator.errors import (
-    InvalidRequest,
+    InvalidField,
     NoAttributesFound,
     NoVersionInUse,
     UnknownType,
@@ -40,7 +40,7 @@ def check_namespaces(embedding_type: EmbeddingType, ids: Sequence[str], field: s
     for position, attribute in enumerate(ids):
         namespace = attribute.split(":", 1)[0]
         if namespace not in allowed:
-            raise InvalidRequest(
+            raise InvalidField(
                 f"{field}[{position}].id: namespace {namespace!r} is not one of type "
                 f"{embedding_type.name}'s namespaces {sorted(allowed)}"
             )
@@ -147,7 +147,7 @@ async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: Reade
         return await _aggregate(state, entry.type, version, weighted, body.normalize, "attributes")
     assert body.user_id is not None  # the model guarantees exactly one source
     if not ENTITY_ID.match(body.user_id):
-        raise InvalidRequest(f"user_id: {body.user_id!r} must match {ENTITY_ID.pattern}")
+        raise InvalidField(f"user_id: {body.user_id!r} must match {ENTITY_ID.pattern}")
     raw_version, profile = await state.store.in_use_and_profile(type_name, body.user_id)
     version = await _in_use(state, type_name, raw_version)
     if profile is None:

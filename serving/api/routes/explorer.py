@@ -14,14 +14,15 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
+from contract import routes
 from contract.profiles import Profile
 from contract.types import TYPE_NAME
 from contract.wire import ENTITY_ID, InUseChange, TypeInfo
 from search.errors import SearchError
 from serving.api.deps import StateDep
 from serving.errors import NotServable, ServingError, Unavailable
-from serving.orchestrator_client import OrchestratorDown
 from serving.state import AppState
+from serving.upstream import OrchestratorDown
 
 router = APIRouter(tags=["explorer"])
 
@@ -118,7 +119,7 @@ def asset(name: Annotated[str, Path(max_length=64)]) -> Response:
 
 
 @router.get(
-    "/v1/embedding-types",
+    routes.TYPES,  # the orchestrator's list, relayed at its own path
     response_model=list[TypeOverview],
     summary="Every embedding type with latest / in_use / indexed versions and its in_use audit trail",
     responses={503: {"description": "Unavailable: the orchestrator is down"}},

@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from serving.api.deps import StateDep
 from serving.models import Health
-from serving.orchestrator_client import OrchestratorDown
+from serving.upstream import OrchestratorDown
 
 router = APIRouter(tags=["health"])
 

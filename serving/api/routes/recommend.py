@@ -7,23 +7,26 @@ import time
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
+from service.errors import BodyTooLarge
+from service.openapi import documented
 from serving.api.body import read_json
-from serving.errors import InvalidField, describe_validation
+from serving.context import Timer
+from serving.errors import (
+    BadRequest,
+    InvalidField,
+    NotServable,
+    Unavailable,
+    UnknownType,
+    describe_validation,
+)
 from serving.models import RecommendRequest, RecommendResponse
-from serving.recommender import Timer, recommend
+from serving.recommender import recommend
 from serving.rendering import render, render_items
 from serving.state import AppState
 
 router = APIRouter(tags=["recommend"])
 
-_ERRORS = {
-    400: {"description": "BadRequest: body is not JSON"},
-    404: {"description": "UnknownType"},
-    409: {"description": "NotServable: no in-use version yet"},
-    413: {"description": "PayloadTooLarge"},
-    422: {"description": "InvalidField: names the field"},
-    503: {"description": "Unavailable: a dependency is down and nothing is cached (Retry-After)"},
-}
+_ERRORS = documented(BadRequest, BodyTooLarge, UnknownType, NotServable, InvalidField, Unavailable)
 
 
 @router.post(
@@ -33,7 +36,7 @@ _ERRORS = {
     openapi_extra={
         "requestBody": {"content": {"application/json": {"schema": RecommendRequest.model_json_schema()}}}
     },
-    responses=_ERRORS,  # type: ignore[arg-type]
+    responses=_ERRORS,
 )
 async def post_recommend(request: Request) -> Response:
     """Versioned k-NN for the user's vector, fallback-filled, degraded rather than failed."""

@@ -9,11 +9,13 @@ import orjson
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import ValidationError
 
+from service.openapi import documented
 from serving.api.deps import StateDep
-from serving.errors import InvalidField, describe_validation
+from serving.context import Timer
+from serving.errors import InvalidField, Unavailable, UnknownItem, UnknownType, describe_validation
 from serving.models import RecommendResponse, SimilarQuery
-from serving.recommender import Timer, similar
 from serving.rendering import render, render_items
+from serving.similar_items import similar
 
 router = APIRouter(tags=["similar"])
 
@@ -22,11 +24,7 @@ router = APIRouter(tags=["similar"])
     "/v1/items/{item_id}/similar",
     response_model=RecommendResponse,
     summary="Items nearest to an item's vector of the in-use version",
-    responses={
-        404: {"description": "UnknownType | UnknownItem (not indexed, or no vector of the in-use version)"},
-        422: {"description": "InvalidField"},
-        503: {"description": "Unavailable"},
-    },
+    responses=documented(UnknownType, UnknownItem, InvalidField, Unavailable),
 )
 async def get_similar(
     state: StateDep,

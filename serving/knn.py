@@ -1,0 +1,48 @@
+"""The versioned k-NN query serving sends: how many HNSW candidates, how wide a beam."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from contract.filters import FilterNode
+from contract.indexing import IndexedLocation
+from contract.settings import Settings
+from contract.types import Similarity
+from search.requests import VersionedKnnQuery
+
+# HNSW candidates per query: more candidates than k lifts recall at a small cost (the exact-top-10 target).
+MIN_CANDIDATES = 100
+MAX_CANDIDATES = 10_000
+
+
+def candidates(k: int) -> int:
+    """HNSW candidates of a k-NN query for the k best."""
+    return min(MAX_CANDIDATES, max(k, MIN_CANDIDATES))
+
+
+def ef_search(settings: Settings, k: int) -> int:
+    """The beam width: the configured one (see serving_ef_search), never narrower than the candidates."""
+    return max(settings.serving_ef_search, candidates(k))
+
+
+def knn_query(
+    settings: Settings,
+    location: IndexedLocation,
+    similarity: Similarity,
+    vector: Sequence[float],
+    k: int,
+    *,
+    filters: FilterNode | None,
+    exclude: frozenset[str],
+) -> VersionedKnnQuery:
+    """The k best items of `location`'s version for `vector`, under filters and exclusions."""
+    return VersionedKnnQuery(
+        location=location,
+        similarity=similarity,
+        vector=vector,
+        k=k,
+        filter=filters,
+        exclude_ids=exclude,
+        candidates=candidates(k),
+        ef_search=ef_search(settings, k),
+    )

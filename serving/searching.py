@@ -1,0 +1,28 @@
+"""OpenSearch calls through serving's breaker: SearchUnavailable at once while it is open."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from search.errors import SearchUnavailable
+from serving.state import AppState
+
+T = TypeVar("T")
+
+
+async def searched(state: AppState, call: Coroutine[Any, Any, T]) -> T:
+    """Await `call` (a state.search coroutine) unless the breaker is open; count its outcome."""
+    breaker = state.search_breaker
+    if not breaker.allow():
+        call.close()
+        raise SearchUnavailable("OpenSearch unavailable (circuit open)")
+    try:
+        result = await call
+    except SearchUnavailable:
+        breaker.failure()
+        metrics = state.metrics
+        metrics.child(metrics.dependency_errors, "opensearch").inc()
+        raise
+    breaker.success()
+    return result
