@@ -209,7 +209,7 @@ class OrchestratorLink(_FromEnv):
     orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")
 
 
-class OrchestratorSettings(StoreSettings):
+class OrchestratorSettings(StoreSettings, OrchestratorLink):
     """The orchestrator process: its poll, its cache, and the API keys it accepts."""
 
     orchestrator_poll_seconds: float = Field(

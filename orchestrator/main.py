@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.settings import OrchestratorSettings
 from contract.wire import MAX_BODY_BYTES
 from orchestrator.api.deps import SECURITY_SCHEMES
 from orchestrator.api.routes import in_use, items, ops, types, users
@@ -46,7 +46,7 @@ not JSON), 401 Unauthorized, 403 Forbidden, 404 Unknown*, 409 conflicts, 413 Bod
 """
 
 
-def _redis(settings: Settings) -> Redis:
+def _redis(settings: OrchestratorSettings) -> Redis:
     timeout = settings.request_timeout_seconds
     return Redis.from_url(
         settings.redis_endpoint,
@@ -60,7 +60,7 @@ def _redis(settings: Settings) -> Redis:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: OrchestratorSettings) -> FastAPI:
     """The orchestrator app for `settings`."""
     cache = VectorCache(settings.orchestrator_cache_entries)
     metrics = Metrics(cache)
@@ -114,4 +114,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment."""
-    return create_app(Settings())
+    return create_app(OrchestratorSettings())

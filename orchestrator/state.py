@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.settings import OrchestratorSettings
 from orchestrator.auth import KeyRing
 from orchestrator.cache import VectorCache
 from orchestrator.catalog import Catalog
@@ -19,7 +19,7 @@ from orchestrator.store import Store
 class AppState:
     """One app instance's collaborators."""
 
-    settings: Settings
+    settings: OrchestratorSettings
     keys: Keys
     redis: Redis
     store: Store

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from contract.settings import Settings
+from contract.settings import ServingSettings
 from service.app import create_service_app
 from serving.api.routes import explorer, health, recommend, similar
 from serving.state import AppState
@@ -30,7 +30,7 @@ class _StateMetrics:
             self.state.metrics.observe(route, method, status, seconds)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ServingSettings) -> FastAPI:
     """A serving app for `settings` (GET / is left free for the explorer page)."""
     observer = _StateMetrics()
 

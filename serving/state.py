@@ -8,7 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.settings import ServingSettings
 from contract.wire import UserVector
 from orchestrator_client import OrchestratorClient
 from search.client import build_client
@@ -26,7 +26,7 @@ from serving.upstream import Orchestrator
 class AppState:
     """Per-app state, built by the lifespan (routes reach it through serving.api.deps) and closed with it."""
 
-    settings: Settings
+    settings: ServingSettings
     keys: Keys
     orchestrator: Orchestrator
     search: SearchEngine
@@ -41,7 +41,7 @@ class AppState:
     background: Background
 
     @classmethod
-    def build(cls, settings: Settings) -> AppState:
+    def build(cls, settings: ServingSettings) -> AppState:
         """Build clients, caches and breakers (no I/O yet)."""
         metrics = Metrics()
         client = OrchestratorClient(

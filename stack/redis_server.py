@@ -56,7 +56,7 @@ def ensure_binary(console: Console) -> str:
 def write_config(node: RedisNode, extra: tuple[str, ...] = ()) -> None:
     """redis.conf of the node, our base settings then `extra` lines (rewritten every start)."""
     lines = [
-        "# Written by `lockstep services up` on every start; edit Settings, not this file.",
+        "# Written by `lockstep services up` on every start; edit the settings, not this file.",
         f"port {node.port}",
         "bind 127.0.0.1",
         "protected-mode yes",
