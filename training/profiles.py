@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import redis
 
 from contract.keys import Keys
 from contract.profiles import Profile
+from contract.redis_clients import SyncRedis
 from training.data import Ratings
 from training.split import frame_for, window
 from training.validation import PublishError
@@ -21,7 +21,7 @@ _COLUMNS = ("user_id", "book_id", "rating")
 
 
 def write_profiles(
-    client: redis.Redis,
+    client: SyncRedis,
     keys: Keys,
     profiles: Iterable[Profile],
     chunk_size: int = 1000,
@@ -41,7 +41,7 @@ def write_profiles(
     return users
 
 
-def remove_profiles_except(client: redis.Redis, keys: Keys, keep: Set[str], chunk_size: int = 1000) -> int:
+def remove_profiles_except(client: SyncRedis, keys: Keys, keep: Set[str], chunk_size: int = 1000) -> int:
     """Delete every stored profile whose user is not in `keep`; returns how many were deleted.
 
     For a load that replaces the profiles: run after the new ones are written, so a user never lacks a
