@@ -3,8 +3,8 @@
 Hash tags (the part in braces, which alone decides a key's Redis Cluster slot) keep every atomic operation
 on one slot: a type's control keys (manifests, published set, sequence, pending markers, in_use, audit,
 indexed, publish locks) share the tag `{type}`; a version's vector buckets are spread over slots on
-purpose, a tag per group of buckets. Keys without braces (the registry, profiles, the catalog stream, the
-indexer locks) are each used alone and hash on their whole name.
+purpose, a tag per group of buckets. Keys without braces (the registry, profiles and their index, the
+catalog stream, the indexer locks) are each used alone and hash on their whole name.
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ class Keys:
     def profile(self, user_id: str) -> str:
         """String: a user's recent interactions as Profile JSON (raw user data, not versioned)."""
         return f"{self.prefix}:profile:{user_id}"
+
+    def profile_users(self) -> str:
+        """Sorted set: every user id with a stored profile, all scored 0 (so listed in id order).
+
+        Written with the profiles; what the explorer lists users from, so no request scans the keyspace.
+        """
+        return f"{self.prefix}:profile-users"
 
     def catalog_changes(self) -> str:
         """Stream: item catalog changes (upsert/delete) the incremental indexer consumes."""

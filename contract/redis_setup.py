@@ -23,7 +23,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, RedisCluste
 from redis.sentinel import MasterNotFoundError
 
 from contract.keys import Keys, LegacyKeys
-from contract.redis_clients import AsyncRedis, SyncRedis
+from contract.redis_clients import AsyncRedis, SyncRedis, sync_client
 from contract.replication import NotReplicated
 from contract.settings import StoreSettings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
@@ -222,6 +222,17 @@ def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
         legacy = _legacy_types(client, keys)
         found = [p for p in [legacy_problem(keys, legacy)] if p]
     _raise(found)
+
+
+def checked_client(settings: StoreSettings, **options: Any) -> SyncRedis:
+    """A blocking client (contract.redis_clients.sync_client) of a Redis that passed `check`."""
+    client = sync_client(settings, **options)
+    try:
+        check(client, settings, Keys(settings.key_prefix))
+    except BaseException:
+        client.close()
+        raise
+    return client
 
 
 def _legacy_types(client: SyncRedis, keys: Keys) -> list[str]:

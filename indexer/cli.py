@@ -163,16 +163,19 @@ def register(app: typer.Typer) -> None:
         title: str | None = typer.Option(None, "--title", help="New title (upsert)."),
     ) -> None:
         """Push a catalog change (upsert from goodbooks, optionally retitled, or delete) to the stream."""
+        from typing import cast
+
         import redis
 
         from contract.keys import Keys
+        from contract.redis_clients import sync_client
         from contract.settings import Settings
         from indexer.catalog import load_catalog
         from indexer.changes import ChangeKind
         from indexer.changes import publish_change as push
 
         settings = Settings.model_validate({})
-        client = redis.Redis.from_url(settings.redis_endpoint)
+        client = cast(redis.Redis, sync_client(settings))  # a cluster client has the same commands
         keys = Keys(settings.key_prefix)
         if delete:
             entry = push(client, keys, ChangeKind.DELETE, item_id=item_id)

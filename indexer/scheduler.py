@@ -8,12 +8,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from contract.indexing import Mode, live_index, shadow_index
 from contract.keys import Keys
+from contract.redis_setup import checked_client
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from indexer import leftovers
@@ -70,7 +71,8 @@ class Runner:
     _catalog: list[Item] | None = None
 
     def __post_init__(self) -> None:
-        self.redis = redis.Redis.from_url(self.settings.redis_endpoint)
+        # Refuses a Redis set up wrongly (contract.redis_setup); a cluster client has the same commands.
+        self.redis = cast(redis.Redis, checked_client(self.settings))
         self.keys = Keys(self.settings.key_prefix)
         self.search = engine.build_client(self.settings, timeout=120.0)
         self.orchestrator = OrchestratorClient(self.settings)

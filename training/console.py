@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contract.keys import Keys
-from contract.redis_clients import SyncRedis, sync_client
-from contract.redis_setup import RedisSetupError, check, explain
+from contract.redis_clients import SyncRedis
+from contract.redis_setup import RedisSetupError, checked_client, explain
 from contract.settings import Settings
 from training.validation import PublishError
 
@@ -58,11 +58,9 @@ def redis_session() -> Iterator[tuple[Settings, SyncRedis, Keys]]:
     The check (contract.redis_setup) refuses a Redis of the wrong topology or set up wrongly.
     """
     settings = Settings()  # fields come from the environment
-    client = sync_client(settings)
-    keys = Keys(settings.key_prefix)
+    client = checked_client(settings)
     try:
-        check(client, settings, keys)
-        yield settings, client, keys
+        yield settings, client, Keys(settings.key_prefix)
     finally:
         client.close()
 
