@@ -175,7 +175,7 @@ class Store:
             return []
         pipe = self.immutable.pipeline(transaction=False)
         for names in groups:
-            pipe.mget(names)
+            pipe.execute_command("MGET", *names)  # a cluster pipeline refuses .mget(), not one slot's MGET
         found: list[list[bytes | None]] = await pipe.execute()
         if self.immutable is self.redis:
             return found
@@ -212,7 +212,8 @@ class Store:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for name in type_names:
-            pipe.eval(_STATE, 2, self.keys.in_use(name), self.keys.indexed(name))
+            # Through execute_command: a cluster pipeline routes EVAL by its keys' slot.
+            pipe.execute_command("EVAL", _STATE, 2, self.keys.in_use(name), self.keys.indexed(name))
         replies = await pipe.execute()
         return {name: _state(reply) for name, reply in zip(type_names, replies, strict=True)}
 

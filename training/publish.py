@@ -455,7 +455,7 @@ def _check_stored(client: SyncRedis, keys: Keys, type_name: str, version: str, c
     pipe = client.pipeline(transaction=False)
     for start in range(0, len(names), BUCKETS_PER_GROUP):
         group = names[start : start + BUCKETS_PER_GROUP]
-        pipe.eval(_HLENS, len(group), *group)
+        pipe.execute_command("EVAL", _HLENS, len(group), *group)  # a cluster pipeline routes it by slot
     stored = np.asarray([n for counts in pipe.execute() for n in counts], dtype=np.int64)
     if not np.array_equal(stored, expected):
         raise PublishError(
