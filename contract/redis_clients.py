@@ -29,7 +29,8 @@ def _host_port(entry: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _cluster_seeds(settings: StoreSettings) -> list[tuple[str, int]]:
+def cluster_seeds(settings: StoreSettings) -> list[tuple[str, int]]:
+    """host, port of the nodes a cluster client starts from (redis_cluster_nodes, else redis_url's)."""
     if settings.redis_cluster_nodes:
         return [_host_port(entry) for entry in settings.redis_cluster_nodes]
     url = urlsplit(settings.redis_endpoint)
@@ -51,7 +52,7 @@ def sync_client(
     replicas = replica_reads and settings.redis_replica_reads
     if settings.redis_topology == "cluster":
         return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in _cluster_seeds(settings)],  # type: ignore[no-untyped-call]
+            startup_nodes=[ClusterNode(host, port) for host, port in cluster_seeds(settings)],  # type: ignore[no-untyped-call]
             load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if replicas else None,
             **options,
         )
@@ -71,7 +72,7 @@ def async_client(
     replicas = replica_reads and settings.redis_replica_reads
     if settings.redis_topology == "cluster":
         return AsyncRedisCluster(
-            startup_nodes=[AsyncClusterNode(host, port) for host, port in _cluster_seeds(settings)],
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in cluster_seeds(settings)],
             load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if replicas else None,
             **options,
         )

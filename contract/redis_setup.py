@@ -23,7 +23,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, RedisCluste
 from redis.sentinel import MasterNotFoundError
 
 from contract.keys import Keys, LegacyKeys
-from contract.redis_clients import AsyncRedis, SyncRedis, sync_client
+from contract.redis_clients import AsyncRedis, SyncRedis, cluster_seeds, sync_client
 from contract.replication import NotReplicated
 from contract.settings import StoreSettings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
@@ -196,6 +196,33 @@ def _sync_nodes(client: SyncRedis, settings: StoreSettings) -> list[tuple[str, r
     return nodes
 
 
+def _seed_failure(settings: StoreSettings, exc: RedisClusterException) -> RedisError | RedisSetupError:
+    """Why a cluster client could not start: what its seed nodes say of themselves, else its own error."""
+    facts = []
+    for host, port in cluster_seeds(settings):
+        node = redis.Redis(host, port, socket_timeout=settings.request_timeout_seconds)
+        try:
+            facts.append(_node_facts(node, f"{host}:{port}"))
+        except (redis.ConnectionError, redis.TimeoutError):
+            continue
+        finally:
+            node.close()
+    return _judged_seeds(settings, facts, exc)
+
+
+def _judged_seeds(
+    settings: StoreSettings, facts: Sequence[NodeFacts], exc: RedisClusterException
+) -> RedisError | RedisSetupError:
+    if not facts:
+        return redis.ConnectionError(f"no seed node of the Redis Cluster answers ({exc})")
+    found = problems(settings, facts)
+    if found:
+        return RedisSetupError("; ".join(found))
+    return RedisSetupError(
+        f"LOCKSTEP_REDIS_TOPOLOGY is cluster but the Redis Cluster does not answer as one ({exc})"
+    )
+
+
 def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
     """Raise RedisSetupError naming every problem; connection errors of the primary propagate."""
     try:
@@ -203,9 +230,7 @@ def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
             client.nodes_manager.initialize()
         nodes = _sync_nodes(client, settings)
     except RedisClusterException as exc:
-        raise RedisSetupError(
-            f"LOCKSTEP_REDIS_TOPOLOGY is cluster but no Redis Cluster answers as one ({exc})"
-        ) from exc
+        raise _seed_failure(settings, exc) from exc
     facts = []
     for name, node, primary in nodes:
         try:
@@ -226,7 +251,10 @@ def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
 
 def checked_client(settings: StoreSettings, **options: Any) -> SyncRedis:
     """A blocking client (contract.redis_clients.sync_client) of a Redis that passed `check`."""
-    client = sync_client(settings, **options)
+    try:
+        client = sync_client(settings, **options)  # a cluster client reads the slot map right away
+    except RedisClusterException as exc:
+        raise _seed_failure(settings, exc) from exc
     try:
         check(client, settings, Keys(settings.key_prefix))
     except BaseException:
@@ -287,9 +315,16 @@ async def check_async(client: AsyncRedis, settings: StoreSettings, keys: Keys) -
     try:
         nodes = await _async_nodes(client, settings)
     except RedisClusterException as exc:
-        raise RedisSetupError(
-            f"LOCKSTEP_REDIS_TOPOLOGY is cluster but no Redis Cluster answers as one ({exc})"
-        ) from exc
+        facts = []
+        for host, port in cluster_seeds(settings):
+            node = aioredis.Redis(host=host, port=port, socket_timeout=settings.request_timeout_seconds)
+            try:
+                facts.append(await _async_node_facts(node, f"{host}:{port}"))
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            finally:
+                await node.aclose()
+        raise _judged_seeds(settings, facts, exc) from exc
     facts = []
     for name, node, primary in nodes:
         try:

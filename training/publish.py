@@ -252,6 +252,8 @@ def _existing(
     try:
         raw = run_script(client, _CONFIRM, [keys.manifest(type_name, version)], [], replication)
     except NotReplicated as exc:
+        if exc.reply is None:
+            return None  # nothing published to confirm
         raise PublishError(f"{type_name!r} {version} is published but not confirmed: {exc}") from exc
     return None if raw is None else Manifest.model_validate_json(raw)
 
