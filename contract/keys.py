@@ -147,6 +147,13 @@ class LegacyKeys:
         """SCAN pattern of every vector bucket of the type: prefix:vec:type:version:kind:bucket."""
         return f"{self.prefix}:vec:{type_name}:*"
 
+    @staticmethod
+    def vectors_parts(key: str | bytes) -> tuple[str, Kind, int]:
+        """(version, kind, bucket) of a vector bucket key (version ids, kinds and types hold no ':')."""
+        text = key.decode() if isinstance(key, bytes) else key
+        _, version, kind, bucket = text.rsplit(":", 3)
+        return version, Kind(kind), int(bucket)
+
     def pending_pattern(self, type_name: str) -> str:
         """SCAN pattern of the type's leftover markers: prefix:vecpending:type:version."""
         return f"{self.prefix}:vecpending:{type_name}:*"

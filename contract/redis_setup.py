@@ -223,8 +223,11 @@ def _judged_seeds(
     )
 
 
-def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
-    """Raise RedisSetupError naming every problem; connection errors of the primary propagate."""
+def check(client: SyncRedis, settings: StoreSettings, keys: Keys, *, refuse_legacy: bool = True) -> None:
+    """Raise RedisSetupError naming every problem; connection errors of the primary propagate.
+
+    `refuse_legacy=False` lets data of the old key schema pass (for the command that migrates it).
+    """
     try:
         if isinstance(client, RedisCluster):
             client.nodes_manager.initialize()
@@ -243,7 +246,7 @@ def check(client: SyncRedis, settings: StoreSettings, keys: Keys) -> None:
             if node is not client:
                 node.close()
     found = problems(settings, facts)
-    if not found:
+    if not found and refuse_legacy:
         legacy = _legacy_types(client, keys)
         found = [p for p in [legacy_problem(keys, legacy)] if p]
     _raise(found)
