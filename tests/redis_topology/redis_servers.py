@@ -196,3 +196,61 @@ def new_server(started: list[RedisServer], workdir: Path, config: dict[str, str]
     server = RedisServer(port, workdir / str(port), config)
     started.append(server)
     return server.start()
+
+
+class ThrowawaySentinel:
+    """A primary, one replica and one Sentinel monitoring them under `name`."""
+
+    def __init__(self, workdir: Path, name: str = "lockstep") -> None:
+        primary, replica, sentinel = free_ports(3)
+        self.name = name
+        self.primary = RedisServer(primary, workdir / "primary")
+        self.replica = RedisServer(
+            replica, workdir / "replica", extra=["--replicaof", "127.0.0.1", str(primary)]
+        )
+        self.sentinel_port = sentinel
+        self.sentinel_dir = workdir / "sentinel"
+        self.sentinel: subprocess.Popen[bytes] | None = None
+
+    @property
+    def hosts(self) -> list[str]:
+        """host:port of the Sentinels (LOCKSTEP_REDIS_SENTINEL_HOSTS)."""
+        return [f"127.0.0.1:{self.sentinel_port}"]
+
+    def start(self) -> ThrowawaySentinel:
+        """Start all three and wait until the Sentinel knows the primary and its replica in sync."""
+        self.primary.start()
+        self.replica.start()
+        self.sentinel_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.sentinel_dir / "sentinel.conf"  # a Sentinel rewrites its own config file
+        conf.write_text(
+            f"port {self.sentinel_port}\nbind 127.0.0.1\ndir {self.sentinel_dir}\n"
+            f"sentinel monitor {self.name} 127.0.0.1 {self.primary.port} 1\n"
+            f"sentinel down-after-milliseconds {self.name} 2000\n"
+        )
+        self.sentinel = subprocess.Popen(
+            ["redis-server", str(conf), "--sentinel"],
+            stdout=(self.sentinel_dir / "stdout.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        eventually(self._ready, "the Sentinel knows the primary and its replica, in sync")
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            sentinel = redis.Redis(port=self.sentinel_port, socket_timeout=5, decode_responses=True)
+            replicas = sentinel.execute_command("SENTINEL", "REPLICAS", self.name)
+            sentinel.close()
+        except redis.RedisError:
+            return False
+        link = _info(self.replica, "replication").get("master_link_status")
+        return link == "up" and any("s_down" not in str(r) for r in replicas or [])
+
+    def stop(self) -> None:
+        """Stop the Sentinel, then both servers."""
+        if self.sentinel is not None:
+            self.sentinel.terminate()
+            self.sentinel.wait(timeout=20)
+            self.sentinel = None
+        self.replica.stop()
+        self.primary.stop()
