@@ -348,6 +348,24 @@ async def check_async(client: AsyncRedis, settings: StoreSettings, keys: Keys) -
     _raise(found)
 
 
+async def cluster_states(settings: StoreSettings) -> str:
+    """What the cluster's seed nodes say their cluster_state is (a readiness probe's diagnosis)."""
+    said = []
+    for host, port in cluster_seeds(settings):
+        node = aioredis.Redis(host=host, port=port, socket_timeout=settings.request_timeout_seconds)
+        try:
+            info = _text(await node.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+            facts = _facts(f"{host}:{port}", {"cluster_enabled": 1}, info, {})
+            said.append(f"{facts.name} {facts.cluster_state}")
+        except (redis.ConnectionError, redis.TimeoutError):
+            said.append(f"{host}:{port} unreachable")
+        except RedisError as exc:
+            said.append(f"{host}:{port} {type(exc).__name__}")
+        finally:
+            await node.aclose()
+    return "cluster_state: " + ", ".join(said)
+
+
 class SetupGate:
     """The check of a long-running process: at startup when Redis answers, else once it first does."""
 

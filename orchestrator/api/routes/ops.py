@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
 
 from contract import routes
-from contract.redis_setup import RedisSetupError
+from contract.redis_setup import RedisSetupError, cluster_states
 from orchestrator.api.deps import StateDep
 from orchestrator.errors import RedisUnavailable, documented
 
@@ -32,9 +33,16 @@ async def readyz(state: StateDep) -> dict[str, str]:
     """Redis answers and is set up right."""
     try:
         await state.redis_setup.ensure()
+        await state.redis.ping()
     except RedisSetupError as exc:
         raise RedisUnavailable(f"redis setup: {exc}") from exc
-    await state.redis.ping()
+    except RedisError as exc:
+        if state.settings.redis_topology != "cluster":
+            raise
+        # A cluster in `fail` often surfaces as a connection error to the node it lost: say what each says.
+        raise RedisUnavailable(
+            f"redis: {type(exc).__name__}; {await cluster_states(state.settings)}"
+        ) from exc
     return {"status": "ready"}
 
 
