@@ -48,11 +48,6 @@ def group_of(bucket: int) -> int:
     return bucket // BUCKETS_PER_GROUP
 
 
-def groups_for(buckets: int) -> range:
-    """Every group of a kind spread over `buckets` buckets, each holding buckets g*N .. g*N+N-1."""
-    return range(-(-buckets // BUCKETS_PER_GROUP))
-
-
 def buckets_of(ids: Sequence[str], buckets: int) -> npt.NDArray[np.int64]:
     """`bucket_of` of many ids at once (the same rule; the modulo runs in numpy)."""
     if buckets < 1:
