@@ -366,6 +366,32 @@ async def cluster_states(settings: StoreSettings) -> str:
     return "cluster_state: " + ", ".join(said)
 
 
+async def unready(client: AsyncRedis, settings: StoreSettings) -> str | None:
+    """Why Redis cannot serve now (None: it can): a PING, and on a cluster every primary's cluster_state.
+
+    A cluster in `fail` still answers PING, so a cluster is asked for its state instead.
+    """
+    try:
+        if not isinstance(client, AsyncRedisCluster):
+            await client.ping()
+            return None
+        # Asked of several nodes, it answers per node.
+        states: Mapping[str, Mapping[str, str]] = await client.cluster_info(  # type: ignore[assignment]
+            target_nodes=AsyncRedisCluster.PRIMARIES
+        )
+    except RedisError as exc:
+        if settings.redis_topology != "cluster":
+            return f"{type(exc).__name__}"
+        # A lost node often surfaces as a connection error: say what each seed says instead.
+        return f"{type(exc).__name__}; {await cluster_states(settings)}"
+    failing = sorted(
+        f"{node} {info.get('cluster_state')}"
+        for node, info in states.items()
+        if info.get("cluster_state") != "ok"
+    )
+    return f"cluster_state: {', '.join(failing)}" if failing else None
+
+
 class SetupGate:
     """The check of a long-running process: at startup when Redis answers, else once it first does."""
 

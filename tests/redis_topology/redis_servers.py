@@ -171,12 +171,20 @@ class ThrowawayCluster:
         return self
 
     def healthy(self) -> bool:
-        """Every node says cluster_state:ok and every replica's link to its primary is up."""
+        """Every node says cluster_state:ok, every replica's link is up, and every node's slot map names
+        each range's replicas (gossip spreads them; a client reading replicas needs them there)."""
         for node in self.nodes:
             if _info(node, "cluster").get("cluster_state") != "ok":
                 return False
             replication = _info(node, "replication")
             if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
+                return False
+            client = node.client()
+            try:
+                ranges = client.execute_command("CLUSTER", "SLOTS")
+            finally:
+                client.close()
+            if any(len(entry) - 3 < self.replicas for entry in ranges):
                 return False
         return True
 

@@ -70,4 +70,3 @@ async def test_a_failed_cluster_answers_503_naming_the_state(
         assert "Retry-After" in down.headers
         ready = await api.get("/readyz")
         assert ready.status_code == 503 and f"{survivor} fail" in ready.json()["detail"], ready.text
-        assert f"{victim.address} unreachable" in ready.json()["detail"]

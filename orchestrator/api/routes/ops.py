@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from contract import routes
-from contract.redis_setup import RedisSetupError, cluster_states
+from contract.redis_setup import RedisSetupError, unready
 from orchestrator.api.deps import StateDep
 from orchestrator.errors import RedisUnavailable, documented
 
@@ -25,24 +24,20 @@ async def healthz() -> dict[str, str]:
 @router.get(
     routes.READYZ,
     summary="Readiness: Redis reachable and set up as Lockstep needs",
-    description="**Roles:** none. 200 when Redis answers PING and has passed the setup check (topology, "
-    "noeviction, AOF, listpack sizes), else 503 RedisUnavailable with Retry-After naming what is wrong.",
+    description="**Roles:** none. 200 when Redis answers PING (a cluster: every primary says cluster_state "
+    "ok) and has passed the setup check (topology, noeviction, AOF, listpack sizes), else 503 "
+    "RedisUnavailable with Retry-After naming what is wrong.",
     responses=documented(RedisUnavailable),
 )
 async def readyz(state: StateDep) -> dict[str, str]:
     """Redis answers and is set up right."""
     try:
         await state.redis_setup.ensure()
-        await state.redis.ping()
     except RedisSetupError as exc:
         raise RedisUnavailable(f"redis setup: {exc}") from exc
-    except RedisError as exc:
-        if state.settings.redis_topology != "cluster":
-            raise
-        # A cluster in `fail` often surfaces as a connection error to the node it lost: say what each says.
-        raise RedisUnavailable(
-            f"redis: {type(exc).__name__}; {await cluster_states(state.settings)}"
-        ) from exc
+    problem = await unready(state.redis, state.settings)
+    if problem is not None:
+        raise RedisUnavailable(f"redis: {problem}; retry shortly")
     return {"status": "ready"}
 
 
