@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx
@@ -43,6 +43,7 @@ from bench.checks import at_least, at_most
 from contract import routes
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
+from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
@@ -87,7 +88,7 @@ def _wait(url: str, limit: float = 60) -> None:
 
 def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocation]:
     rng = np.random.default_rng(0)
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = cast(redis.Redis, sync_client(settings))
     etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
     register_type(client, keys, etype)
     users = rng.standard_normal((USERS, DIM)).astype(np.float32)
@@ -408,7 +409,7 @@ def run(settings: Settings) -> dict[str, Any]:
         search.indices.delete(index=loc.index, ignore_unavailable=True)
         search.indices.delete_index_template(name=f"{token}-items", ignore=404)
         search.close()
-        client = redis.Redis.from_url(settings.redis_endpoint)
+        client = cast(redis.Redis, sync_client(settings))
         batch = list(client.scan_iter(match=f"{token}:*", count=1000))
         if batch:
             client.delete(*batch)

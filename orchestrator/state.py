@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from contract.keys import Keys
+from contract.redis_clients import AsyncRedis
+from contract.redis_setup import SetupGate
+from contract.replication import Replication
 from contract.settings import OrchestratorSettings
 from orchestrator.auth import KeyRing
 from orchestrator.cache import VectorCache
@@ -21,7 +22,9 @@ class AppState:
 
     settings: OrchestratorSettings
     keys: Keys
-    redis: Redis
+    redis: AsyncRedis  # the primary (reads of immutable data go through store.immutable)
+    redis_setup: SetupGate
+    replication: Replication  # what an in_use change must reach before it counts
     store: Store
     catalog: Catalog
     cache: VectorCache

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from contract.keys import Keys
+from contract.redis_clients import AsyncRedis, async_client
 from contract.settings import ServingSettings
 from contract.wire import UserVector
 from orchestrator_client import OrchestratorClient
@@ -30,7 +29,7 @@ class AppState:
     keys: Keys
     orchestrator: Orchestrator
     search: SearchEngine
-    redis: aioredis.Redis
+    redis: AsyncRedis
     directory: TypeDirectory
     metrics: Metrics
     user_vectors: TtlCache[UserVector]
@@ -56,11 +55,7 @@ class AppState:
             keys=Keys(settings.key_prefix),
             orchestrator=orchestrator,
             search=build_client(settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64),
-            redis=aioredis.Redis.from_url(
-                settings.redis_endpoint,
-                socket_timeout=settings.serving_opensearch_timeout_seconds,
-                socket_connect_timeout=settings.serving_opensearch_timeout_seconds,
-            ),
+            redis=async_client(settings, timeout=settings.serving_opensearch_timeout_seconds),
             directory=TypeDirectory(orchestrator, settings.serving_staleness_seconds),
             metrics=metrics,
             user_vectors=TtlCache("user_vector", settings.serving_user_cache_seconds, 100_000, metrics.cache),

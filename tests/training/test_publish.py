@@ -15,6 +15,7 @@ import pytest
 import redis
 from publish_support import (
     DIM,
+    buckets_pattern,
     direct_type,
     indirect_type,
     items,
@@ -187,17 +188,17 @@ def test_a_killed_publish_leaves_no_version_and_a_rerun_completes(
     assert 3000 <= partial < n
     assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
     assert redis_client.zcard(keys.published(etype.name)) == 0
-    assert redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))  # tells a rerun to clear
+    assert redis_client.hexists(keys.vectors_pending(etype.name), FRAME.version_id)  # tells a rerun to clear
 
     # The re-run carries other content (fewer users): stale fields of the killed run must not survive.
     rerun_users = vectors([f"u{i}" for i in range(100, 600)], seed=8)
     result = publish(redis_client, keys, etype, FRAME, users=rerun_users, items=items(2))
     assert result.created and result.manifest.counts.user == 500
     assert stored_count(redis_client, keys, etype.name, FRAME.version_id, Kind.USER) == 500
-    assert not redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))
+    assert not redis_client.hexists(keys.vectors_pending(etype.name), FRAME.version_id)
     assert b"u0" not in stored(redis_client, keys, etype.name, FRAME.version_id, Kind.USER)
     # The killed run had 20,000 users in 313 buckets: none of the buckets beyond the re-run's 8 survive.
-    assert len(list(redis_client.scan_iter(match=keys.vectors_pattern(etype.name, FRAME.version_id)))) == (
+    assert len(list(redis_client.scan_iter(match=buckets_pattern(keys, etype.name, FRAME.version_id)))) == (
         buckets_for(500) + buckets_for(2)
     )
 
