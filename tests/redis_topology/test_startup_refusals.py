@@ -6,6 +6,7 @@ Each case starts a throwaway redis-server with one setting broken (or of the oth
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -67,7 +68,10 @@ async def test_each_process_refuses_a_node_without_what_lockstep_relies_on(
     published = CliRunner().invoke(lockstep, ["types", "list"], env=_env(own))
     assert published.exit_code == 2 and "refusing to use Redis" in published.output
     assert where in " ".join(published.output.split())  # the console wraps long lines
-    indexer = CliRunner().invoke(lockstep, ["index", "shadow", "--limit", "1"], env=_env(own))
+    # The indexer runs its own event loop (asyncio.run), so its command runs off this test's loop.
+    indexer = await asyncio.to_thread(
+        CliRunner().invoke, lockstep, ["index", "shadow", "--limit", "1"], env=_env(own)
+    )
     assert isinstance(indexer.exception, RedisSetupError) and where in str(indexer.exception)
 
 
