@@ -62,7 +62,7 @@ HITS_ONLY: Final = f"hits.hits._id,hits.hits._score,hits.hits._source,{SHARDS},e
 IDS_ONLY: Final = f"hits.hits._id,hits.hits.sort,{SHARDS},error,status"
 DOCS_ONLY: Final = "docs._id,docs._source,docs.found,docs.error,error,status"
 BULK_ITEMS_ONLY: Final = "items.*.status,items.*.error,error,status"
-COPIES: Final = "shard,prirep,state,node,docs"
+COPIES: Final = "index,shard,prirep,state,node,docs"
 GREEN_MARGIN_SECONDS: Final = 10.0  # the client waits this much longer than the server-side health wait
 
 
@@ -74,9 +74,13 @@ class OpenSearchEngine:
         self._writes = writes
 
     async def aclose(self) -> None:
-        """Close the connections."""
-        await self._reads.close()
-        await self._writes.close()
+        """Close the connections to every node."""
+        for client in (self._reads, self._writes):
+            await client.close()
+            # The client closes the nodes it deems alive only; one marked dead keeps its session open.
+            # (One host has a pool that never marks it dead, and no `orig_connections`.)
+            for connection in getattr(client.transport.connection_pool, "orig_connections", ()):
+                await connection.close()
 
     # --- searches ---
 
@@ -99,7 +103,7 @@ class OpenSearchEngine:
             missing = unavailable_shards(await self.shard_copies(index))
         except SearchError:
             return " (which shards: the shard table did not answer)"
-        return f"; no started copy of shard(s) {', '.join(map(str, missing))} of {index}" if missing else ""
+        return f"; no started copy of {', '.join(missing)}" if missing else ""
 
     async def knn(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""

@@ -193,6 +193,7 @@ def _reason(error: Any) -> str:
 class ShardCopy:
     """One copy of a shard (`_cat/shards`): primary or replica, its state, its node, its documents."""
 
+    index: str
     shard: int
     primary: bool
     state: str
@@ -201,9 +202,10 @@ class ShardCopy:
 
 
 def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
-    """`_cat/shards?format=json&h=shard,prirep,state,node,docs` rows, ordered by shard, primary first."""
+    """`_cat/shards` rows (h=index,shard,prirep,state,node,docs), by index and shard, primary first."""
     copies = [
         ShardCopy(
+            index=str(row["index"]),
             shard=int(row["shard"]),
             primary=row.get("prirep") == "p",
             state=str(row.get("state")),
@@ -212,15 +214,16 @@ def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
         )
         for row in rows
     ]
-    return sorted(copies, key=lambda c: (c.shard, not c.primary, c.node or ""))
+    return sorted(copies, key=lambda c: (c.index, c.shard, not c.primary, c.node or ""))
 
 
-def unavailable_shards(copies: Iterable[ShardCopy]) -> list[int]:
-    """Shards with no started copy (nobody can answer for them)."""
-    started: dict[int, bool] = {}
+def unavailable_shards(copies: Iterable[ShardCopy]) -> list[str]:
+    """Shards with no started copy (nobody can answer for them), as `shard 2 of INDEX`."""
+    started: dict[tuple[str, int], bool] = {}
     for copy in copies:
-        started[copy.shard] = started.get(copy.shard, False) or copy.state == "STARTED"
-    return sorted(shard for shard, up in started.items() if not up)
+        key = (copy.index, copy.shard)
+        started[key] = started.get(key, False) or copy.state == "STARTED"
+    return [f"shard {shard} of {index}" for (index, shard), up in sorted(started.items()) if not up]
 
 
 KNN_PLUGIN = "opensearch-knn"
