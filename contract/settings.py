@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _HEAP = re.compile(r"^[1-9][0-9]*[mg]$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
+_HTTP_HOST = re.compile(r"^https?://[^\s/,]+(:[0-9]{1,5})?/?$")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,7 +54,9 @@ class StoreSettings(_FromEnv):
     """Where the stores are and which names in them are ours (every process)."""
 
     opensearch_url: str | None = Field(
-        None, description="An existing OpenSearch cluster to use; when set, `services up` starts none."
+        None,
+        description="An existing OpenSearch cluster to use, one URL or several comma-separated (its nodes: "
+        "reads go to another when one fails); when set, `services up` starts none.",
     )
     redis_url: str | None = Field(
         None,
@@ -64,6 +67,13 @@ class StoreSettings(_FromEnv):
     index_prefix: str = Field("lockstep", description="Prefix of every OpenSearch index and alias we own.")
     key_prefix: str = Field("lockstep", description="Prefix of every Redis key we own.")
     request_timeout_seconds: float = Field(2.0, gt=0, le=60, description="Timeout per dependency call.")
+    opensearch_read_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Times an idempotent read (search, mget, count, get) that could not reach a node, or got "
+        "502/503/504, is retried on another node of the host list; writes are never retried this way.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     redis_topology: Literal["standalone", "cluster", "sentinel"] = Field(
         "standalone",
@@ -129,10 +139,30 @@ class StoreSettings(_FromEnv):
             return self.redis_wait_replicas
         return 0 if self.redis_topology == "standalone" else 1
 
+    @field_validator("opensearch_url")
+    @classmethod
+    def _host_list(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        hosts = [host.strip() for host in value.split(",")]
+        bad = [host for host in hosts if not _HTTP_HOST.match(host)]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r} is not http(s)://host[:port]; give one URL or several, comma-separated"
+            )
+        return ",".join(hosts)
+
+    @property
+    def opensearch_hosts(self) -> list[str]:
+        """The OpenSearch nodes in effect: the configured cluster's host list, or the local node."""
+        if self.opensearch_url is None:
+            return [f"http://127.0.0.1:{self.opensearch_port}"]
+        return self.opensearch_url.split(",")
+
     @property
     def opensearch_endpoint(self) -> str:
-        """The OpenSearch URL in effect: the configured cluster, or the local one."""
-        return self.opensearch_url or f"http://127.0.0.1:{self.opensearch_port}"
+        """The first OpenSearch node in effect (tools that talk to one node: probes, benchmarks)."""
+        return self.opensearch_hosts[0]
 
     @property
     def redis_endpoint(self) -> str:
@@ -260,6 +290,47 @@ class KnnSettings(_FromEnv):
         return value
 
 
+class IndexSettings(_FromEnv):
+    """How item indices are laid out on the cluster and written (the indexer)."""
+
+    # Replicas default to 0 so one node stays green; a cluster sets them (1 = a copy survives a node loss).
+    shadow_shards: int = Field(1, ge=1, le=1024, description="Primary shards of each shadow-built index.")
+    shadow_replicas: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas of each shadow-built index, added after the bulk load and merge; the build "
+        "waits for every copy (green) before it verifies and promotes.",
+    )
+    live_shards: int = Field(1, ge=1, le=1024, description="Primary shards of the live (incremental) index.")
+    live_replicas: int = Field(0, ge=0, le=16, description="Replicas of the live (incremental) index.")
+    live_wait_for_active_shards: str = Field(
+        "all",
+        description="Copies of each shard that must be active before a live-index write proceeds "
+        "(`all`, or a number from 1 to live_replicas + 1).",
+    )
+    index_green_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="How long a shadow build waits for every copy of its index to start (green); past it "
+        "the cycle fails and a later one builds again.",
+    )
+
+    @model_validator(mode="after")
+    def _active_shards(self) -> IndexSettings:
+        value = self.live_wait_for_active_shards
+        if value == "all":
+            return self
+        copies = self.live_replicas + 1
+        if not value.isdigit() or not 1 <= int(value) <= copies:
+            raise ValueError(
+                f"live_wait_for_active_shards={value!r} must be 'all' or a number from 1 to {copies} "
+                f"(live_replicas + 1)"
+            )
+        return self
+
+
 class OrchestratorLink(_FromEnv):
     """Where a client process finds the orchestrator."""
 
@@ -301,7 +372,7 @@ class OrchestratorSettings(StoreSettings, OrchestratorLink):
         return self
 
 
-class IndexerSettings(StoreSettings, KnnSettings, DataSettings, OrchestratorLink):
+class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, OrchestratorLink):
     """The indexer process: shadow builds, incremental batches, promotion."""
 
     indexer_key: SecretStr = Field(

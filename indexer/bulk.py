@@ -20,6 +20,7 @@ class BulkWriter:
     the orchestrator and OpenSearch's indexing overlap; a single worker is the plain sequential path.
     `submit` waits once `workers` chunks are pending (memory stays bounded) and raises the first
     rejection it sees, so a cycle stops early instead of writing the rest of a doomed build.
+    `wait_for_active_shards` holds each chunk until that many copies of its shards are active.
     """
 
     def __init__(
@@ -28,6 +29,7 @@ class BulkWriter:
         workers: int,
         what: str,
         on_written: Callable[[int], None] | None = None,
+        wait_for_active_shards: str | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers={workers} must be at least 1")
@@ -35,6 +37,7 @@ class BulkWriter:
         self._workers = workers
         self._what = what
         self._on_written = on_written or (lambda _n: None)
+        self._active_shards = wait_for_active_shards
         self._pending: deque[asyncio.Task[BulkReport]] = deque()
         self.written = 0
         self.retries = 0
@@ -57,7 +60,8 @@ class BulkWriter:
             return
         while len(self._pending) >= self._workers:
             await self._harvest(self._pending.popleft())
-        self._pending.append(asyncio.create_task(self._search.bulk_write(list(actions))))
+        write = self._search.bulk_write(list(actions), wait_for_active_shards=self._active_shards)
+        self._pending.append(asyncio.create_task(write))
 
     async def drain(self) -> int:
         """Wait for every queued chunk; returns the documents written so far."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from orchestrator_client.errors import OrchestratorCallError
+from search.errors import SearchError
 
 
 class IndexerError(Exception):
@@ -23,9 +24,14 @@ class DocumentRejectedError(IndexerError):
     """OpenSearch rejected a document for good (not a 429); names the item."""
 
 
+class ClusterError(IndexerError):
+    """The search cluster cannot hold an index as asked: a data node lacks k-NN, or copies did not start."""
+
+
 class ModeConflictError(IndexerError):
     """A type was asked of one mode while its in_use version is served from the other mode's index."""
 
 
-# A failed cycle, not a crash: ours, and the orchestrator's refusals and outages (orchestrator_client.errors).
-CYCLE_FAILURES: Final = (IndexerError, OrchestratorCallError)
+# A failed cycle, not a crash: ours, the orchestrator's refusals and outages (orchestrator_client.errors),
+# and the search cluster's (a node lost mid-cycle, a shard with no copy): a later cycle starts over.
+CYCLE_FAILURES: Final = (IndexerError, OrchestratorCallError, SearchError)

@@ -35,7 +35,7 @@ from search.requests import (
     lacking_query,
     update_action,
 )
-from search.templates import install_items_template, vector_slot_mappings
+from search.templates import install_items_template, layout_of, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.incremental")
 
@@ -94,7 +94,12 @@ class IncrementalIndexer:
     def _writer(self, type_name: str = "") -> BulkWriter:
         counted = self.metrics.docs_indexed.labels("incremental", type_name).inc if type_name else None
         return BulkWriter(
-            self.search, self.settings.indexer_bulk_workers, f"incremental write to {self.live}", counted
+            self.search,
+            self.settings.indexer_bulk_workers,
+            f"incremental write to {self.live}",
+            counted,
+            # The live index serves while it is written: a write goes ahead only with enough copies up.
+            wait_for_active_shards=self.settings.live_wait_for_active_shards,
         )
 
     async def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:
@@ -113,7 +118,9 @@ class IncrementalIndexer:
         slots: dict[str, object] = {}
         for info in infos:
             slots.update(vector_slot_mappings(info.type, self.settings))
-        await self.search.create_index(self.live, slots, self.settings.hnsw_ef_search)
+        await self.search.create_index(
+            self.live, slots, self.settings.hnsw_ef_search, layout=layout_of(self.settings, Mode.INCREMENTAL)
+        )
         # The live index starts from the whole catalog; changes from the stream follow.
         await self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in catalog])
         await self.search.refresh(self.live)

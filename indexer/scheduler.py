@@ -22,7 +22,7 @@ from contract.wire import TypeInfo
 from indexer import leftovers
 from indexer.catalog import Item, load_catalog
 from indexer.clock import Clock, system_clock
-from indexer.errors import CYCLE_FAILURES, LockBusyError, ModeConflictError
+from indexer.errors import CYCLE_FAILURES, ClusterError, LockBusyError, ModeConflictError
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
 from orchestrator_client import OrchestratorClient
@@ -104,6 +104,12 @@ class Runner:
         await self.orchestrator.aclose()
         await self.search.aclose()
         await self.redis.aclose()
+
+    async def check_cluster(self) -> None:
+        """Refuse a cycle on a cluster that cannot hold our indices: a data node without k-NN, named."""
+        problems = await self.search.cluster_problems()
+        if problems:
+            raise ClusterError("; ".join(problems))
 
     def catalog(self) -> list[Item]:
         """The goodbooks catalog (read once per process)."""
@@ -188,6 +194,7 @@ class Runner:
             clock=self.clock,
         )
         try:
+            await self.check_cluster()
             for info in await self.select(Mode.SHADOW, types, switch):
                 async with self.lock(f"shadow:{info.type.name}") as held:
                     result = await shadow.cycle(info, held.check)
@@ -209,6 +216,7 @@ class Runner:
         began = time.perf_counter()
         report = CycleReport("incremental")
         try:
+            await self.check_cluster()
             selected = await self.select(Mode.INCREMENTAL, types, switch)
             if types:
                 selected += await self._served_incrementally_besides(selected)

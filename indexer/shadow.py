@@ -28,6 +28,7 @@ from indexer import promotion
 from indexer.bulk import BulkWriter
 from indexer.catalog import Item
 from indexer.clock import Clock, system_clock
+from indexer.copies import check_copies, replicate
 from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.progress import BuildProgress
@@ -37,7 +38,7 @@ from orchestrator_client.errors import InUseConflict, OrchestratorCallError
 from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, count_body, index_action
 from search.results import id_digest
-from search.templates import install_items_template, vector_slot_mappings
+from search.templates import install_items_template, layout_of, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.shadow")
 
@@ -53,6 +54,7 @@ class BuildTimings:
     fetch: float = 0.0
     bulk: float = 0.0
     refresh_merge: float = 0.0
+    replicate: float = 0.0
     verify: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
@@ -243,7 +245,11 @@ class ShadowIndexer:
             log.info("retired index", extra={"index": recorded[version].index, "version": version})
 
     async def build(self, info: TypeInfo, version: str, result: ShadowResult) -> IndexedLocation:
-        """Create, fill, refresh and verify the version's index; raise before anything points at it."""
+        """Create, fill, merge, replicate and verify the version's index; raise before anything points at it.
+
+        The load runs without replicas and without refresh; the replicas are added after the merge, and the
+        build waits for every copy (green) before it verifies them all.
+        """
         name = info.type.name
         index = shadow_index(self.settings.index_prefix, name, version)
         if await self.search.index_exists(index):
@@ -254,6 +260,7 @@ class ShadowIndexer:
             vector_slot_mappings(info.type, self.settings, (Slot.A,)),
             self.settings.hnsw_ef_search,
             build_meta={"lockstep": {"type": name, "version": version, "state": "building"}},
+            layout=layout_of(self.settings, Mode.SHADOW),
         )
         await self.step("created")
         t = result.timings
@@ -289,6 +296,11 @@ class ShadowIndexer:
         t.refresh_merge += time.perf_counter() - began
         await self.step("refreshed")
         began = time.perf_counter()
+        layout = layout_of(self.settings, Mode.SHADOW)
+        await replicate(self.search, index, layout, self.settings.index_green_timeout_seconds)
+        t.replicate += time.perf_counter() - began
+        await self.step("replicated")
+        began = time.perf_counter()
         matrix = np.concatenate(rows) if rows else np.zeros((0, info.type.dim), dtype=np.float32)
         result.recall = await self.verify(info, version, index, ids_all, matrix)
         t.verify += time.perf_counter() - began
@@ -305,10 +317,12 @@ class ShadowIndexer:
     async def verify(
         self, info: TypeInfo, version: str, index: str, ids: list[str], matrix: np.ndarray
     ) -> float:
-        """Count, id digest, read-back and recall@10 against exact; raise VerificationError on any miss."""
+        """Every copy whole, count, id digest, read-back, recall@10 against exact; raise on any miss."""
         name = info.type.name
         vfield, verfield = vector_field(name, Slot.A), version_field(name, Slot.A)
         expected = len(self.catalog)
+        layout = layout_of(self.settings, Mode.SHADOW)
+        check_copies(index, await self.search.shard_copies(index), layout, expected)
         location = location_of(self.settings, name, version, expected, self.clock())
         found, digest = await self.search.index_id_digest(index)
         if found != expected:

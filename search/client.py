@@ -24,25 +24,26 @@ class _OrjsonSerializer(JSONSerializer):
         return orjson.loads(s)
 
 
-def _hosts(settings: StoreSettings) -> list[str]:
-    """The cluster's HTTP endpoints (one today; the client balances over however many there are)."""
-    return [settings.opensearch_endpoint]
-
-
 def build_client(
     settings: StoreSettings, *, timeout: float | None = None, pool_size: int = 16
 ) -> SearchEngine:
-    """The search engine of the configured cluster.
+    """The search engine of the configured cluster, over every node of its host list.
 
     `timeout` bounds each call (default: the settings' request timeout; bulk writes and merges pass their
-    own), `pool_size` the connections kept per host. No client-side retries: callers decide what to retry.
+    own), `pool_size` the connections kept per host. A read that reaches no node, or gets 502/503/504, is
+    sent to another node up to `opensearch_read_retries` times (a timeout is not retried: it spent the
+    caller's budget); writes are never retried here (the port retries only writes it knows are safe).
     """
-    client = AsyncOpenSearch(
-        hosts=_hosts(settings),
-        timeout=timeout if timeout is not None else settings.request_timeout_seconds,
-        max_retries=0,
-        retry_on_timeout=False,
-        maxsize=pool_size,
-        serializer=_OrjsonSerializer(),
-    )
-    return OpenSearchEngine(client)
+
+    def client(retries: int) -> AsyncOpenSearch:
+        return AsyncOpenSearch(
+            hosts=settings.opensearch_hosts,
+            timeout=timeout if timeout is not None else settings.request_timeout_seconds,
+            max_retries=retries,
+            retry_on_status=(502, 503, 504),
+            retry_on_timeout=False,
+            maxsize=pool_size,
+            serializer=_OrjsonSerializer(),
+        )
+
+    return OpenSearchEngine(reads=client(settings.opensearch_read_retries), writes=client(0))

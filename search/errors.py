@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import opensearchpy
+
+if TYPE_CHECKING:  # search.results imports this module
+    from search.results import ScoredItem
 
 # Statuses that mean "try again later" rather than "your request is wrong".
 _UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -18,6 +21,18 @@ class SearchError(Exception):
 
 class SearchUnavailable(SearchError):  # noqa: N818 - names the issue asks for
     """OpenSearch could not be reached, timed out, or asked us to back off (retryable)."""
+
+
+class ShardsFailed(SearchUnavailable):
+    """Some shards of an index answered for no copy (or timed out): the answer is incomplete.
+
+    `partial` holds the hits the shards that answered gave (a search's; empty for other calls): a caller
+    may serve them as an incomplete answer, labelled so; any other caller gets a SearchUnavailable.
+    """
+
+    def __init__(self, message: str, partial: Sequence[ScoredItem] = ()) -> None:
+        super().__init__(message)
+        self.partial = tuple(partial)
 
 
 class SearchRejected(SearchError):  # noqa: N818 - names the issue asks for

@@ -1,4 +1,8 @@
-"""`OpenSearchEngine`: the search port on opensearch-py's `AsyncOpenSearch` (built by search.client)."""
+"""`OpenSearchEngine`: the search port on opensearch-py's `AsyncOpenSearch` (built by search.client).
+
+It holds two clients of the same host list: `reads` retries a call that reached no node (or got 502/503/504)
+on another node, `writes` never does, so the port alone decides what may be sent twice.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any, Final
 
 from opensearchpy import AsyncOpenSearch
 
-from search.errors import IndexNotFound, SearchError, SearchUnavailable, opensearch_errors
+from search.errors import IndexNotFound, SearchError, SearchUnavailable, ShardsFailed, opensearch_errors
 from search.port import BULK_TIMEOUT_SECONDS, MERGE_TIMEOUT_SECONDS
 from search.requests import (
     Body,
@@ -29,73 +33,126 @@ from search.requests import (
     popular_body,
     put_mapping_body,
     refresh_interval_body,
+    replicas_body,
 )
 from search.results import (
     BulkReport,
     ScoredItem,
+    ShardCopy,
+    broadcast_failures,
     hits_of,
     id_digest,
+    incomplete_search,
+    knn_plugin_problems,
+    mget_failures,
     parse_alias_targets,
     parse_bulk_items,
     parse_scored_hits,
+    parse_shard_copies,
     parse_vector_hits,
+    unavailable_shards,
+    update_by_query_failures,
 )
+from search.templates import IndexLayout
 
-# Only what the parsers read (error and status for the error mapping): less to write, send and parse.
-HITS_ONLY: Final = "hits.hits._id,hits.hits._score,hits.hits._source,error,status"
-IDS_ONLY: Final = "hits.hits._id,hits.hits.sort,error,status"
-DOCS_ONLY: Final = "docs._id,docs._source,docs.found,error,status"
+# Only what the parsers read (error and status for the error mapping, `_shards` and `timed_out` to tell a
+# whole answer from a partial one): less to write, send and parse.
+SHARDS: Final = "_shards.total,_shards.successful,_shards.skipped,_shards.failed,_shards.failures,timed_out"
+HITS_ONLY: Final = f"hits.hits._id,hits.hits._score,hits.hits._source,{SHARDS},error,status"
+IDS_ONLY: Final = f"hits.hits._id,hits.hits.sort,{SHARDS},error,status"
+DOCS_ONLY: Final = "docs._id,docs._source,docs.found,docs.error,error,status"
 BULK_ITEMS_ONLY: Final = "items.*.status,items.*.error,error,status"
+COPIES: Final = "index,shard,prirep,state,node,docs"
+GREEN_MARGIN_SECONDS: Final = 10.0  # the client waits this much longer than the server-side health wait
 
 
 class OpenSearchEngine:
-    """The search port over one `AsyncOpenSearch` client; use it from the event loop that first calls it."""
+    """The search port over a reading and a writing `AsyncOpenSearch`; use it from one event loop."""
 
-    def __init__(self, client: AsyncOpenSearch) -> None:
-        self._client = client
+    def __init__(self, reads: AsyncOpenSearch, writes: AsyncOpenSearch) -> None:
+        self._reads = reads
+        self._writes = writes
 
     async def aclose(self) -> None:
-        """Close the connections."""
-        await self._client.close()
+        """Close the connections to every node."""
+        for client in (self._reads, self._writes):
+            await client.close()
+            # The client closes the nodes it deems alive only; one marked dead keeps its session open.
+            # (One host has a pool that never marks it dead, and no `orig_connections`.)
+            for connection in getattr(client.transport.connection_pool, "orig_connections", ()):
+                await connection.close()
 
     # --- searches ---
 
     async def _search(self, action: str, index: str, body: Body, filter_path: str = HITS_ONLY) -> Any:
         with opensearch_errors(f"{action} on {index}"):
-            return await self._client.search(index=index, body=body, filter_path=filter_path)
+            return await self._reads.search(index=index, body=body, filter_path=filter_path)
+
+    async def _whole(self, action: str, index: str, response: Any, hits: Sequence[ScoredItem] = ()) -> None:
+        """Raise ShardsFailed (carrying `hits`) unless every shard answered."""
+        why = incomplete_search(response)
+        if why is None:
+            return
+        if "shard " not in why:
+            # A shard with no copy left is counted, not listed: name it from the shard table.
+            why += await self._unavailable(index)
+        raise ShardsFailed(f"{action} on {index}: partial answer, {why}", hits)
+
+    async def _unavailable(self, index: str) -> str:
+        try:
+            missing = unavailable_shards(await self.shard_copies(index))
+        except SearchError:
+            return " (which shards: the shard table did not answer)"
+        return f"; no started copy of {', '.join(missing)}" if missing else ""
 
     async def knn(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""
-        response = await self._search("k-NN search", query.location.index, knn_body(query))
-        return parse_vector_hits(response, query)
+        index = query.location.index
+        response = await self._search("k-NN search", index, knn_body(query))
+        hits = parse_vector_hits(response, query)  # the version check holds for a partial answer too
+        await self._whole("k-NN search", index, response, hits)
+        return hits
 
     async def exact(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Exact (brute-force) scoring of the same query: the reference for recall checks."""
-        response = await self._search("exact k-NN search", query.location.index, exact_body(query))
-        return parse_vector_hits(response, query)
+        index = query.location.index
+        response = await self._search("exact k-NN search", index, exact_body(query))
+        hits = parse_vector_hits(response, query)
+        await self._whole("exact k-NN search", index, response, hits)
+        return hits
 
     async def fallback(self, query: FallbackQuery) -> list[ScoredItem]:
         """Items without a vector of the query's version, content + popularity scored."""
-        response = await self._search("fallback search", query.location.index, fallback_body(query))
-        return parse_scored_hits(response)
+        index = query.location.index
+        response = await self._search("fallback search", index, fallback_body(query))
+        hits = parse_scored_hits(response)
+        await self._whole("fallback search", index, response, hits)
+        return hits
 
     async def popular(self, query: PopularQuery) -> list[ScoredItem]:
         """The most popular items under the query's filters."""
         response = await self._search("popularity search", query.index, popular_body(query))
-        return parse_scored_hits(response)
+        hits = parse_scored_hits(response)
+        await self._whole("popularity search", query.index, response, hits)
+        return hits
 
     async def get_items(self, index: str, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         """Documents by id (real-time, no refresh needed); ids not found are absent."""
         if not ids:
             return {}
-        with opensearch_errors(f"read back {len(ids)} documents from {index}"):
-            response = await self._client.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
+        action = f"read back {len(ids)} documents from {index}"
+        with opensearch_errors(action):
+            response = await self._reads.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
+        why = mget_failures(response)
+        if why is not None:
+            raise ShardsFailed(f"{action}: {why}")
         return {str(doc["_id"]): doc["_source"] for doc in response.get("docs", []) if doc.get("found")}
 
     async def count(self, index: str, body: Body | None = None) -> int:
         """Documents matching a count body (search.requests.count_body and kin), or all of them."""
         with opensearch_errors(f"count {index}"):
-            response = await self._client.count(index=index, body=body or {"query": {"match_all": {}}})
+            response = await self._reads.count(index=index, body=body or {"query": {"match_all": {}}})
+        await self._whole("count", index, response)
         return int(response["count"])
 
     async def iter_item_ids(
@@ -106,6 +163,7 @@ class OpenSearchEngine:
         while True:
             body = ids_page_body(page_size, after, query)
             response = await self._search("list ids", index, body, IDS_ONLY)
+            await self._whole("list ids", index, response)
             hits = hits_of(response)
             for hit in hits:
                 yield str(hit["_id"])
@@ -122,10 +180,19 @@ class OpenSearchEngine:
         """Whether the cluster answers its health endpoint."""
         try:
             with opensearch_errors("cluster health"):
-                await self._client.cluster.health()
+                await self._reads.cluster.health()
         except SearchError:
             return False
         return True
+
+    async def cluster_problems(self) -> list[str]:
+        """What keeps the cluster from holding our indices, each naming its node (empty: none)."""
+        with opensearch_errors("read the nodes' plugins"):
+            info = await self._reads.nodes.info(
+                metric="plugins",
+                filter_path="nodes.*.name,nodes.*.transport_address,nodes.*.roles,nodes.*.plugins.name",
+            )
+        return knn_plugin_problems(info)
 
     # --- indices, aliases, templates ---
 
@@ -135,45 +202,72 @@ class OpenSearchEngine:
         vector_properties: Mapping[str, Any],
         ef_search: int,
         build_meta: Mapping[str, Any] | None = None,
+        layout: IndexLayout | None = None,
     ) -> None:
         """Create an items index with the given vector slots (a bulk-load build with `build_meta`)."""
         with opensearch_errors(f"create index {index}"):
-            await self._client.indices.create(
-                index=index, body=create_index_body(vector_properties, ef_search, build_meta)
+            await self._writes.indices.create(
+                index=index, body=create_index_body(vector_properties, ef_search, build_meta, layout)
             )
 
     async def finish_build(self, index: str) -> None:
         """Turn refresh back on and refresh, so everything written is visible to search."""
         with opensearch_errors(f"finish build of {index}"):
-            await self._client.indices.put_settings(index=index, body=refresh_interval_body("1s"))
-            await self._client.indices.refresh(index=index)
+            await self._writes.indices.put_settings(index=index, body=refresh_interval_body("1s"))
+        await self.refresh(index)
 
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
-        with opensearch_errors(f"force-merge {index}"):
-            await self._client.indices.forcemerge(
+        action = f"force-merge {index}"
+        with opensearch_errors(action):
+            response = await self._writes.indices.forcemerge(
                 index=index, max_num_segments=segments, request_timeout=MERGE_TIMEOUT_SECONDS
             )
+        _no_failed_copy(action, response)
+
+    async def set_replicas(self, index: str, replicas: int) -> None:
+        """Give each shard of an index `replicas` copies besides its primary (started in the background)."""
+        with opensearch_errors(f"set {replicas} replicas of {index}"):
+            await self._writes.indices.put_settings(index=index, body=replicas_body(replicas))
+
+    async def wait_green(self, index: str, timeout_seconds: float) -> bool:
+        """Wait until every copy of every shard of an index has started; False when the time ran out."""
+        with opensearch_errors(f"wait for every copy of {index}"):
+            # The server holds the call until green or its timeout; past that it answers 408, timed_out.
+            health = await self._reads.cluster.health(
+                index=index,
+                wait_for_status="green",
+                timeout=f"{timeout_seconds:.0f}s",
+                request_timeout=timeout_seconds + GREEN_MARGIN_SECONDS,
+                ignore=408,
+            )
+        return health.get("status") == "green" and not health.get("timed_out")
+
+    async def shard_copies(self, index: str) -> list[ShardCopy]:
+        """Every copy of every shard of an index: primary or replica, state, node and documents."""
+        with opensearch_errors(f"list the shard copies of {index}"):
+            rows = await self._reads.cat.shards(index=index, format="json", h=COPIES)
+        return parse_shard_copies(rows)
 
     async def set_index_meta(self, index: str, meta: Mapping[str, Any]) -> None:
         """Replace the `_meta` of an index's mapping."""
         with opensearch_errors(f"write mapping _meta of {index}"):
-            await self._client.indices.put_mapping(index=index, body=meta_body(meta))
+            await self._writes.indices.put_mapping(index=index, body=meta_body(meta))
 
     async def add_vector_slots(self, index: str, vector_properties: Mapping[str, Any]) -> None:
         """Add vector slot fields to an existing index (a new type in the live index)."""
         with opensearch_errors(f"add vector slots to {index}"):
-            await self._client.indices.put_mapping(index=index, body=put_mapping_body(vector_properties))
+            await self._writes.indices.put_mapping(index=index, body=put_mapping_body(vector_properties))
 
     async def index_exists(self, index: str) -> bool:
         """Whether an index or alias of that name exists."""
         with opensearch_errors(f"check index {index}"):
-            return bool(await self._client.indices.exists(index=index))
+            return bool(await self._reads.indices.exists(index=index))
 
     async def list_indices(self, pattern: str) -> list[str]:
         """Concrete index names matching a wildcard pattern, sorted."""
         with opensearch_errors(f"list indices {pattern}"):
-            found = await self._client.indices.get(
+            found = await self._reads.indices.get(
                 index=pattern, expand_wildcards="all", ignore_unavailable=True
             )
         return sorted(found)
@@ -182,21 +276,23 @@ class OpenSearchEngine:
         """Delete an index; False when it did not exist."""
         try:
             with opensearch_errors(f"delete index {index}"):
-                await self._client.indices.delete(index=index)
+                await self._writes.indices.delete(index=index)
         except IndexNotFound:
             return False
         return True
 
     async def refresh(self, index: str) -> None:
         """Make every write so far visible to search."""
-        with opensearch_errors(f"refresh {index}"):
-            await self._client.indices.refresh(index=index)
+        action = f"refresh {index}"
+        with opensearch_errors(action):
+            response = await self._writes.indices.refresh(index=index)
+        _no_failed_copy(action, response)
 
     async def alias_targets(self, alias: str) -> list[str]:
         """The indices an alias points at (empty when the alias does not exist)."""
         try:
             with opensearch_errors(f"read alias {alias}"):
-                response = await self._client.indices.get_alias(name=alias)
+                response = await self._reads.indices.get_alias(name=alias)
         except IndexNotFound:
             # A missing alias answers 404 with an error body, not a map of indices: nothing to parse.
             return []
@@ -206,19 +302,19 @@ class OpenSearchEngine:
         """Point `alias` at `new_index` only, atomically; returns the indices it pointed at before."""
         previous = await self.alias_targets(alias)
         with opensearch_errors(f"swap alias {alias} to {new_index}"):
-            await self._client.indices.update_aliases(body=alias_swap_body(alias, new_index, previous))
+            await self._writes.indices.update_aliases(body=alias_swap_body(alias, new_index, previous))
         return previous
 
     async def put_index_template(self, name: str, body: Body) -> None:
         """Install (or replace) a composable index template."""
         with opensearch_errors(f"install index template {name}"):
-            await self._client.indices.put_index_template(name=name, body=body)
+            await self._writes.indices.put_index_template(name=name, body=body)
 
     async def index_template(self, name: str) -> Mapping[str, Any] | None:
         """An installed composable index template's body, None when there is none of that name."""
         try:
             with opensearch_errors(f"read index template {name}"):
-                response = await self._client.indices.get_index_template(name=name)
+                response = await self._reads.indices.get_index_template(name=name)
         except IndexNotFound:
             return None
         found = response.get("index_templates", [])
@@ -234,8 +330,10 @@ class OpenSearchEngine:
         max_retries: int = 5,
         backoff_seconds: float = 0.2,
         timeout_seconds: float = BULK_TIMEOUT_SECONDS,
+        wait_for_active_shards: str | None = None,
     ) -> BulkReport:
         """Send bulk actions, check every item, retry rejected (429) ones with exponential back-off."""
+        params = {} if wait_for_active_shards is None else {"wait_for_active_shards": wait_for_active_shards}
         pending = list(actions)
         succeeded: list[str] = []
         failed: dict[str, str] = {}
@@ -248,14 +346,16 @@ class OpenSearchEngine:
                 retries += 1
             try:
                 with opensearch_errors(f"bulk write of {len(pending)} actions"):
-                    response = await self._client.bulk(
+                    response = await self._writes.bulk(
                         body=bulk_body(pending),
                         refresh="true" if refresh else "false",
                         request_timeout=timeout_seconds,
                         filter_path=BULK_ITEMS_ONLY,
+                        params=params,
                     )
             except SearchUnavailable as exc:
-                # A whole-request 429/503 is retried like per-item 429s; a last failure names every id.
+                # A whole request that found no node, or a 429/503, is sent again like per-item 429s
+                # (each action names its document: the same state is written); a last failure names every id.
                 if attempt == max_retries:
                     failed.update({action.item_id: str(exc) for action in pending})
                     pending = []
@@ -269,12 +369,23 @@ class OpenSearchEngine:
 
     async def clear_fields(self, index: str, fields: Sequence[str]) -> int:
         """Remove `fields` from every document of `index` holding one, refreshed; returns how many changed."""
-        with opensearch_errors(f"clear {', '.join(fields)} in {index}"):
-            reply = await self._client.update_by_query(
+        action = f"clear {', '.join(fields)} in {index}"
+        with opensearch_errors(action):
+            reply = await self._writes.update_by_query(
                 index=index,
                 body=clear_fields_body(fields),
                 conflicts="proceed",
                 refresh=True,
                 request_timeout=MERGE_TIMEOUT_SECONDS,
             )
+        why = update_by_query_failures(reply)
+        if why is not None:
+            raise ShardsFailed(f"{action}: {why}")
         return int(reply["updated"])
+
+
+def _no_failed_copy(action: str, response: Mapping[str, Any]) -> None:
+    """Raise ShardsFailed when a broadcast call (refresh, force-merge) failed on some shard copy."""
+    why = broadcast_failures(response)
+    if why is not None:
+        raise ShardsFailed(f"{action}: {why}")

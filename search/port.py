@@ -11,14 +11,20 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from search.requests import Body, BulkAction, FallbackQuery, PopularQuery, VersionedKnnQuery
-from search.results import BulkReport, ScoredItem
+from search.results import BulkReport, ScoredItem, ShardCopy
+from search.templates import IndexLayout
 
 BULK_TIMEOUT_SECONDS = 120.0
 MERGE_TIMEOUT_SECONDS = 3600.0  # force-merge and update-by-query run for as long as the index needs
 
 
 class SearchEngine(Protocol):
-    """Versioned searches, item reads, index and alias management, bulk writes."""
+    """Versioned searches, item reads, index and alias management, bulk writes.
+
+    A search, count or item read that some shard answered for with no copy raises `ShardsFailed` (its
+    `partial` holds the hits of the shards that answered): no caller takes an incomplete answer for a whole
+    one unawares. Reads that reach no node go to another one of the host list; writes are not retried so.
+    """
 
     # --- searches (serving's request path, the indexer's verification) ---
 
@@ -51,6 +57,12 @@ class SearchEngine(Protocol):
     async def ping(self) -> bool:
         """Whether the cluster answers its health endpoint."""
 
+    async def cluster_problems(self) -> list[str]:
+        """What keeps the cluster from holding our indices, each naming its node (empty: none).
+
+        Every data node must have the k-NN plugin: any of them may be given a shard of a k-NN index.
+        """
+
     # --- indices, aliases, templates (the indexer) ---
 
     async def create_index(
@@ -59,11 +71,13 @@ class SearchEngine(Protocol):
         vector_properties: Mapping[str, Any],
         ef_search: int,
         build_meta: Mapping[str, Any] | None = None,
+        layout: IndexLayout | None = None,
     ) -> None:
         """Create an items index (the template supplies metadata and settings) with the given vector slots.
 
-        With `build_meta` it is a bulk-load build: no refresh until `finish_build`, and `build_meta` as its
-        mapping's `_meta`, so a crashed build can be told from a verified one.
+        `layout` sets its shards and replicas (default: the template's). With `build_meta` it is a
+        bulk-load build: no refresh until `finish_build` and no replica until `set_replicas`, and
+        `build_meta` as its mapping's `_meta`, so a crashed build can be told from a verified one.
         """
 
     async def finish_build(self, index: str) -> None:
@@ -71,6 +85,15 @@ class SearchEngine(Protocol):
 
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
+
+    async def set_replicas(self, index: str, replicas: int) -> None:
+        """Give each shard of an index `replicas` copies besides its primary (started in the background)."""
+
+    async def wait_green(self, index: str, timeout_seconds: float) -> bool:
+        """Wait until every copy of every shard of an index has started; False when the time ran out."""
+
+    async def shard_copies(self, index: str) -> list[ShardCopy]:
+        """Every copy of every shard of an index: primary or replica, state, node and documents."""
 
     async def set_index_meta(self, index: str, meta: Mapping[str, Any]) -> None:
         """Replace the `_meta` of an index's mapping."""
@@ -88,7 +111,7 @@ class SearchEngine(Protocol):
         """Delete an index; False when it did not exist."""
 
     async def refresh(self, index: str) -> None:
-        """Make every write so far visible to search."""
+        """Make every write so far visible to search (a copy that failed to refresh: ShardsFailed)."""
 
     async def alias_targets(self, alias: str) -> list[str]:
         """The indices an alias points at (empty when the alias does not exist)."""
@@ -112,13 +135,20 @@ class SearchEngine(Protocol):
         max_retries: int = 5,
         backoff_seconds: float = 0.2,
         timeout_seconds: float = BULK_TIMEOUT_SECONDS,
+        wait_for_active_shards: str | None = None,
     ) -> BulkReport:
-        """Send bulk actions, check every item, retry rejected (429) ones with exponential back-off."""
+        """Send bulk actions, check every item, retry rejected (429) ones with exponential back-off.
+
+        Every action names its document, so sending one again writes the same state: a whole request
+        that found no node is sent again too. `wait_for_active_shards` ("all", or a number of copies)
+        holds the writes until that many copies of each shard are active.
+        """
 
     async def clear_fields(self, index: str, fields: Sequence[str]) -> int:
         """Remove `fields` from every document of `index` holding one, refreshed; returns how many changed.
 
         A document written concurrently is skipped (conflicts proceed), not failed: a later call finds it.
+        A shard that failed, or a timeout, raises `ShardsFailed`.
         """
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from contract.indexing import IndexedLocation, Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS, ITEM_ID, FieldKind
 from contract.types import Similarity
 from search.filters import to_query
-from search.templates import SPACE_TYPES
+from search.templates import SPACE_TYPES, IndexLayout
 
 Body = dict[str, Any]
 
@@ -400,21 +400,31 @@ def bulk_body(actions: Iterable[BulkAction]) -> list[Body]:
 
 
 def create_index_body(
-    vector_properties: Mapping[str, Any], ef_search: int, build_meta: Mapping[str, Any] | None = None
+    vector_properties: Mapping[str, Any],
+    ef_search: int,
+    build_meta: Mapping[str, Any] | None = None,
+    layout: IndexLayout | None = None,
 ) -> Body:
-    """A new items index: the template supplies metadata; this adds the vector slots and ef_search.
+    """A new items index: the template supplies metadata; this adds the vector slots, ef_search, the layout.
 
-    With `build_meta`, a bulk-load build: no refresh until it is finished, `build_meta` as mapping `_meta`.
+    With `build_meta`, a bulk-load build: no refresh and no replica until it is finished (replicas copy the
+    merged segments afterwards instead of indexing every document again), `build_meta` as mapping `_meta`.
     """
-    body: Body = {
-        "settings": {"index": {"knn": True, "knn.algo_param.ef_search": ef_search}},
-        "mappings": {"properties": dict(vector_properties)},
-    }
+    index: Body = {"knn": True, "knn.algo_param.ef_search": ef_search}
+    if layout is not None:
+        index.update(layout.settings())
+    body: Body = {"settings": {"index": index}, "mappings": {"properties": dict(vector_properties)}}
     if build_meta is not None:
         # One segment build at the end instead of a refresh (and a small HNSW graph) every second.
-        body["settings"]["index"]["refresh_interval"] = "-1"
+        index["refresh_interval"] = "-1"
+        index["number_of_replicas"] = 0
         body["mappings"]["_meta"] = dict(build_meta)
     return body
+
+
+def replicas_body(replicas: int) -> Body:
+    """Index settings giving each shard `replicas` copies besides its primary."""
+    return {"index": {"number_of_replicas": replicas}}
 
 
 def refresh_interval_body(interval: str) -> Body:

@@ -120,3 +120,125 @@ def id_digest(ids: Iterable[str]) -> str:
         digest.update(item_id.encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def _failure_text(failure: Mapping[str, Any]) -> str:
+    reason = failure.get("reason")
+    if isinstance(reason, Mapping):
+        reason = f"{reason.get('type', '')}: {reason.get('reason', '')}"
+    return f"shard {failure.get('shard')} of {failure.get('index')} on node {failure.get('node')}: {reason}"
+
+
+def incomplete_search(response: Mapping[str, Any]) -> str | None:
+    """Why a search (or count) response lacks some shards' answers, or None when every shard answered.
+
+    A shard with no copy left is neither `successful` nor `failed` (OpenSearch counts only copies that
+    answered with an error as failed), so completeness is successful + skipped == total.
+    """
+    shards = response.get("_shards")
+    if not isinstance(shards, Mapping):
+        return None
+    total, failed = int(shards.get("total", 0)), int(shards.get("failed", 0))
+    answered = int(shards.get("successful", 0)) + int(shards.get("skipped", 0))
+    timed_out = bool(response.get("timed_out"))
+    if answered >= total and not failed and not timed_out:
+        return None
+    parts = [f"{answered} of {total} shards answered"]
+    if timed_out:
+        parts.append("the search timed out")
+    parts += [_failure_text(f) for f in shards.get("failures", []) if isinstance(f, Mapping)]
+    return "; ".join(parts)
+
+
+def broadcast_failures(response: Mapping[str, Any]) -> str | None:
+    """Why a refresh or force-merge failed on some shard copies (`_shards.failed`), or None."""
+    shards = response.get("_shards")
+    if not isinstance(shards, Mapping) or not int(shards.get("failed", 0)):
+        return None
+    listed = [_failure_text(f) for f in shards.get("failures", []) if isinstance(f, Mapping)]
+    return "; ".join([f"{shards['failed']} of {shards.get('total')} shard copies failed", *listed])
+
+
+def update_by_query_failures(response: Mapping[str, Any]) -> str | None:
+    """Why an update-by-query did not reach every document (shard or write failures, a timeout), or None."""
+    failures = [f for f in response.get("failures", []) if isinstance(f, Mapping)]
+    if not failures and not response.get("timed_out"):
+        return None
+    parts = ["timed out"] if response.get("timed_out") else []
+    for failure in failures[:3]:
+        if "shard" in failure:
+            parts.append(_failure_text(failure))
+        else:  # a document the update could not write
+            cause = failure.get("cause", {})
+            parts.append(f"document {failure.get('id')}: {cause.get('type', '')}: {cause.get('reason', '')}")
+    return "; ".join([f"{len(failures)} failures", *parts])
+
+
+def mget_failures(response: Mapping[str, Any]) -> str | None:
+    """Why an mget could not read some documents (their shard had no copy), or None."""
+    failed = [doc for doc in response.get("docs", []) if doc.get("error")]
+    if not failed:
+        return None
+    first = failed[0]
+    return f"{len(failed)} documents unreadable, e.g. {first.get('_id')!r}: {_reason(first['error'])}"
+
+
+def _reason(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return f"{error.get('type', '')}: {error.get('reason', '')}"
+    return str(error)
+
+
+@dataclass(frozen=True)
+class ShardCopy:
+    """One copy of a shard (`_cat/shards`): primary or replica, its state, its node, its documents."""
+
+    index: str
+    shard: int
+    primary: bool
+    state: str
+    node: str | None
+    docs: int | None
+
+
+def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
+    """`_cat/shards` rows (h=index,shard,prirep,state,node,docs), by index and shard, primary first."""
+    copies = [
+        ShardCopy(
+            index=str(row["index"]),
+            shard=int(row["shard"]),
+            primary=row.get("prirep") == "p",
+            state=str(row.get("state")),
+            node=row.get("node") or None,
+            docs=int(row["docs"]) if row.get("docs") not in (None, "") else None,
+        )
+        for row in rows
+    ]
+    return sorted(copies, key=lambda c: (c.index, c.shard, not c.primary, c.node or ""))
+
+
+def unavailable_shards(copies: Iterable[ShardCopy]) -> list[str]:
+    """Shards with no started copy (nobody can answer for them), as `shard 2 of INDEX`."""
+    started: dict[tuple[str, int], bool] = {}
+    for copy in copies:
+        key = (copy.index, copy.shard)
+        started[key] = started.get(key, False) or copy.state == "STARTED"
+    return [f"shard {shard} of {index}" for (index, shard), up in sorted(started.items()) if not up]
+
+
+KNN_PLUGIN = "opensearch-knn"
+
+
+def knn_plugin_problems(nodes_info: Mapping[str, Any]) -> list[str]:
+    """Data nodes of a `_nodes/plugins` answer that lack the k-NN plugin, each named (empty: none)."""
+    problems = []
+    for node in nodes_info.get("nodes", {}).values():
+        if "data" not in node.get("roles", []):
+            continue
+        plugins = {plugin.get("name") for plugin in node.get("plugins", [])}
+        if KNN_PLUGIN not in plugins:
+            problems.append(
+                f"OpenSearch data node {node.get('name')} ({node.get('transport_address')}) lacks the "
+                f"{KNN_PLUGIN} plugin: every data node may hold a shard of a k-NN index"
+            )
+    return problems

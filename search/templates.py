@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from contract.indexing import Slot, vector_field, version_field
+from contract.indexing import Mode, Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS, FieldKind
 from contract.settings import IndexerSettings
 from contract.types import EmbeddingType, Similarity
@@ -34,6 +35,25 @@ MAPPING_TYPES: Final[dict[FieldKind, str]] = {
     FieldKind.FLOAT: "double",
     FieldKind.TEXT: "text",
 }
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """How many primary shards an index has, and how many replicas of each."""
+
+    shards: int
+    replicas: int
+
+    def settings(self) -> dict[str, int]:
+        """As index settings."""
+        return {"number_of_shards": self.shards, "number_of_replicas": self.replicas}
+
+
+def layout_of(settings: IndexerSettings, mode: Mode) -> IndexLayout:
+    """The layout the settings give an index of this kind (shadow-built, or the live one)."""
+    if mode is Mode.SHADOW:
+        return IndexLayout(settings.shadow_shards, settings.shadow_replicas)
+    return IndexLayout(settings.live_shards, settings.live_replicas)
 
 
 def template_name(index_prefix: str) -> str:
@@ -80,7 +100,12 @@ def items_template(settings: IndexerSettings, path: Path = TEMPLATE_PATH) -> dic
     index_settings = template.setdefault("settings", {}).setdefault("index", {})
     if index_settings.get("knn") is not True:
         raise TemplateMismatch(f"{path}: settings.index.knn must be true")
+    fixed = sorted({"number_of_shards", "number_of_replicas"} & set(index_settings))
+    if fixed:
+        raise TemplateMismatch(f"{path}: settings.index must not fix {fixed}: they come from the settings")
     index_settings["knn.algo_param.ef_search"] = settings.hnsw_ef_search
+    # Indices we create name their own layout; this covers one made under the pattern by hand.
+    index_settings.update(layout_of(settings, Mode.INCREMENTAL).settings())
     body["index_patterns"] = [template_pattern(settings.index_prefix)]
     return body
 
@@ -167,4 +192,7 @@ async def template_problems(search: SearchEngine, settings: IndexerSettings) -> 
             f"index.knn.algo_param.ef_search is {flat.get('index.knn.algo_param.ef_search')}, "
             f"want {settings.hnsw_ef_search}"
         )
+    for name, value in layout_of(settings, Mode.INCREMENTAL).settings().items():
+        if str(flat.get(f"index.{name}")) != str(value):
+            problems.append(f"index.{name} is {flat.get(f'index.{name}')}, want {value}")
     return problems

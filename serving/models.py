@@ -100,8 +100,15 @@ class RecommendResponse(BaseModel):
         description="The version of the user (or item) vector every embedding score used."
     )
     items: list[RecommendedItem]
-    degraded: bool
-    degraded_reason: str | None = None
+    degraded: bool = Field(
+        description="Not the whole answer: a dependency was down or slow (a popular list stands in), or "
+        "some shard of the index had no copy that answered (the items the other shards found are served, "
+        "embedding-scored by the same version)."
+    )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="Why it is degraded; for a partial search, which shards of which index did not answer.",
+    )
     assignment: AssignmentInfo | None = None
     cached: bool = False
     took_ms: float

@@ -6,7 +6,7 @@ import time
 
 from contract.indexing import IndexedLocation
 from contract.wire import TypeInfo, UserVector
-from search.errors import IndexNotFound, SearchUnavailable, VersionMismatch
+from search.errors import IndexNotFound, SearchUnavailable, ShardsFailed, VersionMismatch
 from serving.context import Outcome, RequestContext
 from serving.degraded import search_down
 from serving.errors import Unavailable
@@ -21,7 +21,11 @@ from serving.user_vectors import fetch_vector
 
 
 async def versioned(ctx: RequestContext, info: TypeInfo, loc: IndexedLocation, vector: UserVector) -> Outcome:
-    """k-NN over the vector's version, then fallback items to fill what the version's vectors could not."""
+    """k-NN over the vector's version, then fallback items to fill what the version's vectors could not.
+
+    When some shard of the index had no copy that answered, the items the other shards found are served,
+    never as a whole answer: the outcome is degraded, its reason naming the shards.
+    """
     state, request, k = ctx.state, ctx.request, ctx.request.k
     query = knn_query(
         state.settings,
@@ -33,8 +37,11 @@ async def versioned(ctx: RequestContext, info: TypeInfo, loc: IndexedLocation, v
         exclude=ctx.excluded,
     )
     started = time.perf_counter()
+    partial = None
     try:
         hits = await searched(state, state.search.knn(query))
+    except ShardsFailed as exc:
+        hits, partial = list(exc.partial), str(exc)
     except VersionMismatch as exc:
         # The invariant check fired: never answer with those hits.
         raise Unavailable(f"version check failed: {exc}") from exc
@@ -44,10 +51,16 @@ async def versioned(ctx: RequestContext, info: TypeInfo, loc: IndexedLocation, v
     if len(hits) < k:
         reason = f"no vector of version {vector.version}: fewer than k items with one matched the filters"
         started = time.perf_counter()
-        fallback = await fallback_items(ctx, loc, k - len(hits))
+        try:
+            fallback = await fallback_items(ctx, loc, k - len(hits))
+        except ShardsFailed as exc:
+            fallback, partial = list(exc.partial), partial or str(exc)
         ctx.timer.add("fallback", started)
     keep_warm(ctx, loc.index)
-    return Outcome(ctx.type_name, vector.version, fill(hits, fallback, k, vector.version, reason), loc)
+    if partial is not None:
+        state.metrics.degraded.labels(reason="partial").inc()
+    ranked = fill(hits, fallback, k, vector.version, reason)
+    return Outcome(ctx.type_name, vector.version, ranked, loc, degraded_reason=partial)
 
 
 async def nearest_items(ctx: RequestContext) -> Outcome:

@@ -1,11 +1,15 @@
-"""OpenSearch calls through serving's breaker: SearchUnavailable at once while it is open."""
+"""OpenSearch calls through serving's breaker: SearchUnavailable at once while it is open.
+
+A partial answer (ShardsFailed: some shard had no copy that answered) is the cluster answering, not failing:
+it does not count towards opening the breaker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from search.errors import SearchUnavailable
+from search.errors import SearchUnavailable, ShardsFailed
 from serving.state import AppState
 
 T = TypeVar("T")
@@ -19,6 +23,9 @@ async def searched(state: AppState, call: Coroutine[Any, Any, T]) -> T:
         raise SearchUnavailable("OpenSearch unavailable (circuit open)")
     try:
         result = await call
+    except ShardsFailed:
+        breaker.success()
+        raise
     except SearchUnavailable:
         breaker.failure()
         metrics = state.metrics

@@ -9,7 +9,7 @@ import pytest
 from opensearchpy import OpenSearch
 from search_support import embedding_type
 
-from contract.indexing import Slot, vector_field, version_field
+from contract.indexing import Mode, Slot, vector_field, version_field
 from contract.items import ITEM_FIELDS
 from contract.settings import Settings
 from contract.types import Similarity
@@ -18,9 +18,11 @@ from search.port import SearchEngine
 from search.requests import BulkAction
 from search.templates import (
     TEMPLATE_PATH,
+    IndexLayout,
     install_items_template,
     items_template,
     knn_vector_mapping,
+    layout_of,
     require_lucene,
     template_name,
     template_problems,
@@ -94,6 +96,43 @@ async def test_validation_reports_a_drifted_template(
     problems = await template_problems(search, settings)
     assert any("'year'" in p and "'integer'" in p for p in problems), problems
     assert any("ef_search is 17" in p for p in problems), problems
+
+
+@pytest.mark.anyio
+async def test_shards_and_replicas_come_from_the_settings_per_index_kind(
+    search: SearchEngine, opensearch_client: OpenSearch, settings: Settings
+) -> None:
+    laid_out = settings.model_copy(
+        update={"shadow_shards": 3, "shadow_replicas": 2, "live_shards": 2, "live_replicas": 1}
+    )
+    assert layout_of(laid_out, Mode.SHADOW) == IndexLayout(3, 2)
+    assert layout_of(laid_out, Mode.INCREMENTAL) == IndexLayout(2, 1)
+    index = items_template(laid_out)["template"]["settings"]["index"]
+    assert (index["number_of_shards"], index["number_of_replicas"]) == (2, 1)  # the live kind's
+    await install_items_template(search, settings)
+    assert await template_problems(search, laid_out) == [
+        "index.number_of_shards is 1, want 2",
+        "index.number_of_replicas is 0, want 1",
+    ]
+    # An index we create names its own layout; a bulk-load build has no replica until it is finished.
+    etype = embedding_type(dim=2)
+    built = f"{settings.index_prefix}-items-built"
+    await search.create_index(
+        built, vector_slot_mappings(etype, settings), 16, build_meta={}, layout=IndexLayout(3, 2)
+    )
+    flat = opensearch_client.indices.get_settings(index=built, flat_settings=True)[built]["settings"]
+    assert (flat["index.number_of_shards"], flat["index.number_of_replicas"]) == ("3", "0")
+    assert flat["index.refresh_interval"] == "-1"
+
+
+def test_the_template_file_must_not_fix_the_layout(tmp_path: Path, settings: Settings) -> None:
+    data = json.loads(TEMPLATE_PATH.read_text())
+    assert "number_of_shards" not in data["template"]["settings"]["index"]
+    data["template"]["settings"]["index"]["number_of_replicas"] = 1
+    bad = tmp_path / "items.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(TemplateMismatch, match="must not fix \\['number_of_replicas'\\]"):
+        items_template(settings, bad)
 
 
 def test_a_template_file_disagreeing_with_the_contract_is_refused(tmp_path: Path, settings: Settings) -> None:

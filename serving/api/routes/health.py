@@ -7,8 +7,10 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 
+from search.errors import SearchError
 from serving.api.deps import StateDep
 from serving.models import Health
+from serving.state import AppState
 from serving.upstream import OrchestratorDown
 
 router = APIRouter(tags=["health"])
@@ -22,8 +24,8 @@ async def healthz() -> Response:
 
 @router.get("/readyz", response_model=Health, summary="Dependencies reachable (503 when search is down)")
 async def readyz(state: StateDep) -> Response:
-    """Ready when OpenSearch answers; a down orchestrator or Redis only degrades answers."""
-    checks: dict[str, bool | str] = {"opensearch": await state.search.ping()}
+    """Ready when OpenSearch answers, k-NN on every data node; a down orchestrator or Redis only degrades."""
+    checks: dict[str, bool | str] = {"opensearch": await _opensearch(state)}
     try:
         await state.orchestrator.list_types()
         checks["orchestrator"] = True
@@ -33,7 +35,7 @@ async def readyz(state: StateDep) -> Response:
         checks["redis"] = bool(await state.redis.ping())
     except RedisError:
         checks["redis"] = False
-    if not checks["opensearch"]:
+    if checks["opensearch"] is not True:
         status, code = "unavailable", 503
     elif all(v is True for v in checks.values()):
         status, code = "ok", 200
@@ -42,6 +44,15 @@ async def readyz(state: StateDep) -> Response:
     return Response(
         orjson.dumps({"status": status, "checks": checks}), status_code=code, media_type="application/json"
     )
+
+
+async def _opensearch(state: AppState) -> bool | str:
+    """True when OpenSearch is fit to serve, False when it does not answer, else what is wrong (by node)."""
+    try:
+        problems = await state.search.cluster_problems()
+    except SearchError:
+        return False
+    return "; ".join(problems) or True
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
