@@ -138,20 +138,12 @@ def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocati
     return etype, loc
 
 
-def _register(settings: Settings, loc: IndexedLocation) -> None:
-    headers = {"Authorization": f"Bearer {settings.indexer_key.get_secret_value()}"}
-    with httpx.Client(base_url=settings.orchestrator_url, headers=headers, timeout=10) as client:
-        deadline = time.monotonic() + 20
-        while client.get(f"/v1/embedding-types/{TYPE}").status_code != 200:  # first poll pending
-            if time.monotonic() > deadline:
-                raise RuntimeError("orchestrator never listed the bench type")
-            time.sleep(0.2)
-        client.put(f"/v1/embedding-types/{TYPE}/indexed/{loc.version}", json=loc.model_dump(mode="json"))
-        response = client.put(
-            f"/v1/embedding-types/{TYPE}/in-use",
-            json={"expected": None, "version": loc.version, "reason": "bench"},
-        )
-        response.raise_for_status()
+async def _register(settings: Settings, loc: IndexedLocation) -> None:
+    key = settings.indexer_key.get_secret_value()
+    async with OrchestratorClient(settings.orchestrator_url, key, timeout=10) as client:
+        await client.refresh_type(TYPE)  # rather than wait for its first poll
+        await client.record_indexed(TYPE, loc)
+        await client.set_in_use(TYPE, None, loc.version, "bench")
 
 
 async def _block(one: Call, connections: int, first: int, requests: int) -> tuple[list[float], float]:
@@ -375,7 +367,7 @@ def run(settings: Settings) -> dict[str, Any]:
     try:
         processes.append(subprocess.Popen([*cli, "orchestrator", "serve"], env=env))
         _wait(settings.orchestrator_url)
-        _register(settings, loc)
+        asyncio.run(_register(settings, loc))
         processes.append(subprocess.Popen([*cli, "serving", "serve"], env=env))
         floor_env = {
             **env,

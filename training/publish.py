@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -16,7 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from redis.cluster import RedisCluster
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, LockNotOwnedError, MovedError
+from redis.lock import Lock
 
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
@@ -36,6 +35,7 @@ from contract.types import EmbeddingType
 from contract.vectors import BUCKETS_PER_GROUP, Matrix, buckets_for, buckets_of
 from contract.versions import Frame
 from training import leftovers
+from training.publish_lock import publish_lock, release, token
 from training.validation import PublishError, check_kinds, checked_matrix
 
 __all__ = [
@@ -45,26 +45,16 @@ __all__ = [
     "checksum",
     "publish",
     "read_manifest",
-    "release_lock",
 ]
 
 LOCK_TTL_SECONDS = 30.0
 
-# Extends the publish lock only while we still hold it (a lock that expired and was taken is lost).
-_REFRESH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
 # Every bucket's field count of one group in one command: a pipeline of ~1,000 HLENs costs more in
 # redis-py's packing and parsing than the check is worth. A group's buckets share a slot.
 _HLENS = """
 local counts = {}
 for i, key in ipairs(KEYS) do counts[i] = redis.call('HLEN', key) end
 return counts
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 # The commit, one script on the type's slot: the manifest and its published-set entry appear together,
 # only while we hold the lock, and the version's pending mark goes with them.
@@ -162,12 +152,14 @@ def publish(
     if existing is not None:
         return _settled(existing, checksum(records))
 
-    lock_key = keys.publish_lock(etype.name, version)
-    token = uuid.uuid4().hex
-    ttl_ms = max(1, int(lock_ttl_seconds * 1000))
+    lock = publish_lock(client, keys, etype.name, version, lock_ttl_seconds)
     # By default wait out one full lock lifetime: a publisher killed midway leaves its lock until expiry.
     wait = lock_ttl_seconds + 5.0 if lock_wait_seconds is None else lock_wait_seconds
-    _acquire(client, lock_key, token, ttl_ms, wait, etype.name, version)
+    if not lock.acquire(blocking_timeout=wait):
+        raise PublishError(
+            f"another publish of {etype.name!r} version {version} holds {lock.name}; "
+            "retry when it ends (the lock expires if its holder died)"
+        )
     try:
         with ThreadPoolExecutor(max_workers=1) as pool, ExitStack() as held:
             # The checksum (mostly sha256 and numpy, which release the GIL) runs on another core while the
@@ -184,9 +176,7 @@ def publish(
             if earlier is not None:
                 leftovers.clear(client, keys, etype.name, version, earlier)
             primaries = _Primaries(client, held)
-            _write_vectors(
-                primaries, keys, etype, version, checked, chunk_size, progress, lock_key, token, ttl_ms
-            )
+            _write_vectors(primaries, keys, etype, version, checked, chunk_size, progress, lock)
             for c in checked:
                 _check_stored(client, keys, etype.name, version, c)
             try:
@@ -205,8 +195,7 @@ def publish(
                 checked,
                 digest.result(),
                 trainer_info,
-                lock_key,
-                token,
+                lock,
                 replication,
             )
     except (MovedError, AskError) as exc:
@@ -215,13 +204,8 @@ def publish(
             "the version stays unpublished, re-run"
         ) from exc
     finally:
-        release_lock(client, lock_key, token)
+        release(lock)
     return PublishResult(manifest, True)
-
-
-def release_lock(client: SyncRedis, lock_key: str, token: str) -> None:
-    """Delete a lock only if `token` still holds it (an expired lock may belong to someone else now)."""
-    client.eval(_RELEASE, 1, lock_key, token)
 
 
 def checksum(records: Sequence[tuple[Kind, Sequence[str], Matrix]]) -> str:
@@ -268,19 +252,6 @@ def _settled(existing: Manifest, digest: str) -> PublishResult:
     return PublishResult(existing, False)
 
 
-def _acquire(
-    client: SyncRedis, lock_key: str, token: str, ttl_ms: int, wait: float, type_name: str, version: str
-) -> None:
-    deadline = time.monotonic() + wait
-    while not client.set(lock_key, token, nx=True, px=ttl_ms):
-        if time.monotonic() >= deadline:
-            raise PublishError(
-                f"another publish of {type_name!r} version {version} holds {lock_key}; "
-                "retry when it ends (the lock expires if its holder died)"
-            )
-        time.sleep(0.05)
-
-
 class _Primaries:
     """One connection per primary, held for the whole publish: WAIT on each covers all it carried."""
 
@@ -312,9 +283,7 @@ def _write_vectors(
     checked: Sequence[_Checked],
     chunk_size: int,
     progress: Callable[[int, int], None] | None,
-    lock_key: str,
-    token: str,
-    ttl_ms: int,
+    lock: Lock,
 ) -> None:
     total = sum(len(c.ids) for c in checked)
     done = 0
@@ -345,10 +314,13 @@ def _write_vectors(
                 bucket = int(rows[a])
                 command = hset_command(key_of[bucket], encoded_ids[a:b], blob, int(a), row_bytes)
                 batches.setdefault(connection_of[bucket // BUCKETS_PER_GROUP], []).append(command)
-            if not _send_chunk(primaries.of(lock_key), batches, lock_key, token, ttl_ms):
+            _send_chunk(batches)
+            try:
+                lock.reacquire()  # one chunk's time to the next refresh is far below the lock's lifetime
+            except LockNotOwnedError as exc:
                 raise PublishError(
-                    f"lost the publish lock {lock_key} (it expired); the version stays unpublished, re-run"
-                )
+                    f"lost the publish lock {lock.name} (it expired); the version stays unpublished, re-run"
+                ) from exc
             done += end - start
             if progress is not None:
                 progress(done, total)
@@ -370,26 +342,13 @@ def hset_command(key: bytes, ids: Sequence[bytes], blob: bytes, first_row: int, 
     return b"".join(parts)
 
 
-def _send_chunk(
-    lock_connection: Any, batches: Mapping[Any, Sequence[bytes]], lock_key: str, token: str, ttl_ms: int
-) -> bool:
-    """Send packed HSETs and the lock refresh, then read every reply; whether we still hold the lock.
-
-    Every primary gets its commands before any reply is read, so the primaries work in parallel.
-    """
-    refresh = ("EVAL", _REFRESH, 1, lock_key, token, ttl_ms)
-    outgoing: dict[Any, list[Sequence[Any] | bytes]] = {
-        conn: list(commands) for conn, commands in batches.items()
-    }
-    outgoing.setdefault(lock_connection, []).append(refresh)
-    for connection, commands in outgoing.items():
+def _send_chunk(batches: Mapping[Any, Sequence[bytes]]) -> None:
+    """Send packed HSETs, then read every reply: every primary gets its commands before any reply is
+    read, so the primaries work in parallel."""
+    for connection, commands in batches.items():
         send(connection, commands)
-    held = False
-    for connection, commands in outgoing.items():
-        replies = receive(connection, len(commands))
-        if connection is lock_connection:
-            held = bool(replies[-1])
-    return held
+    for connection, commands in batches.items():
+        receive(connection, len(commands))
 
 
 def _commit(
@@ -401,8 +360,7 @@ def _commit(
     checked: Sequence[_Checked],
     digest: str,
     trainer: Mapping[str, str],
-    lock_key: str,
-    token: str,
+    lock: Lock,
     replication: Replication,
 ) -> Manifest:
     version = frame.version_id
@@ -423,17 +381,17 @@ def _commit(
         trainer=dict(trainer),
     )
     names = [
-        lock_key,
+        lock.name,
         keys.manifest(etype.name, version),
         keys.published(etype.name),
         keys.vectors_pending(etype.name),
     ]
     try:
         outcome = run_script_on(
-            primaries.of(lock_key),
+            primaries.of(lock.name),
             _COMMIT,
             names,
-            [token, manifest.model_dump_json(), seq, version],
+            [token(lock), manifest.model_dump_json(), seq, version],
             replication,
         )
     except NotReplicated as exc:
@@ -442,7 +400,7 @@ def _commit(
             "(re-run the same publish to confirm it)"
         ) from exc
     if outcome == b"lost":
-        raise PublishError(f"lost the publish lock {lock_key} before the manifest; re-run")
+        raise PublishError(f"lost the publish lock {lock.name} before the manifest; re-run")
     if outcome == b"exists":
         raise PublishError(f"{etype.name!r} {version} was published by someone else meanwhile; re-run")
     return manifest

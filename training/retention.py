@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -15,11 +14,11 @@ from contract.redis_clients import SyncRedis
 from contract.replication import UNCONFIRMED, NotReplicated, Replication, run_script
 from contract.versions import order_key
 from training import leftovers
-from training.publish import release_lock
+from training.publish_lock import publish_lock, release
 from training.registry import get_type, list_types
 from training.validation import PublishError
 
-_ORPHAN_LOCK_MS = 60_000
+_ORPHAN_LOCK_SECONDS = 60.0
 
 # The unpublish, one script on the type's slot: only the manifest read before (so nothing changed under
 # us), never the in-use version; the version is marked pending (its buckets) before any is unlinked.
@@ -149,16 +148,15 @@ def delete_version(
     deleted = manifest if isinstance(manifest, Manifest) else None
     # Invisible from here on. Take the version's publish lock so no republish of it is writing buckets
     # while we unlink; if one holds it, it found the pending mark and clears the buckets itself.
-    lock_key = keys.publish_lock(type_name, version)
-    token = uuid.uuid4().hex
-    if not client.set(lock_key, token, nx=True, px=_ORPHAN_LOCK_MS):
+    lock = publish_lock(client, keys, type_name, version, _ORPHAN_LOCK_SECONDS)
+    if not lock.acquire(blocking=False):
         return deleted
     try:
         marked = leftovers.pending(client, keys, type_name).get(version, buckets)
         leftovers.clear(client, keys, type_name, version, marked)
         leftovers.unmark(client, keys, type_name, version)
     finally:
-        release_lock(client, lock_key, token)
+        release(lock)
     return deleted
 
 
@@ -216,9 +214,8 @@ def remove_orphans(client: SyncRedis, keys: Keys, type_name: str) -> list[str]:
         if client.exists(keys.manifest(type_name, version)):
             continue
         # Take the version's publish lock, so no publisher is writing it while we delete.
-        lock_key = keys.publish_lock(type_name, version)
-        token = uuid.uuid4().hex
-        if not client.set(lock_key, token, nx=True, px=_ORPHAN_LOCK_MS):
+        lock = publish_lock(client, keys, type_name, version, _ORPHAN_LOCK_SECONDS)
+        if not lock.acquire(blocking=False):
             continue
         try:
             if not client.exists(keys.manifest(type_name, version)):
@@ -227,7 +224,7 @@ def remove_orphans(client: SyncRedis, keys: Keys, type_name: str) -> list[str]:
                 leftovers.unmark(client, keys, type_name, version)
                 removed.append(version)
         finally:
-            release_lock(client, lock_key, token)
+            release(lock)
     return removed
 
 

@@ -271,3 +271,39 @@ def test_hand_packed_hset_matches_redis_py_packing(redis_client: redis.Redis) ->
     finally:
         redis_client.connection_pool.release(connection)
     assert ours == theirs
+
+
+def test_a_publish_refuses_while_another_holds_the_versions_lock(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    etype = direct_type(redis_client, keys)
+    lock_key = keys.publish_lock(etype.name, FRAME.version_id)
+    redis_client.set(lock_key, "someone", px=60_000)
+
+    with pytest.raises(PublishError, match=r"another publish .* holds"):
+        publish(redis_client, keys, etype, FRAME, users=users(3), items=items(2), lock_wait_seconds=0)
+
+    assert redis_client.get(lock_key) == b"someone"
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
+
+
+@pytest.mark.parametrize(("steal_at", "message"), [(4, "it expired"), (10, "before the manifest")])
+def test_a_publish_whose_lock_was_taken_over_stops_unpublished(
+    redis_client: redis.Redis, keys: Keys, steal_at: int, message: str
+) -> None:
+    """The lock expired and someone else took it: mid-write (the refresh fails) or before the commit."""
+    etype = direct_type(redis_client, keys)
+    lock_key = keys.publish_lock(etype.name, FRAME.version_id)
+
+    def take_over(done: int, total: int) -> None:
+        if done == steal_at:
+            redis_client.set(lock_key, "someone", px=60_000)
+
+    with pytest.raises(PublishError, match=f"lost the publish lock .*{message}"):
+        publish(
+            redis_client, keys, etype, FRAME, users=users(8), items=items(2), chunk_size=4, progress=take_over
+        )
+
+    assert redis_client.get(lock_key) == b"someone"  # our release leaves the new holder's lock alone
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
+    assert not redis_client.zrange(keys.published(etype.name), 0, -1)
