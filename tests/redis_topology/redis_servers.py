@@ -98,6 +98,18 @@ class RedisServer:
         client.close()
         return self
 
+    @property
+    def running(self) -> bool:
+        """Whether its process was started and not stopped or killed since."""
+        return self.process is not None
+
+    def kill(self) -> None:
+        """SIGKILL it by its own pid (no shutdown, no final fsync) and reap it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=20)
+            self.process = None
+
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL) by its own pid."""
         if self.process is not None:
@@ -138,6 +150,8 @@ class ThrowawayCluster:
             "cluster-enabled": "yes",
             "cluster-config-file": "nodes.conf",
             "cluster-node-timeout": "2000",
+            # A replica (re)joining after a failover syncs at once, not after Redis' 5 s batching window.
+            "repl-diskless-sync-delay": "0",
         }
         self.replicas = replicas
         self.nodes = [RedisServer(port, workdir / str(port), {**GOOD_CONFIG, **cluster}) for port in ports]
@@ -172,7 +186,17 @@ class ThrowawayCluster:
 
     def healthy(self) -> bool:
         """Every node says cluster_state:ok, every replica's link is up, and every node's slot map names
-        each range's replicas (gossip spreads them; a client reading replicas needs them there)."""
+        each range's replicas (gossip spreads them; a client reading replicas needs them there).
+
+        A node that is down, or still loading its AOF, makes it False."""
+        try:
+            return self._healthy()
+        except redis.RedisError:
+            return False
+
+    def _healthy(self) -> bool:
+        if not all(node.running for node in self.nodes):
+            return False
         for node in self.nodes:
             if _info(node, "cluster").get("cluster_state") != "ok":
                 return False
@@ -187,6 +211,54 @@ class ThrowawayCluster:
             if any(len(entry) - 3 < self.replicas for entry in ranges):
                 return False
         return True
+
+    def replicated(self) -> bool:
+        """Every node runs and says cluster_state:ok, and every primary has a replica whose link is up:
+        what a write waiting for one replica needs (unlike `healthy`, no wait for gossip to list replicas
+        in every node's slot map)."""
+        try:
+            if not all(
+                node.running and _info(node, "cluster").get("cluster_state") == "ok" for node in self.nodes
+            ):
+                return False
+            linked = set()
+            for node in self.nodes:
+                replication = _info(node, "replication")
+                if replication.get("role") == "slave" and replication.get("master_link_status") == "up":
+                    linked.add(f"{replication['master_host']}:{replication['master_port']}")
+            return linked == {node.address for node in self.primaries()}
+        except redis.RedisError:
+            return False
+
+    def primaries(self) -> list[RedisServer]:
+        """The running nodes that are primaries now."""
+        return [
+            node for node in self.nodes if node.running and _info(node, "replication")["role"] == "master"
+        ]
+
+    def replica_of(self, primary: str) -> RedisServer:
+        """The running replica of the primary at host:port."""
+        for node in self.nodes:
+            if not node.running:
+                continue
+            replication = _info(node, "replication")
+            if (
+                replication["role"] == "slave"
+                and f"{replication['master_host']}:{replication['master_port']}" == primary
+            ):
+                return node
+        raise AssertionError(f"no running replica of {primary}")
+
+    def took_over(self, replica: RedisServer) -> bool:
+        """`replica` is a primary now and every running node says cluster_state:ok: the failover is done."""
+        try:
+            if _info(replica, "replication").get("role") != "master":
+                return False
+            return all(
+                _info(node, "cluster").get("cluster_state") == "ok" for node in self.nodes if node.running
+            )
+        except redis.RedisError:
+            return False
 
     def node(self, address: str) -> RedisServer:
         """The node listening on host:port."""
