@@ -5,24 +5,39 @@ it is atomic and single-slot in every topology. WAIT covers only the writes of t
 on, so the script and the WAIT go out together on one connection to the primary that owns the keys. Too
 few acknowledgements raise NotReplicated: the primary applied the write, but a failover could still lose
 it, so the caller must not report success (a retry is safe: every such script is idempotent).
+
+A connection to a cluster primary that fails (it died; its replica may be taking over) refreshes the
+client's slot map before the error propagates, so the caller's next attempt goes to whichever node serves
+the slot by then. The failed command itself is not resent: it may have run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.exceptions import AskError, MovedError, RedisError, ResponseError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract.redis_clients import AsyncRedis, SyncRedis
 from contract.settings import StoreSettings
 
 Arg = str | bytes | int | float
 _TOPOLOGY_MOVES = (MovedError, AskError)
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 @dataclass(frozen=True)
@@ -79,14 +94,27 @@ def primary_connection(client: SyncRedis, key: str | bytes) -> Iterator[Any]:
         pool = client.get_redis_connection(node).connection_pool
     else:
         pool = client.connection_pool
-    connection: Any = pool.get_connection()
+    try:
+        connection: Any = pool.get_connection()
+    except _UNREACHABLE:
+        _refresh(client)
+        raise
     try:
         yield connection
-    except BaseException:
+    except BaseException as exc:
         connection.disconnect()
+        if isinstance(exc, _UNREACHABLE):
+            _refresh(client)
         raise
     finally:
         pool.release(connection)
+
+
+def _refresh(client: SyncRedis) -> None:
+    """Learn a cluster's slot map again, best effort: the error being raised is what the caller sees."""
+    if isinstance(client, RedisCluster):
+        with suppress(RedisError, RedisClusterException):
+            client.nodes_manager.initialize()
 
 
 def send(connection: Any, commands: Sequence[Sequence[Arg] | bytes]) -> None:
@@ -170,8 +198,10 @@ async def primary_connection_async(client: AsyncRedis, key: str | bytes) -> Asyn
         connection = node.acquire_connection()
         try:
             yield connection
-        except BaseException:
+        except BaseException as exc:
             await connection.disconnect()
+            if isinstance(exc, _UNREACHABLE):
+                await _refresh_async(client)
             raise
         finally:
             node.release(connection)
@@ -185,6 +215,20 @@ async def primary_connection_async(client: AsyncRedis, key: str | bytes) -> Asyn
         raise
     finally:
         await pool.release(connection)
+
+
+# One slot-map refresh at a time per client: calls failing together during a failover share it.
+_refreshing: weakref.WeakKeyDictionary[AsyncRedisCluster, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _refresh_async(client: AsyncRedisCluster) -> None:
+    """`_refresh` for asyncio clients; skipped while another call's refresh runs."""
+    lock = _refreshing.setdefault(client, asyncio.Lock())
+    if lock.locked():
+        return
+    async with lock:
+        with suppress(RedisError, RedisClusterException):
+            await client.nodes_manager.initialize()
 
 
 async def exchange_async(connection: Any, commands: Sequence[Sequence[Arg]]) -> list[Any]:
