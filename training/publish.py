@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, LockNotOwnedError, MovedError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from contract.keys import Keys, Kind
@@ -148,64 +150,80 @@ def publish(
     records = [(c.kind, c.ids, c.vectors) for c in checked]
     version = frame.version_id
 
-    existing = _existing(client, keys, etype.name, version, replication)
-    if existing is not None:
-        return _settled(existing, checksum(records))
+    with _lost_redis(etype.name, version):
+        existing = _existing(client, keys, etype.name, version, replication)
+        if existing is not None:
+            return _settled(existing, checksum(records))
 
-    lock = publish_lock(client, keys, etype.name, version, lock_ttl_seconds)
-    # By default wait out one full lock lifetime: a publisher killed midway leaves its lock until expiry.
-    wait = lock_ttl_seconds + 5.0 if lock_wait_seconds is None else lock_wait_seconds
-    if not lock.acquire(blocking_timeout=wait):
-        raise PublishError(
-            f"another publish of {etype.name!r} version {version} holds {lock.name}; "
-            "retry when it ends (the lock expires if its holder died)"
-        )
-    try:
-        with ThreadPoolExecutor(max_workers=1) as pool, ExitStack() as held:
-            # The checksum (mostly sha256 and numpy, which release the GIL) runs on another core while the
-            # chunks are on the wire; only the manifest needs it.
-            digest = pool.submit(checksum, records)
-            # Another publisher of this version may have finished while we waited for the lock.
-            existing = _existing(client, keys, etype.name, version, replication)
-            if existing is not None:
-                return _settled(existing, digest.result())
-            # No manifest: buckets of this version may hold invisible leftovers of a killed publish or
-            # delete, possibly with other content and other bucket counts; their pending mark says which.
-            buckets = Buckets(**{c.kind.value: c.buckets for c in checked})
-            earlier = leftovers.mark_pending(client, keys, etype.name, version, buckets)
-            if earlier is not None:
-                leftovers.clear(client, keys, etype.name, version, earlier)
-            primaries = _Primaries(client, held)
-            _write_vectors(primaries, keys, etype, version, checked, chunk_size, progress, lock)
-            for c in checked:
-                _check_stored(client, keys, etype.name, version, c)
-            try:
-                for connection in primaries.connections():
-                    wait_for_replicas(connection, replication)
-            except NotReplicated as exc:
-                raise PublishError(
-                    f"vectors of {etype.name!r} {version}: {exc}; the version stays unpublished"
-                ) from exc
-            manifest = _commit(
-                client,
-                primaries,
-                keys,
-                etype,
-                frame,
-                checked,
-                digest.result(),
-                trainer_info,
-                lock,
-                replication,
+        lock = publish_lock(client, keys, etype.name, version, lock_ttl_seconds)
+        # By default wait out one full lock lifetime: a publisher killed midway leaves its lock until expiry.
+        wait = lock_ttl_seconds + 5.0 if lock_wait_seconds is None else lock_wait_seconds
+        if not lock.acquire(blocking_timeout=wait):
+            raise PublishError(
+                f"another publish of {etype.name!r} version {version} holds {lock.name}; "
+                "retry when it ends (the lock expires if its holder died)"
             )
-    except (MovedError, AskError) as exc:
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool, ExitStack() as held:
+                # The checksum (mostly sha256 and numpy, which release the GIL) runs on another core while the
+                # chunks are on the wire; only the manifest needs it.
+                digest = pool.submit(checksum, records)
+                # Another publisher of this version may have finished while we waited for the lock.
+                existing = _existing(client, keys, etype.name, version, replication)
+                if existing is not None:
+                    return _settled(existing, digest.result())
+                # No manifest: buckets of this version may hold invisible leftovers of a killed publish or
+                # delete, possibly with other content and other bucket counts; their pending mark says which.
+                buckets = Buckets(**{c.kind.value: c.buckets for c in checked})
+                earlier = leftovers.mark_pending(client, keys, etype.name, version, buckets)
+                if earlier is not None:
+                    leftovers.clear(client, keys, etype.name, version, earlier)
+                primaries = _Primaries(client, held)
+                _write_vectors(primaries, keys, etype, version, checked, chunk_size, progress, lock)
+                for c in checked:
+                    _check_stored(client, keys, etype.name, version, c)
+                try:
+                    for connection in primaries.connections():
+                        wait_for_replicas(connection, replication)
+                except NotReplicated as exc:
+                    raise PublishError(
+                        f"vectors of {etype.name!r} {version}: {exc}; the version stays unpublished"
+                    ) from exc
+                manifest = _commit(
+                    client,
+                    primaries,
+                    keys,
+                    etype,
+                    frame,
+                    checked,
+                    digest.result(),
+                    trainer_info,
+                    lock,
+                    replication,
+                )
+        except (MovedError, AskError) as exc:
+            raise PublishError(
+                f"the Redis Cluster moved a slot while publishing {etype.name!r} {version} ({exc}); "
+                "the version stays unpublished, re-run"
+            ) from exc
+        finally:
+            release(lock)
+        return PublishResult(manifest, True)
+
+
+@contextmanager
+def _lost_redis(type_name: str, version: str) -> Iterator[None]:
+    """A lost connection as a PublishError saying what a re-run does."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Perhaps a Redis Cluster primary died: whether its last write (even the commit) got through is
+        # unknown, so the message says what a re-run does rather than guess.
         raise PublishError(
-            f"the Redis Cluster moved a slot while publishing {etype.name!r} {version} ({exc}); "
-            "the version stays unpublished, re-run"
+            f"lost the connection to Redis while publishing {type_name!r} {version} "
+            f"({type(exc).__name__}: {exc}); if a Redis Cluster is failing over, wait until it is ok, then "
+            "re-run: it confirms the version if its commit got through, and publishes it otherwise"
         ) from exc
-    finally:
-        release(lock)
-    return PublishResult(manifest, True)
 
 
 def checksum(records: Sequence[tuple[Kind, Sequence[str], Matrix]]) -> str:

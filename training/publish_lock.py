@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from contextlib import suppress
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from contract.keys import Keys
@@ -26,8 +28,12 @@ def publish_lock(client: SyncRedis, keys: Keys, type_name: str, version: str, tt
 
 
 def release(lock: Lock) -> None:
-    """Release the lock if we still hold it: the commit deletes it, and an expired one may be another's."""
-    with suppress(LockNotOwnedError):
+    """Release the lock if we still hold it: the commit deletes it, and an expired one may be another's.
+
+    Unreachable Redis (a primary dying; redis-py loads the release script on every primary) leaves the
+    lock to expire rather than hide the error that ended the publish.
+    """
+    with suppress(LockNotOwnedError, RedisConnectionError, RedisTimeoutError):
         lock.release()
 
 
