@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import httpx
 import numpy as np
+import uvicorn
 
 from contract.indexing import IndexedLocation, Mode
 from contract.keys import Keys
@@ -82,3 +85,29 @@ async def orchestrator(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://orchestrator") as client:
             yield client
+
+
+@asynccontextmanager
+async def orchestrator_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The orchestrator app served by uvicorn on a free port in this event loop, and a client of it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # a condition wait: uvicorn sets it once the socket listens
+            if serving.done():
+                serving.result()
+                raise RuntimeError(f"orchestrator on port {port} did not start")
+            await asyncio.sleep(0.01)
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
