@@ -83,7 +83,9 @@ class Timeline:
         started = time.monotonic()
         answer: httpx.Response = await request
         body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
-        call = Call(what, started, time.monotonic(), answer.status_code, answer.headers.get("Retry-After"), body)
+        call = Call(
+            what, started, time.monotonic(), answer.status_code, answer.headers.get("Retry-After"), body
+        )
         self.calls.append(call)
         return call
 

@@ -12,12 +12,13 @@ until then those on its slots are refused with 503.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from failover_support import (
@@ -29,7 +30,7 @@ from failover_support import (
     until,
 )
 from redis_servers import ThrowawayCluster, eventually
-from topology_support import TYPE, auth, frame, location, orchestrator_http, vector_set
+from topology_support import TYPE, auth, frame, location, orchestrator_http, publish_versions, vector_set
 
 from contract import routes
 from contract.keys import Keys, Kind
@@ -129,7 +130,9 @@ def _readable(rig: Rig, users: VectorSet, items: VectorSet) -> None:
         manifest = read_manifest(fresh, rig.keys, TYPE.name, frame(1).version_id)
         assert manifest is not None and manifest.counts.user == len(users.ids)
         assert [m.version for m in list_versions(fresh, rig.keys, TYPE.name)] == [manifest.version]
-        assert stored_vectors(fresh, rig.keys, manifest) == expected_vectors({Kind.USER: users, Kind.ITEM: items})
+        assert stored_vectors(fresh, rig.keys, manifest) == expected_vectors(
+            {Kind.USER: users, Kind.ITEM: items}
+        )
     finally:
         fresh.close()
 
@@ -141,7 +144,8 @@ def _victim(rig: Rig, cut: str) -> str:
         return control
     version = frame(1).version_id
     owners = {
-        rig.owner(rig.keys.vectors(TYPE.name, version, Kind.USER, b)) for b in range(0, buckets_for(USERS), 16)
+        rig.owner(rig.keys.vectors(TYPE.name, version, Kind.USER, b))
+        for b in range(0, buckets_for(USERS), 16)
     }
     return sorted(owners - {control})[0]
 
@@ -191,7 +195,8 @@ def test_a_primary_killed_while_publishing_loses_nothing_acknowledged(rig: Rig, 
     if watcher is not None:
         watcher.join()
     (kill,) = kills
-    print(f"\n[{cut}] kill -> replica took over: {kill.wait_takeover(rig.cluster):.2f} s; publish: {outcome!r:.200}")
+    took_over = kill.wait_takeover(rig.cluster)
+    print(f"\n[publish, {cut}] kill -> replica took over {took_over:.2f} s; publish: {outcome!r:.160}")
 
     if isinstance(outcome, PublishResult):
         _readable(rig, users, items)  # acknowledged: there after the failover, before anything rejoins
@@ -207,7 +212,9 @@ def test_a_primary_killed_while_publishing_loses_nothing_acknowledged(rig: Rig, 
         fresh.close()
     restore(rig.cluster)
     if cut == "commit":
-        _publish(rig, users, items)  # the commit may or may not have survived: the re-run confirms or makes it
+        _publish(
+            rig, users, items
+        )  # the commit may or may not have survived: the re-run confirms or makes it
         _readable(rig, users, items)
         return
     # The same client re-runs with other content: the killed run's leftovers must not show through.
@@ -215,3 +222,174 @@ def test_a_primary_killed_while_publishing_loses_nothing_acknowledged(rig: Rig, 
     done = _publish(rig, other_users, other_items)
     assert done.created
     _readable(rig, other_users, other_items)
+
+
+# --- (2) in_use compare-and-set and rollback -----------------------------------------------------------
+
+
+async def _index_all(api: httpx.AsyncClient, settings: Settings, versions: list[str]) -> None:
+    indexer = auth(settings, "indexer")
+    for version in versions:
+        recorded = await api.put(
+            routes.indexed_path(TYPE.name, version), json=location(version), headers=indexer
+        )
+        assert recorded.status_code == 204, recorded.text
+    first = {"expected": None, "version": versions[0], "reason": "first"}
+    moved = await api.put(routes.in_use_path(TYPE.name), json=first, headers=indexer)
+    assert moved.status_code == 200, moved.text
+
+
+def _audit(client: SyncRedis, keys: Keys) -> list[dict[str, str]]:
+    """The audit stream as stored, oldest first."""
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _id, fields in client.xrange(keys.audit(TYPE.name))  # type: ignore[union-attr]
+    ]
+
+
+async def test_in_use_changes_across_a_primary_kill_are_kept_when_acknowledged(rig: Rig) -> None:
+    """Three indexers compare-and-set in_use round three versions and an admin rolls back, while the
+    primary of the type's control slot dies: every 200's move is in the audit trail and in_use after the
+    failover, every other answer is a 409 refusal or a 503 with Retry-After, and writes succeed again once
+    the killed node is back as a replica."""
+    versions = publish_versions(rig.client, rig.settings, 20, months=3)
+    timeline = Timeline()
+    stop = asyncio.Event()
+    indexer, admin = auth(rig.settings, "indexer"), auth(rig.settings, "admin")
+
+    async def promoter(worker: int, api: httpx.AsyncClient) -> None:
+        believed: str | None = versions[0]
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            target = versions[(versions.index(believed or versions[0]) + 1) % len(versions)]
+            body = {"expected": believed, "version": target, "reason": f"cas {worker}.{n}"}
+            call = await timeline.call(
+                body["reason"], api.put(routes.in_use_path(TYPE.name), json=body, headers=indexer)
+            )
+            if call.status == 200:
+                believed = call.body["to_version"]
+            elif call.status == 409:
+                info = await api.get(routes.type_path(TYPE.name), headers=indexer)
+                if info.status_code == 200:
+                    believed = info.json()["in_use"]
+
+    async def roller(api: httpx.AsyncClient) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            reason = f"rollback {n}"
+            await timeline.call(
+                reason, api.post(routes.rollback_path(TYPE.name), json={"reason": reason}, headers=admin)
+            )
+
+    async with orchestrator_http(rig.settings) as api:
+        await _index_all(api, rig.settings, versions)
+        tasks = [asyncio.create_task(promoter(w, api)) for w in range(3)] + [asyncio.create_task(roller(api))]
+        await until(lambda: len(timeline.after(0.0)) >= 30, "30 changes acknowledged before the kill")
+        kill = Kill.primary(rig.cluster, rig.owner(rig.keys.in_use(TYPE.name)))
+        took_over = await asyncio.to_thread(kill.wait_takeover, rig.cluster)
+        await asyncio.to_thread(restore, rig.cluster)
+        replicated = time.monotonic() - kill.at
+        await until(lambda: len(timeline.after(kill.at)) >= 30, "30 changes acknowledged after the kill")
+        stop.set()
+        await asyncio.gather(*tasks)
+        in_use = (await api.get(routes.type_path(TYPE.name), headers=indexer)).json()["in_use"]
+
+    writes_back = timeline.recovery(kill.at)
+    print(
+        f"\n[in_use] kill -> replica took over {took_over:.2f} s, -> killed node back as replica "
+        f"{replicated:.2f} s, -> first acknowledged change {writes_back:.2f} s; answers {timeline.statuses()}"
+    )
+    timeline.assert_only_refusals_and_503s({200, 409})
+    assert timeline.statuses().get(503), "no call was refused during the failover: the kill hit nothing"
+
+    fresh = rig.fresh()
+    trail = _audit(fresh, rig.keys)
+    stored_in_use = fresh.get(rig.keys.in_use(TYPE.name))
+    fresh.close()
+    by_reason = {entry["reason"]: entry for entry in trail}
+    assert len(by_reason) == len(trail)
+    for call in timeline.calls:
+        if call.status == 200 and call.body["from_version"] != call.body["to_version"]:
+            entry = by_reason.get(call.what)
+            assert entry is not None, f"acknowledged change lost in the failover: {call}"
+            assert (entry["from"] or None, entry["to"]) == (
+                call.body["from_version"],
+                call.body["to_version"],
+            )
+        elif call.status == 409 or call.status == 200:
+            assert call.what not in by_reason, f"a refused or no-op change left an audit entry: {call}"
+    # The surviving history is one chain of moves ending at in_use: nothing applied went unrecorded.
+    for earlier, later in itertools.pairwise(trail):
+        assert later["from"] == earlier["to"], (earlier, later)
+    assert stored_in_use is not None and stored_in_use.decode() == trail[-1]["to"] == in_use
+
+
+# --- (3) serving reads ---------------------------------------------------------------------------------
+
+
+async def test_reads_across_a_primary_kill_are_200_or_503_and_never_mix_versions(rig: Rig) -> None:
+    """Readers fetch user vectors while a writer flips in_use between two versions and the primary of the
+    type's control slot dies: every answer is a 200 or a 503 with Retry-After, and every 200's vector is
+    exactly that user's vector of the version it names, a version in_use has held."""
+    users = 500
+    versions = publish_versions(rig.client, rig.settings, users, months=2)
+    # publish_versions' content: users "u<i>" of version month m drawn with seed m.
+    expected = {
+        version: dict(zip(vs.ids, vs.matrix, strict=True))
+        for version, vs in zip(versions, (vector_set("u", users, m) for m in (1, 2)), strict=True)
+    }
+    timeline, writes = Timeline(), Timeline()
+    stop = asyncio.Event()
+    reader, indexer = auth(rig.settings, "reader"), auth(rig.settings, "indexer")
+    rng = np.random.default_rng(7)
+
+    async def read(api: httpx.AsyncClient) -> None:
+        while not stop.is_set():
+            user = f"u{int(rng.integers(users))}"
+            await timeline.call(user, api.get(routes.user_vector_path(TYPE.name, user), headers=reader))
+
+    async def flip(api: httpx.AsyncClient) -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            current, target = versions[n % 2], versions[(n + 1) % 2]
+            body = {"expected": current, "version": target, "reason": f"flip {n}"}
+            await writes.call(
+                body["reason"], api.put(routes.in_use_path(TYPE.name), json=body, headers=indexer)
+            )
+
+    async with orchestrator_http(rig.settings) as api:
+        await _index_all(api, rig.settings, versions)
+        tasks = [asyncio.create_task(read(api)) for _ in range(4)] + [asyncio.create_task(flip(api))]
+        await until(lambda: len(timeline.after(0.0)) >= 200, "200 reads before the kill")
+        kill = Kill.primary(rig.cluster, rig.owner(rig.keys.in_use(TYPE.name)))
+        took_over = await asyncio.to_thread(kill.wait_takeover, rig.cluster)
+        await until(lambda: len(timeline.after(kill.at)) >= 200, "200 reads after the kill")
+        reads_back = timeline.recovery(kill.at)
+        await asyncio.to_thread(restore, rig.cluster)
+        await until(lambda: len(writes.after(kill.at)) >= 4, "in_use flips again after the kill")
+        stop.set()
+        await asyncio.gather(*tasks)
+        final = await api.get(routes.user_vector_path(TYPE.name, "u1"), headers=reader)
+
+    print(
+        f"\n[reads] kill -> replica took over {took_over:.2f} s, -> first read answered {reads_back:.2f} s; "
+        f"reads {timeline.statuses()}, changes {writes.statuses()}"
+    )
+    timeline.assert_only_refusals_and_503s({200})
+    writes.assert_only_refusals_and_503s({200, 409})
+    assert timeline.statuses().get(503), "no read was refused during the failover: the kill hit nothing"
+    fresh = rig.fresh()
+    held = {entry["to"] for entry in _audit(fresh, rig.keys)}
+    in_use = fresh.get(rig.keys.in_use(TYPE.name))
+    fresh.close()
+    for call in timeline.calls:
+        if call.status == 200:
+            version = call.body["version"]
+            assert version in held, call
+            assert np.array_equal(
+                np.asarray(call.body["vector"], dtype=np.float32), expected[version][call.what]
+            )
+    assert in_use is not None and final.json()["version"] == in_use.decode()
