@@ -16,12 +16,18 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel
 
 from contract.settings import StoreSettings
 
 SyncRedis: TypeAlias = redis.Redis | RedisCluster
 AsyncRedis: TypeAlias = aioredis.Redis | AsyncRedisCluster
+
+# What a failed Redis call may raise. redis-py's cluster clients raise RedisClusterException, which is not a
+# RedisError, when no node answers while they learn the slot map (every node restarting) or a slot has no
+# node: an outage all the same, so whatever handles RedisError handles these too.
+REDIS_FAILURES: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 
 def _host_port(entry: str) -> tuple[str, int]:

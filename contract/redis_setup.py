@@ -10,6 +10,7 @@ schema before hash tags, which no process reads any more (`lockstep redis migrat
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, ClusterDownError, MovedError, RedisClusterException, RedisError
+from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
 from contract.keys import Keys, LegacyKeys
-from contract.redis_clients import AsyncRedis, SyncRedis, cluster_seeds, sync_client
+from contract.redis_clients import REDIS_FAILURES, AsyncRedis, SyncRedis, cluster_seeds, sync_client
 from contract.replication import NotReplicated
 from contract.settings import StoreSettings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
@@ -101,9 +105,12 @@ def problems(settings: StoreSettings, nodes: Sequence[NodeFacts]) -> list[str]:
     return found
 
 
-def explain(exc: RedisError) -> str | None:
+def explain(exc: Exception) -> str | None:
     """A Redis failure that points at the setup, in the settings' terms (None: a plain outage or refusal)."""
     name = type(exc).__name__
+    if isinstance(exc, RedisClusterException):
+        # Its message names nodes and ports: those stay in the log, as for any outage.
+        return f"{name}: no node of the Redis Cluster answers, or a slot has none; retry once they are back"
     if isinstance(exc, MovedError | AskError):
         return (
             f"{name} {exc}: the Redis at LOCKSTEP_REDIS_URL is a Redis Cluster node; "
@@ -160,6 +167,14 @@ def _raise(found: Sequence[str]) -> None:
 # Blocking variant (training, the indexer, the CLI).
 
 
+def _node(host: str, port: int, timeout: float) -> redis.Redis:
+    """A client of one node for a check: one attempt, since what it finds now is the answer (redis-py's
+    default retries an unreachable node with backoff for seconds, and a probe asks every node)."""
+    return redis.Redis(
+        host, port, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
+
+
 def _node_facts(client: redis.Redis, name: str) -> NodeFacts:
     info = client.info("cluster")
     cluster_info = None
@@ -178,7 +193,7 @@ def _sync_nodes(client: SyncRedis, settings: StoreSettings) -> list[tuple[str, r
         return [
             (
                 node.name,
-                redis.Redis(node.host, node.port, socket_timeout=timeout),
+                _node(node.host, node.port, timeout),
                 node.server_type == "primary",
             )
             for node in client.get_nodes()  # type: ignore[no-untyped-call]
@@ -192,7 +207,7 @@ def _sync_nodes(client: SyncRedis, settings: StoreSettings) -> list[tuple[str, r
         host, port = manager.discover_master(settings.redis_sentinel_master)
         nodes = [(f"{host}:{port}", client, True)]
         for host, port in manager.discover_slaves(settings.redis_sentinel_master):
-            nodes.append((f"{host}:{port}", redis.Redis(host, port, socket_timeout=timeout), False))
+            nodes.append((f"{host}:{port}", _node(host, port, timeout), False))
     return nodes
 
 
@@ -200,7 +215,7 @@ def _seed_failure(settings: StoreSettings, exc: RedisClusterException) -> RedisE
     """Why a cluster client could not start: what its seed nodes say of themselves, else its own error."""
     facts = []
     for host, port in cluster_seeds(settings):
-        node = redis.Redis(host, port, socket_timeout=settings.request_timeout_seconds)
+        node = _node(host, port, settings.request_timeout_seconds)
         try:
             facts.append(_node_facts(node, f"{host}:{port}"))
         except (redis.ConnectionError, redis.TimeoutError):
@@ -275,6 +290,17 @@ def _legacy_types(client: SyncRedis, keys: Keys) -> list[str]:
 # Asyncio variant (the orchestrator, serving).
 
 
+def _async_node(host: str, port: int, timeout: float) -> aioredis.Redis:
+    """`_node` for asyncio."""
+    return aioredis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
+
+
 async def _async_node_facts(client: aioredis.Redis, name: str) -> NodeFacts:
     info = await client.info("cluster")
     cluster_info = None
@@ -293,7 +319,7 @@ async def _async_nodes(client: AsyncRedis, settings: StoreSettings) -> list[tupl
         return [
             (
                 node.name,
-                aioredis.Redis(host=node.host, port=int(node.port), socket_timeout=timeout),
+                _async_node(node.host, int(node.port), timeout),
                 node.server_type == "primary",
             )
             for node in client.get_nodes()
@@ -307,9 +333,7 @@ async def _async_nodes(client: AsyncRedis, settings: StoreSettings) -> list[tupl
         host, port = await manager.discover_master(settings.redis_sentinel_master)
         nodes = [(f"{host}:{port}", client, True)]
         for host, port in await manager.discover_slaves(settings.redis_sentinel_master):
-            nodes.append(
-                (f"{host}:{port}", aioredis.Redis(host=host, port=port, socket_timeout=timeout), False)
-            )
+            nodes.append((f"{host}:{port}", _async_node(host, port, timeout), False))
     return nodes
 
 
@@ -320,7 +344,7 @@ async def check_async(client: AsyncRedis, settings: StoreSettings, keys: Keys) -
     except RedisClusterException as exc:
         facts = []
         for host, port in cluster_seeds(settings):
-            node = aioredis.Redis(host=host, port=port, socket_timeout=settings.request_timeout_seconds)
+            node = _async_node(host, port, settings.request_timeout_seconds)
             try:
                 facts.append(await _async_node_facts(node, f"{host}:{port}"))
             except (redis.ConnectionError, redis.TimeoutError):
@@ -349,21 +373,23 @@ async def check_async(client: AsyncRedis, settings: StoreSettings, keys: Keys) -
 
 
 async def cluster_states(settings: StoreSettings) -> str:
-    """What the cluster's seed nodes say their cluster_state is (a readiness probe's diagnosis)."""
-    said = []
-    for host, port in cluster_seeds(settings):
-        node = aioredis.Redis(host=host, port=port, socket_timeout=settings.request_timeout_seconds)
+    """What the cluster's seed nodes say their cluster_state is (a readiness probe's diagnosis); asked
+    all at once, so a probe takes one timeout at most however many nodes are unreachable."""
+
+    async def said(host: str, port: int) -> str:
+        node = _async_node(host, port, settings.request_timeout_seconds)
         try:
             info = _text(await node.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
-            facts = _facts(f"{host}:{port}", {"cluster_enabled": 1}, info, {})
-            said.append(f"{facts.name} {facts.cluster_state}")
+            return f"{host}:{port} {_facts(f'{host}:{port}', {'cluster_enabled': 1}, info, {}).cluster_state}"
         except (redis.ConnectionError, redis.TimeoutError):
-            said.append(f"{host}:{port} unreachable")
+            return f"{host}:{port} unreachable"
         except RedisError as exc:
-            said.append(f"{host}:{port} {type(exc).__name__}")
+            return f"{host}:{port} {type(exc).__name__}"
         finally:
             await node.aclose()
-    return "cluster_state: " + ", ".join(said)
+
+    answers = await asyncio.gather(*(said(host, port) for host, port in cluster_seeds(settings)))
+    return "cluster_state: " + ", ".join(answers)
 
 
 async def unready(client: AsyncRedis, settings: StoreSettings) -> str | None:
@@ -379,7 +405,7 @@ async def unready(client: AsyncRedis, settings: StoreSettings) -> str | None:
         states: Mapping[str, Mapping[str, str]] = await client.cluster_info(  # type: ignore[assignment]
             target_nodes=AsyncRedisCluster.PRIMARIES
         )
-    except RedisError as exc:
+    except REDIS_FAILURES as exc:
         if settings.redis_topology != "cluster":
             return f"{type(exc).__name__}"
         # A lost node often surfaces as a connection error: say what each seed says instead.

@@ -8,9 +8,10 @@ from types import TracebackType
 
 import redis.asyncio as aioredis
 from redis.asyncio.lock import Lock
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.exceptions import LockError, LockNotOwnedError
 
 from contract.keys import Keys
+from contract.redis_clients import REDIS_FAILURES
 from indexer.errors import LockBusyError
 
 
@@ -60,7 +61,7 @@ class IndexerLock:
             except LockNotOwnedError:
                 self.lost = True
                 return
-            except RedisError:
+            except REDIS_FAILURES:
                 continue  # transient; the next tick retries before the expiry
 
     def check(self) -> None:

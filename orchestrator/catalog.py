@@ -8,12 +8,14 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
-
 from contract.manifest import Manifest
+from contract.redis_clients import REDIS_FAILURES
 from contract.types import EmbeddingType
 from orchestrator.errors import OrchestratorError
 from orchestrator.store import Store
+
+# A failed poll keeps the previous snapshot; nothing that Redis or a slow answer raises stops the poller.
+_POLL_FAILURES: tuple[type[Exception], ...] = (*REDIS_FAILURES, OrchestratorError, TimeoutError)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class Catalog:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(self.refresh(), timeout=max(interval, 1.0) * 5)
-            except (RedisError, OrchestratorError, TimeoutError) as exc:
+            except _POLL_FAILURES as exc:
                 log.warning("catalog poll failed, keeping the previous snapshot: %s", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -10,11 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
-from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from contract.keys import Keys
-from contract.redis_clients import AsyncRedis, async_client
+from contract.redis_clients import REDIS_FAILURES, AsyncRedis, async_client
 from contract.redis_setup import SetupGate, explain
 from contract.replication import Replication
 from contract.settings import OrchestratorSettings
@@ -117,10 +116,11 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         log.warning("redis call failed: %s", type(exc).__name__)
         # A failure that points at the setup (MOVED, CLUSTERDOWN, too few replicas) says so; an outage
         # says only its kind (connection details stay in the log).
-        why = explain(exc) if isinstance(exc, RedisError) else None
+        why = explain(exc)
         return render(RedisUnavailable(f"redis: {why or type(exc).__name__}; retry shortly"))
 
-    app.add_exception_handler(RedisError, redis_down)
+    for failure in REDIS_FAILURES:
+        app.add_exception_handler(failure, redis_down)
     return app
 
 

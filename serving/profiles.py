@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from redis.exceptions import RedisError
-
 from contract.profiles import Profile
+from contract.redis_clients import REDIS_FAILURES
 from serving.context import Outcome, RequestContext
 from serving.models import RecommendRequest
 from serving.state import AppState
@@ -46,7 +45,7 @@ async def read_profile(ctx: RequestContext) -> Outcome | None:
         started = time.perf_counter()
         try:
             ctx.profile = await profile_of(ctx.state, request.user_id)
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             ctx.profile_trouble = f"profile unavailable ({type(exc).__name__}): seen items not excluded"
         ctx.timer.add("profile", started)
     ctx.excluded = excluded(request, ctx.profile)

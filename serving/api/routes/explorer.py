@@ -12,10 +12,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
-from redis.exceptions import RedisError
 
 from contract import routes
 from contract.profiles import Profile
+from contract.redis_clients import REDIS_FAILURES
 from contract.types import TYPE_NAME
 from contract.wire import ENTITY_ID, InUseChange, TypeInfo
 from search.errors import SearchError
@@ -146,7 +146,7 @@ async def users(state: StateDep, limit: Annotated[int, Query(ge=1, le=1000)] = 1
     """The first `limit` user ids of the profile index (Keys.profile_users), in natural order."""
     try:
         found = await state.redis.zrange(state.keys.profile_users(), 0, limit - 1)
-    except RedisError as exc:
+    except REDIS_FAILURES as exc:
         raise Unavailable(f"redis: profiles unreadable ({type(exc).__name__})") from exc
     return _json({"users": sorted((_text(user) for user in found), key=_natural)})  # type: ignore[arg-type]
 
@@ -198,7 +198,7 @@ async def history(
     """Profile from Redis, metadata from the index of the type's in-use version."""
     try:
         raw = await state.redis.get(state.keys.profile(user_id))
-    except RedisError as exc:
+    except REDIS_FAILURES as exc:
         raise Unavailable(f"redis: profile unreadable ({type(exc).__name__})") from exc
     if raw is None:
         raise UnknownUser(f"user_id: no profile is stored for {user_id!r}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from redis.exceptions import RedisError
 
+from contract.redis_clients import REDIS_FAILURES
 from search.errors import SearchError
 from serving.api.deps import StateDep
 from serving.models import Health
@@ -33,7 +33,7 @@ async def readyz(state: StateDep) -> Response:
         checks["orchestrator"] = False
     try:
         checks["redis"] = bool(await state.redis.ping())
-    except RedisError:
+    except REDIS_FAILURES:
         checks["redis"] = False
     if checks["opensearch"] is not True:
         status, code = "unavailable", 503
