@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,15 @@ async def until(check: Callable[[], bool], what: str, deadline: float = 60.0) ->
         if time.monotonic() > end:
             raise AssertionError(f"{what}: still not so after {deadline:.0f} s")
         await asyncio.sleep(0.01)
+
+
+async def until_async(check: Callable[[], Awaitable[bool]], what: str, deadline: float = 60.0) -> None:
+    """`until` for a check that awaits (an HTTP call): asked again every 50 ms until it holds."""
+    end = time.monotonic() + deadline
+    while not await check():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: still not so after {deadline:.0f} s")
+        await asyncio.sleep(0.05)
 
 
 def restore(cluster: ThrowawayCluster) -> None:

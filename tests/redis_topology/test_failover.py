@@ -28,6 +28,7 @@ from failover_support import (
     restore,
     stored_vectors,
     until,
+    until_async,
 )
 from redis_servers import ThrowawayCluster, eventually
 from topology_support import TYPE, auth, frame, location, orchestrator_http, publish_versions, vector_set
@@ -393,3 +394,89 @@ async def test_reads_across_a_primary_kill_are_200_or_503_and_never_mix_versions
                 np.asarray(call.body["vector"], dtype=np.float32), expected[version][call.what]
             )
     assert in_use is not None and final.json()["version"] == in_use.decode()
+
+
+# --- whole-cluster restart -----------------------------------------------------------------------------
+
+
+def _snapshot(client: SyncRedis, keys: Keys, versions: list[str]) -> dict[str, object]:
+    """Everything Lockstep stored for TYPE: registry, versions with every vector, in_use, indexed, audit."""
+    manifests = {version: read_manifest(client, keys, TYPE.name, version) for version in versions}
+    return {
+        "types": client.hgetall(keys.types()),
+        "published": client.zrange(keys.published(TYPE.name), 0, -1, withscores=True),
+        "manifests": manifests,
+        "vectors": {v: stored_vectors(client, keys, m) for v, m in manifests.items() if m is not None},
+        "in_use": client.get(keys.in_use(TYPE.name)),
+        "indexed": client.hgetall(keys.indexed(TYPE.name)),
+        "audit": client.xrange(keys.audit(TYPE.name)),
+    }
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+async def test_a_whole_cluster_restart_keeps_every_version_in_use_and_audit_entry(
+    rig: Rig, stop: str
+) -> None:
+    """Every node stopped at once (SIGTERM: a clean shutdown; SIGKILL: no final fsync, the AOF as written)
+    and started again from its directory: every published version with all its vectors, in_use, the
+    indexed records and the audit trail are as before. Meanwhile the running orchestrator answers 503 with
+    Retry-After, never a 500 (readiness too); once the cluster is back it serves again and its poller, alive,
+    finds a version published after the restart."""
+    versions = publish_versions(rig.client, rig.settings, 1_000, months=2)
+    polled = rig.settings.model_copy(update={"orchestrator_poll_seconds": 0.2})
+    indexer, admin, reader = (auth(rig.settings, role) for role in ("indexer", "admin", "reader"))
+    down, back = Timeline(), Timeline()
+    user = routes.user_vector_path(TYPE.name, "u7")
+    async with orchestrator_http(polled) as api:
+        await _index_all(api, rig.settings, versions)
+        body = {"expected": versions[0], "version": versions[1], "reason": "advance"}
+        assert (await api.put(routes.in_use_path(TYPE.name), json=body, headers=indexer)).status_code == 200
+        rolled = await api.post(routes.rollback_path(TYPE.name), json={"reason": "bad"}, headers=admin)
+        assert rolled.status_code == 200, rolled.text
+        before = _snapshot(rig.client, rig.keys, versions)
+        assert len(before["audit"]) == 3  # type: ignore[arg-type]
+
+        for node in rig.cluster.nodes:
+            node.stop() if stop == "SIGTERM" else node.kill()
+        for _ in range(3):
+            await down.call("read", api.get(user, headers=reader))
+            await down.call("write", api.put(routes.in_use_path(TYPE.name), json=body, headers=indexer))
+            await down.call("ready", api.get(routes.READYZ))
+        restarted = time.monotonic()
+        await asyncio.to_thread(restore, rig.cluster)
+
+        async def serves() -> bool:
+            return (await back.call("read", api.get(user, headers=reader))).status == 200
+
+        await until_async(serves, "the orchestrator serves again after the restart")
+        served = back.recovery(restarted)
+        fresh = rig.fresh()
+        after = _snapshot(fresh, rig.keys, versions)
+        fresh.close()
+        # The same client, its connections gone in the restart, publishes; the orchestrator's poll finds it.
+        later = publish(
+            rig.client,
+            rig.keys,
+            TYPE,
+            frame(3),
+            users=vector_set("u", 10, 3),
+            items=vector_set("", 5, 3),
+            replication=Replication.of(rig.settings),
+        ).manifest.version
+
+        async def polled_latest() -> bool:
+            info = await api.get(routes.type_path(TYPE.name), headers=reader)
+            return bool(info.json()["latest"] == later)
+
+        await until_async(
+            polled_latest, "the orchestrator's poller finds a version published after the restart"
+        )
+    print(
+        f"\n[restart, {stop}] start of the nodes -> first read answered {served:.2f} s; "
+        f"while down {down.statuses()}"
+    )
+    assert down.statuses() == {503: 9}, down.calls
+    down.assert_only_refusals_and_503s(set())
+    back.assert_only_refusals_and_503s({200})
+    assert back.calls[-1].body["version"] == versions[0]
+    assert after == before
