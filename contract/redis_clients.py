@@ -7,6 +7,7 @@ data (vectors, manifests) may read from replicas (`redis_replica_reads`); the pr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.sentinel import Sentinel
 
@@ -70,6 +72,31 @@ def sync_client(
     return redis.Redis.from_url(settings.redis_endpoint, **options)
 
 
+class _ClusterConnection(aioredis.Connection):
+    """redis-py 8.1's asyncio connection, writing through the writer it holds at that moment.
+
+    The cluster client disconnects every connection, including ones other tasks are using, when a node
+    answers CLUSTERDOWN during a failover; redis-py 8.1 then reads `self._writer` after it was cleared
+    and raises AttributeError (not a RedisError: a 500) instead of ConnectionError. Fixed upstream after
+    8.1 (redis/redis-py#4288); this is that fix.
+    """
+
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        writer = self._writer
+        if writer is None or writer.transport is None or writer.transport.is_closing():
+            raise RedisConnectionError("connection closed by another task (a cluster client reset)")
+        writer.writelines(command)
+        await writer.drain()
+
+
+def _safe_connections(client: AsyncRedisCluster) -> AsyncRedisCluster:
+    # Nodes learned later take their class from these kwargs; the seeds were made already.
+    client.nodes_manager.connection_kwargs["connection_class"] = _ClusterConnection
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = _ClusterConnection
+    return client
+
+
 def async_client(
     settings: StoreSettings, *, timeout: float | None = None, replica_reads: bool = False, **options: Any
 ) -> AsyncRedis:
@@ -77,10 +104,12 @@ def async_client(
     options = {**_timeouts(timeout), **options}
     replicas = replica_reads and settings.redis_replica_reads
     if settings.redis_topology == "cluster":
-        return AsyncRedisCluster(
-            startup_nodes=[AsyncClusterNode(host, port) for host, port in cluster_seeds(settings)],
-            load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if replicas else None,
-            **options,
+        return _safe_connections(
+            AsyncRedisCluster(
+                startup_nodes=[AsyncClusterNode(host, port) for host, port in cluster_seeds(settings)],
+                load_balancing_strategy=LoadBalancingStrategy.ROUND_ROBIN_REPLICAS if replicas else None,
+                **options,
+            )
         )
     if settings.redis_topology == "sentinel":
         sentinel = AsyncSentinel([_host_port(h) for h in settings.redis_sentinel_hosts], **options)  # type: ignore[no-untyped-call]
