@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,6 @@ from redis_servers import RedisServer, ThrowawayCluster, eventually
 from contract.keys import Keys, Kind
 from contract.manifest import Manifest
 from contract.redis_clients import SyncRedis
-from training import leftovers
 from training.publish import VectorSet
 
 
@@ -141,7 +140,3 @@ def stored_vectors(client: SyncRedis, keys: Keys, manifest: Manifest) -> dict[tu
                 found[(kind, entity.decode())] = bytes(vector)
     return found
 
-
-def bucket_keys(keys: Keys, manifest: Manifest) -> Iterator[str]:
-    """Every bucket hash of a published version."""
-    return leftovers.bucket_names(keys, manifest.type_name, manifest.version, manifest.buckets)
