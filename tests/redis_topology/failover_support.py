@@ -139,4 +139,3 @@ def stored_vectors(client: SyncRedis, keys: Keys, manifest: Manifest) -> dict[tu
             for entity, vector in dict(client.hgetall(name)).items():  # type: ignore[arg-type]
                 found[(kind, entity.decode())] = bytes(vector)
     return found
-
