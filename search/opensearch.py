@@ -1,15 +1,17 @@
 """`OpenSearchEngine`: the search port on opensearch-py's `AsyncOpenSearch` (built by search.client).
 
 It holds two clients of the same host list: `reads` retries a call that reached no node (or got 502/503/504)
-on another node, `writes` never does, so the port alone decides what may be sent twice.
+on another node; `writes` does not, and the port sends a write again only when no node received it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
+import aiohttp
+import opensearchpy
 from opensearchpy import AsyncOpenSearch
 
 from search.errors import IndexNotFound, SearchError, SearchUnavailable, ShardsFailed, opensearch_errors
@@ -69,9 +71,10 @@ GREEN_MARGIN_SECONDS: Final = 10.0  # the client waits this much longer than the
 class OpenSearchEngine:
     """The search port over a reading and a writing `AsyncOpenSearch`; use it from one event loop."""
 
-    def __init__(self, reads: AsyncOpenSearch, writes: AsyncOpenSearch) -> None:
+    def __init__(self, reads: AsyncOpenSearch, writes: AsyncOpenSearch, nodes: int = 1) -> None:
         self._reads = reads
         self._writes = writes
+        self._nodes = nodes
 
     async def aclose(self) -> None:
         """Close the connections to every node."""
@@ -81,6 +84,21 @@ class OpenSearchEngine:
             # (One host has a pool that never marks it dead, and no `orig_connections`.)
             for connection in getattr(client.transport.connection_pool, "orig_connections", ()):
                 await connection.close()
+
+    async def _write(self, action: str, call: Callable[..., Awaitable[Any]], **params: Any) -> Any:
+        """`call(**params)` (a write); sent again, to the next node, only when no node ever received it.
+
+        A refused connection sent nothing (the client marks that node dead and picks another); a
+        connection lost mid-request may have been applied, so that is the caller's to decide.
+        """
+        for attempt in range(self._nodes):
+            with opensearch_errors(action):
+                try:
+                    return await call(**params)
+                except opensearchpy.ConnectionError as exc:
+                    if attempt + 1 == self._nodes or not isinstance(exc.info, aiohttp.ClientConnectorError):
+                        raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     # --- searches ---
 
@@ -100,7 +118,10 @@ class OpenSearchEngine:
 
     async def _unavailable(self, index: str) -> str:
         try:
-            missing = unavailable_shards(await self.shard_copies(index))
+            with opensearch_errors(f"list the shard copies of {index}"):
+                # This node's own view: it answers even while the cluster elects a new manager.
+                rows = await self._reads.cat.shards(index=index, format="json", h=COPIES, local=True)
+            missing = unavailable_shards(parse_shard_copies(rows))
         except SearchError:
             return " (which shards: the shard table did not answer)"
         return f"; no started copy of {', '.join(missing)}" if missing else ""
@@ -205,30 +226,43 @@ class OpenSearchEngine:
         layout: IndexLayout | None = None,
     ) -> None:
         """Create an items index with the given vector slots (a bulk-load build with `build_meta`)."""
-        with opensearch_errors(f"create index {index}"):
-            await self._writes.indices.create(
-                index=index, body=create_index_body(vector_properties, ef_search, build_meta, layout)
-            )
+        await self._write(
+            f"create index {index}",
+            self._writes.indices.create,
+            index=index,
+            body=create_index_body(vector_properties, ef_search, build_meta, layout),
+        )
 
     async def finish_build(self, index: str) -> None:
         """Turn refresh back on and refresh, so everything written is visible to search."""
-        with opensearch_errors(f"finish build of {index}"):
-            await self._writes.indices.put_settings(index=index, body=refresh_interval_body("1s"))
+        await self._write(
+            f"finish build of {index}",
+            self._writes.indices.put_settings,
+            index=index,
+            body=refresh_interval_body("1s"),
+        )
         await self.refresh(index)
 
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
         action = f"force-merge {index}"
-        with opensearch_errors(action):
-            response = await self._writes.indices.forcemerge(
-                index=index, max_num_segments=segments, request_timeout=MERGE_TIMEOUT_SECONDS
-            )
+        response = await self._write(
+            action,
+            self._writes.indices.forcemerge,
+            index=index,
+            max_num_segments=segments,
+            request_timeout=MERGE_TIMEOUT_SECONDS,
+        )
         _no_failed_copy(action, response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""
-        with opensearch_errors(f"set {replicas} replicas of {index}"):
-            await self._writes.indices.put_settings(index=index, body=replicas_body(replicas))
+        await self._write(
+            f"set {replicas} replicas of {index}",
+            self._writes.indices.put_settings,
+            index=index,
+            body=replicas_body(replicas),
+        )
 
     async def wait_green(self, index: str, timeout_seconds: float) -> bool:
         """Wait until every copy of every shard of an index has started; False when the time ran out."""
@@ -237,7 +271,7 @@ class OpenSearchEngine:
             health = await self._reads.cluster.health(
                 index=index,
                 wait_for_status="green",
-                timeout=f"{timeout_seconds:.0f}s",
+                timeout=f"{max(1, round(timeout_seconds * 1000))}ms",
                 request_timeout=timeout_seconds + GREEN_MARGIN_SECONDS,
                 ignore=408,
             )
@@ -251,13 +285,21 @@ class OpenSearchEngine:
 
     async def set_index_meta(self, index: str, meta: Mapping[str, Any]) -> None:
         """Replace the `_meta` of an index's mapping."""
-        with opensearch_errors(f"write mapping _meta of {index}"):
-            await self._writes.indices.put_mapping(index=index, body=meta_body(meta))
+        await self._write(
+            f"write mapping _meta of {index}",
+            self._writes.indices.put_mapping,
+            index=index,
+            body=meta_body(meta),
+        )
 
     async def add_vector_slots(self, index: str, vector_properties: Mapping[str, Any]) -> None:
         """Add vector slot fields to an existing index (a new type in the live index)."""
-        with opensearch_errors(f"add vector slots to {index}"):
-            await self._writes.indices.put_mapping(index=index, body=put_mapping_body(vector_properties))
+        await self._write(
+            f"add vector slots to {index}",
+            self._writes.indices.put_mapping,
+            index=index,
+            body=put_mapping_body(vector_properties),
+        )
 
     async def index_exists(self, index: str) -> bool:
         """Whether an index or alias of that name exists."""
@@ -275,8 +317,7 @@ class OpenSearchEngine:
     async def delete_index(self, index: str) -> bool:
         """Delete an index; False when it did not exist."""
         try:
-            with opensearch_errors(f"delete index {index}"):
-                await self._writes.indices.delete(index=index)
+            await self._write(f"delete index {index}", self._writes.indices.delete, index=index)
         except IndexNotFound:
             return False
         return True
@@ -284,8 +325,7 @@ class OpenSearchEngine:
     async def refresh(self, index: str) -> None:
         """Make every write so far visible to search."""
         action = f"refresh {index}"
-        with opensearch_errors(action):
-            response = await self._writes.indices.refresh(index=index)
+        response = await self._write(action, self._writes.indices.refresh, index=index)
         _no_failed_copy(action, response)
 
     async def alias_targets(self, alias: str) -> list[str]:
@@ -301,14 +341,21 @@ class OpenSearchEngine:
     async def swap_alias(self, alias: str, new_index: str) -> list[str]:
         """Point `alias` at `new_index` only, atomically; returns the indices it pointed at before."""
         previous = await self.alias_targets(alias)
-        with opensearch_errors(f"swap alias {alias} to {new_index}"):
-            await self._writes.indices.update_aliases(body=alias_swap_body(alias, new_index, previous))
+        await self._write(
+            f"swap alias {alias} to {new_index}",
+            self._writes.indices.update_aliases,
+            body=alias_swap_body(alias, new_index, previous),
+        )
         return previous
 
     async def put_index_template(self, name: str, body: Body) -> None:
         """Install (or replace) a composable index template."""
-        with opensearch_errors(f"install index template {name}"):
-            await self._writes.indices.put_index_template(name=name, body=body)
+        await self._write(
+            f"install index template {name}",
+            self._writes.indices.put_index_template,
+            name=name,
+            body=body,
+        )
 
     async def index_template(self, name: str) -> Mapping[str, Any] | None:
         """An installed composable index template's body, None when there is none of that name."""
@@ -345,14 +392,15 @@ class OpenSearchEngine:
                 await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
                 retries += 1
             try:
-                with opensearch_errors(f"bulk write of {len(pending)} actions"):
-                    response = await self._writes.bulk(
-                        body=bulk_body(pending),
-                        refresh="true" if refresh else "false",
-                        request_timeout=timeout_seconds,
-                        filter_path=BULK_ITEMS_ONLY,
-                        params=params,
-                    )
+                response = await self._write(
+                    f"bulk write of {len(pending)} actions",
+                    self._writes.bulk,
+                    body=bulk_body(pending),
+                    refresh="true" if refresh else "false",
+                    request_timeout=timeout_seconds,
+                    filter_path=BULK_ITEMS_ONLY,
+                    params=params,
+                )
             except SearchUnavailable as exc:
                 # A whole request that found no node, or a 429/503, is sent again like per-item 429s
                 # (each action names its document: the same state is written); a last failure names every id.
@@ -370,14 +418,15 @@ class OpenSearchEngine:
     async def clear_fields(self, index: str, fields: Sequence[str]) -> int:
         """Remove `fields` from every document of `index` holding one, refreshed; returns how many changed."""
         action = f"clear {', '.join(fields)} in {index}"
-        with opensearch_errors(action):
-            reply = await self._writes.update_by_query(
-                index=index,
-                body=clear_fields_body(fields),
-                conflicts="proceed",
-                refresh=True,
-                request_timeout=MERGE_TIMEOUT_SECONDS,
-            )
+        reply = await self._write(
+            action,
+            self._writes.update_by_query,
+            index=index,
+            body=clear_fields_body(fields),
+            conflicts="proceed",
+            refresh=True,
+            request_timeout=MERGE_TIMEOUT_SECONDS,
+        )
         why = update_by_query_failures(reply)
         if why is not None:
             raise ShardsFailed(f"{action}: {why}")
