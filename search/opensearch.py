@@ -7,6 +7,7 @@ on another node; `writes` does not, and the port sends a write again only when n
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -66,6 +67,7 @@ DOCS_ONLY: Final = "docs._id,docs._source,docs.found,docs.error,error,status"
 BULK_ITEMS_ONLY: Final = "items.*.status,items.*.error,error,status"
 COPIES: Final = "index,shard,prirep,state,node,docs"
 GREEN_MARGIN_SECONDS: Final = 10.0  # the client waits this much longer than the server-side health wait
+PARTIAL_ATTEMPTS: Final = 2  # a partial answer is asked for once more before it is reported
 
 
 class OpenSearchEngine:
@@ -102,19 +104,43 @@ class OpenSearchEngine:
 
     # --- searches ---
 
-    async def _search(self, action: str, index: str, body: Body, filter_path: str = HITS_ONLY) -> Any:
-        with opensearch_errors(f"{action} on {index}"):
-            return await self._reads.search(index=index, body=body, filter_path=filter_path)
+    async def _whole(
+        self,
+        action: str,
+        index: str,
+        call: Callable[[], Awaitable[Any]],
+        partial: Callable[[Any], Sequence[ScoredItem]] = lambda _response: (),
+    ) -> Any:
+        """`call()`'s response once every shard answered it, else ShardsFailed carrying `partial(response)`.
 
-    async def _whole(self, action: str, index: str, response: Any, hits: Sequence[ScoredItem] = ()) -> None:
-        """Raise ShardsFailed (carrying `hits`) unless every shard answered."""
-        why = incomplete_search(response)
-        if why is None:
-            return
+        A partial answer is asked for again, once: a copy lost between a search's query and fetch phases
+        fails its shard though another copy lives, and the next search is sent to that one.
+        """
+        why = ""
+        for _ in range(PARTIAL_ATTEMPTS):
+            with opensearch_errors(f"{action} on {index}"):
+                response = await call()
+            incomplete = incomplete_search(response)
+            if incomplete is None:
+                return response
+            why = incomplete
         if "shard " not in why:
             # A shard with no copy left is counted, not listed: name it from the shard table.
             why += await self._unavailable(index)
-        raise ShardsFailed(f"{action} on {index}: partial answer, {why}", hits)
+        raise ShardsFailed(f"{action} on {index}: partial answer, {why}", partial(response))
+
+    async def _search(
+        self,
+        action: str,
+        index: str,
+        body: Body,
+        partial: Callable[[Any], Sequence[ScoredItem]] = lambda _response: (),
+        filter_path: str = HITS_ONLY,
+    ) -> Any:
+        async def call() -> Any:
+            return await self._reads.search(index=index, body=body, filter_path=filter_path)
+
+        return await self._whole(action, index, call, partial)
 
     async def _unavailable(self, index: str) -> str:
         try:
@@ -128,53 +154,51 @@ class OpenSearchEngine:
 
     async def knn(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""
-        index = query.location.index
-        response = await self._search("k-NN search", index, knn_body(query))
-        hits = parse_vector_hits(response, query)  # the version check holds for a partial answer too
-        await self._whole("k-NN search", index, response, hits)
-        return hits
+        # The version check holds for a partial answer's hits too.
+        hits = functools.partial(_vector_hits, query)
+        response = await self._search("k-NN search", query.location.index, knn_body(query), hits)
+        return parse_vector_hits(response, query)
 
     async def exact(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Exact (brute-force) scoring of the same query: the reference for recall checks."""
-        index = query.location.index
-        response = await self._search("exact k-NN search", index, exact_body(query))
-        hits = parse_vector_hits(response, query)
-        await self._whole("exact k-NN search", index, response, hits)
-        return hits
+        hits = functools.partial(_vector_hits, query)
+        response = await self._search("exact k-NN search", query.location.index, exact_body(query), hits)
+        return parse_vector_hits(response, query)
 
     async def fallback(self, query: FallbackQuery) -> list[ScoredItem]:
         """Items without a vector of the query's version, content + popularity scored."""
-        index = query.location.index
-        response = await self._search("fallback search", index, fallback_body(query))
-        hits = parse_scored_hits(response)
-        await self._whole("fallback search", index, response, hits)
-        return hits
+        body = fallback_body(query)
+        response = await self._search("fallback search", query.location.index, body, parse_scored_hits)
+        return parse_scored_hits(response)
 
     async def popular(self, query: PopularQuery) -> list[ScoredItem]:
         """The most popular items under the query's filters."""
-        response = await self._search("popularity search", query.index, popular_body(query))
-        hits = parse_scored_hits(response)
-        await self._whole("popularity search", query.index, response, hits)
-        return hits
+        body = popular_body(query)
+        response = await self._search("popularity search", query.index, body, parse_scored_hits)
+        return parse_scored_hits(response)
 
     async def get_items(self, index: str, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         """Documents by id (real-time, no refresh needed); ids not found are absent."""
         if not ids:
             return {}
         action = f"read back {len(ids)} documents from {index}"
-        with opensearch_errors(action):
-            response = await self._reads.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
-        why = mget_failures(response)
-        if why is not None:
-            raise ShardsFailed(f"{action}: {why}")
-        return {str(doc["_id"]): doc["_source"] for doc in response.get("docs", []) if doc.get("found")}
+        for _ in range(PARTIAL_ATTEMPTS):  # a document unreadable for a lost copy is asked for again, once
+            with opensearch_errors(action):
+                response = await self._reads.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
+            why = mget_failures(response)
+            if why is None:
+                return {
+                    str(doc["_id"]): doc["_source"] for doc in response.get("docs", []) if doc.get("found")
+                }
+        raise ShardsFailed(f"{action}: {why}")
 
     async def count(self, index: str, body: Body | None = None) -> int:
         """Documents matching a count body (search.requests.count_body and kin), or all of them."""
-        with opensearch_errors(f"count {index}"):
-            response = await self._reads.count(index=index, body=body or {"query": {"match_all": {}}})
-        await self._whole("count", index, response)
-        return int(response["count"])
+
+        async def call() -> Any:
+            return await self._reads.count(index=index, body=body or {"query": {"match_all": {}}})
+
+        return int((await self._whole("count", index, call))["count"])
 
     async def iter_item_ids(
         self, index: str, query: Body | None = None, page_size: int = 5000
@@ -183,8 +207,7 @@ class OpenSearchEngine:
         after: str | None = None
         while True:
             body = ids_page_body(page_size, after, query)
-            response = await self._search("list ids", index, body, IDS_ONLY)
-            await self._whole("list ids", index, response)
+            response = await self._search("list ids", index, body, filter_path=IDS_ONLY)
             hits = hits_of(response)
             for hit in hits:
                 yield str(hit["_id"])
@@ -431,6 +454,10 @@ class OpenSearchEngine:
         if why is not None:
             raise ShardsFailed(f"{action}: {why}")
         return int(reply["updated"])
+
+
+def _vector_hits(query: VersionedKnnQuery, response: Mapping[str, Any]) -> list[ScoredItem]:
+    return parse_vector_hits(response, query)
 
 
 def _no_failed_copy(action: str, response: Mapping[str, Any]) -> None:
