@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import redis
@@ -20,6 +20,7 @@ from opensearchpy import OpenSearch, helpers
 from bench.checks import at_least
 from contract.indexing import Slot
 from contract.keys import Keys
+from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
@@ -130,7 +131,7 @@ async def _run(settings: Settings, n: int, dim: int, queries: int, compare_bulk:
         }
     )
     keys = Keys(settings.key_prefix)
-    rclient = redis.Redis.from_url(settings.redis_endpoint)
+    rclient = cast(redis.Redis, sync_client(settings))
     etype = EmbeddingType(
         name=f"bench-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.COSINE
     )

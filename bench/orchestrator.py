@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import numpy as np
@@ -28,6 +28,7 @@ from bench.checks import at_least, at_most
 from contract import routes
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
+from contract.redis_clients import async_client, sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.vectors import bucket_of, buckets_for, by_bucket, encode
@@ -48,7 +49,7 @@ TARGET_BATCH_SPEED = 0.8  # items:batch speed, at least, vs the raw read
 def baseline_app(settings: Settings) -> FastAPI:
     """The floor: one raw HGET, or one round trip of HMGETs (one per bucket); no auth, versions or checks."""
     keys = Keys(settings.key_prefix)
-    client = Redis.from_url(settings.redis_endpoint, socket_timeout=settings.request_timeout_seconds)
+    client = cast(Redis, async_client(settings, timeout=settings.request_timeout_seconds))
     version = os.environ["LOCKSTEP_BENCH_VERSION"]
     user_buckets, item_buckets = buckets_for(USERS), buckets_for(ITEMS)
     user_keys = [keys.vectors(TYPE, version, Kind.USER, b) for b in range(user_buckets)]
@@ -89,7 +90,7 @@ def baseline_app_from_env() -> FastAPI:
 
 
 def _seed(settings: Settings) -> str:
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = cast(redis.Redis, sync_client(settings))
     keys = Keys(settings.key_prefix)
     etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
     client.hset(keys.types(), TYPE, etype.model_dump_json())
@@ -123,7 +124,7 @@ def _seed(settings: Settings) -> str:
 
 
 def _cleanup(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = cast(redis.Redis, sync_client(settings))
     names = client.keys(f"{settings.key_prefix}:*")
     if names:
         client.delete(*names)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import redis
 
 from bench.checks import at_least, at_most
 from contract.keys import Keys, Kind
+from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.vectors import buckets_for, buckets_of
@@ -26,7 +27,7 @@ TARGET_BYTES = 4 * DIM + 100
 
 def run(settings: Settings, users: int = USERS, items: int = ITEMS, rounds: int = ROUNDS) -> dict[str, Any]:
     """Publish `users` + `items` d=64 vectors `rounds` times each way; report throughput ratio and memory."""
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = cast(redis.Redis, sync_client(settings))
     keys = Keys(f"{settings.key_prefix}-bench-{uuid.uuid4().hex[:8]}")
     rng = np.random.default_rng(0)
     sets = {

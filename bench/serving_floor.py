@@ -1,10 +1,10 @@
 """The serving benchmark's floor: a bare ASGI app that makes serving's two calls and nothing else.
 
-POST /v1/recommend {"user_id"} fetches the user's vector from the orchestrator, sends the k-NN body serving
-would send (search.requests.knn_body, serving's candidates and ef_search) over the same keep-alive client,
-and returns OpenSearch's hits as they came: no validation, type resolution, caches, fallback, metrics or
-response model. Serving minus this floor is what serving's own code costs; this floor minus the raw script
-is what any HTTP service in front of the same two calls costs on this box.
+POST /v1/recommend {"user_id"} fetches the user's vector through the typed orchestrator client and sends
+serving's k-NN query (serving's candidates and ef_search) through the search port, both built as serving
+builds them, and returns the hit ids: no validation, type resolution, caches, fallback, metrics or response
+model. Serving minus this floor is what serving's own code costs; this floor minus the raw script is what
+any HTTP service in front of the same two calls costs on this box.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from starlette.types import Receive, Scope, Send
 from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from contract.types import Similarity
-from search.keepalive import KeepAlivePool
-from search.opensearch import HITS_ONLY
-from search.requests import VersionedKnnQuery, knn_body
+from orchestrator_client import OrchestratorClient
+from search.client import build_client
+from search.requests import VersionedKnnQuery
 from serving.knn import candidates, ef_search
 
 K = 10
@@ -29,11 +29,15 @@ class FloorApp:
     """The two calls behind one route; /healthz for the benchmark's readiness wait."""
 
     def __init__(self, settings: Settings, type_name: str, similarity: Similarity, loc: IndexedLocation):
-        reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
-        self.orchestrator = KeepAlivePool(settings.orchestrator_url, 30, reader)
-        self.search = KeepAlivePool(settings.opensearch_endpoint, 30, {"Accept-Encoding": "identity"})
-        self.user_path = f"/v1/embedding-types/{type_name}/users/"
-        self.search_path = f"/{loc.index}/_search?filter_path={HITS_ONLY}"
+        self.orchestrator = OrchestratorClient(
+            settings.orchestrator_url,
+            settings.reader_key.get_secret_value(),
+            timeout=settings.serving_orchestrator_timeout_seconds,
+        )
+        self.search = build_client(
+            settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64
+        )
+        self.type_name = type_name
         self.similarity = similarity
         self.loc = loc
         self.beam = candidates(K), ef_search(settings, K)
@@ -44,6 +48,8 @@ class FloorApp:
                 if (await receive())["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 else:
+                    await self.orchestrator.aclose()
+                    await self.search.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["path"] == "/healthz":
@@ -55,19 +61,17 @@ class FloorApp:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        user_id = orjson.loads(body)["user_id"]
-        reply = await self.orchestrator.request("GET", self.user_path + user_id)
-        vector = orjson.loads(reply.content)["vector"]
+        user = await self.orchestrator.user_vector(self.type_name, orjson.loads(body)["user_id"])
         query = VersionedKnnQuery(
             location=self.loc,
             similarity=self.similarity,
-            vector=vector,
+            vector=user.vector,
             k=K,
             candidates=self.beam[0],
             ef_search=self.beam[1],
         )
-        reply = await self.search.request("POST", self.search_path, orjson.dumps(knn_body(query)))
-        await _answer(send, reply.content)
+        hits = await self.search.knn(query)
+        await _answer(send, orjson.dumps({"items": [hit.item_id for hit in hits]}))
 
 
 async def _answer(send: Send, body: bytes) -> None:

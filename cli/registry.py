@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import evaluate as evaluate_cli
+from cli import redis_keys as redis_keys_cli
 from demo import cli as demo_cli
 from indexer import cli as indexer_cli
 from orchestrator import cli as orchestrator_cli
@@ -16,6 +17,7 @@ from training import cli as training_cli
 _COMMAND_MODULES = (
     stack_cli,
     training_cli,
+    redis_keys_cli,
     evaluate_cli,
     orchestrator_cli,
     indexer_cli,

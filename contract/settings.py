@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HEAP = re.compile(r"^[1-9][0-9]*[mg]$")
 _NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:[0-9]{1,5}$")
 _HTTP_HOST = re.compile(r"^https?://[^\s/,]+(:[0-9]{1,5})?/?$")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +75,36 @@ class StoreSettings(_FromEnv):
         "502/503/504, is retried on another node of the host list; writes are never retried this way.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    redis_topology: Literal["standalone", "cluster", "sentinel"] = Field(
+        "standalone",
+        description="How Redis runs: one server (redis_url), a Redis Cluster (redis_url or "
+        "redis_cluster_nodes as seeds), or a primary found through Sentinel (redis_sentinel_*).",
+    )
+    redis_cluster_nodes: list[str] = Field(
+        default_factory=list,
+        description="host:port seeds of a Redis Cluster (JSON list); empty: redis_url's host and port.",
+    )
+    redis_sentinel_hosts: list[str] = Field(
+        default_factory=list, description="host:port of the Sentinels (JSON list; topology sentinel)."
+    )
+    redis_sentinel_master: str = Field(
+        "lockstep", description="The primary's name the Sentinels monitor (topology sentinel)."
+    )
+    redis_replica_reads: bool = Field(
+        False,
+        description="Read immutable data (vectors, manifests) from replicas, the primary on a miss; "
+        "in_use, indexed and locks are always read from the primary (cluster or sentinel only).",
+    )
+    redis_wait_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="Replicas that must acknowledge a manifest commit or an in_use change (WAIT) before it "
+        "counts as done; empty: 0 with standalone, 1 with cluster or sentinel.",
+    )
+    redis_wait_timeout_ms: int = Field(
+        1000, ge=1, le=60_000, description="How long a write waits for those acknowledgements (WAIT timeout)."
+    )
 
     @field_validator("index_prefix", "key_prefix")
     @classmethod
@@ -81,6 +112,32 @@ class StoreSettings(_FromEnv):
         if not _NAME_PREFIX.match(value):
             raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
         return value
+
+    @field_validator("redis_cluster_nodes", "redis_sentinel_hosts")
+    @classmethod
+    def _host_ports(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not _HOST_PORT.match(entry):
+                raise ValueError(f"{entry!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _topology(self) -> StoreSettings:
+        if self.redis_topology == "sentinel" and not self.redis_sentinel_hosts:
+            raise ValueError("redis_sentinel_hosts: redis_topology sentinel needs at least one Sentinel")
+        if self.redis_replica_reads and self.redis_topology == "standalone":
+            raise ValueError(
+                "redis_replica_reads: a standalone Redis has no replicas the client knows of; "
+                "set redis_topology to cluster or sentinel"
+            )
+        return self
+
+    @property
+    def redis_replicas_to_wait(self) -> int:
+        """How many replicas must acknowledge a commit (redis_wait_replicas, or the topology's default)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 0 if self.redis_topology == "standalone" else 1
 
     @field_validator("opensearch_url")
     @classmethod
@@ -280,7 +337,7 @@ class OrchestratorLink(_FromEnv):
     orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")
 
 
-class OrchestratorSettings(StoreSettings):
+class OrchestratorSettings(StoreSettings, OrchestratorLink):
     """The orchestrator process: its poll, its cache, and the API keys it accepts."""
 
     orchestrator_poll_seconds: float = Field(

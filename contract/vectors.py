@@ -16,6 +16,15 @@ Matrix = npt.NDArray[np.float32]
 # 128) small values in one compact listpack; 64 on average leaves room for the fullest buckets.
 BUCKET_TARGET = 64
 
+# What every Redis node must be configured with for buckets to stay listpacks (checked at startup, set by
+# `lockstep services up`): entries for the fullest buckets, values for vectors up to dim 1024.
+LISTPACK_ENTRIES = 2 * BUCKET_TARGET
+LISTPACK_VALUE = 4096
+
+# Consecutive buckets share a hash tag (contract.keys.Keys.vectors) in groups of this many: one script can
+# check a whole group, while a version's groups spread over a Redis Cluster's slots.
+BUCKETS_PER_GROUP = 16
+
 
 def buckets_for(count: int) -> int:
     """How many bucket hashes a version's `count` vectors of one kind are spread over (at least 1)."""
@@ -32,6 +41,11 @@ def bucket_of(entity_id: str, buckets: int) -> int:
     if buckets < 1:
         raise ValueError(f"buckets must be >= 1, got {buckets}")
     return zlib.crc32(entity_id.encode()) % buckets
+
+
+def group_of(bucket: int) -> int:
+    """The group (hash tag) of a bucket."""
+    return bucket // BUCKETS_PER_GROUP
 
 
 def buckets_of(ids: Sequence[str], buckets: int) -> npt.NDArray[np.int64]:

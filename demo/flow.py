@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from redis.asyncio import Redis
@@ -19,6 +19,7 @@ from rich.live import Live
 
 from contract.keys import Keys
 from contract.profiles import Profile
+from contract.redis_clients import async_client
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from demo import observer, processes
@@ -476,7 +477,7 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
 
 async def run(settings: Settings, options: Options, console: Console) -> Summary:
     """Every step; the summary says whether the checks passed."""
-    redis = Redis.from_url(settings.redis_endpoint)
+    redis = cast(Redis, async_client(settings))  # a cluster client has the same commands
     orchestrator = observer.reader(settings)
     ctx = Context(
         settings=settings,

@@ -85,6 +85,7 @@ def register(app: typer.Typer) -> None:
         async def cycle() -> object:
             runner = _runner(limit, batch_size, lock_wait)
             try:
+                await runner.check_redis()
                 return await (runner.shadow if mode == "shadow" else runner.incremental)(types, switch_mode)
             finally:
                 await runner.aclose()
@@ -161,6 +162,7 @@ def register(app: typer.Typer) -> None:
             stop = asyncio.Event()
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
             try:
+                await runner.check_redis()
                 await runner.run_forever(mode.value, period, types, stop, switch_mode)
             finally:
                 await runner.aclose()
@@ -175,16 +177,19 @@ def register(app: typer.Typer) -> None:
         title: str | None = typer.Option(None, "--title", help="New title (upsert)."),
     ) -> None:
         """Push a catalog change (upsert from goodbooks, optionally retitled, or delete) to the stream."""
+        from typing import cast
+
         import redis
 
         from contract.keys import Keys
+        from contract.redis_clients import sync_client
         from contract.settings import IndexerSettings
         from indexer.catalog import load_catalog
         from indexer.changes import ChangeKind
         from indexer.changes import publish_change as push
 
         settings = IndexerSettings.model_validate({})
-        client = redis.Redis.from_url(settings.redis_endpoint)
+        client = cast(redis.Redis, sync_client(settings))  # a cluster client has the same commands
         keys = Keys(settings.key_prefix)
         if delete:
             entry = push(client, keys, ChangeKind.DELETE, item_id=item_id)

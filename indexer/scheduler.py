@@ -9,12 +9,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
 from contract.indexing import Mode, live_index, shadow_index
 from contract.keys import Keys
+from contract.redis_clients import async_client
+from contract.redis_setup import check_async
 from contract.settings import IndexerSettings
 from contract.wire import TypeInfo
 from indexer import leftovers
@@ -87,10 +89,15 @@ class Runner:
     _catalog: list[Item] | None = None
 
     def __post_init__(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.settings.redis_endpoint)
+        # A cluster client has the same commands; `start` refuses a Redis set up wrongly.
+        self.redis = cast(aioredis.Redis, async_client(self.settings))
         self.keys = Keys(self.settings.key_prefix)
         self.search = build_client(self.settings, timeout=SEARCH_TIMEOUT_SECONDS)
         self.orchestrator = connect_orchestrator(self.settings)
+
+    async def check_redis(self) -> None:
+        """Refuse a Redis set up wrongly (RedisSetupError naming the node and the setting)."""
+        await check_async(self.redis, self.settings, self.keys)
 
     async def aclose(self) -> None:
         """Close every client."""

@@ -22,10 +22,10 @@ def register(app: typer.Typer) -> None:
         """Serve the orchestrator HTTP API."""
         import uvicorn
 
-        from contract.settings import Settings
+        from contract.settings import OrchestratorSettings
         from orchestrator.main import create_app
 
-        settings = Settings()  # fields come from the environment
+        settings = OrchestratorSettings()  # fields come from the environment
         url = urlsplit(settings.orchestrator_url)
         bind_host = host or url.hostname or "127.0.0.1"
         bind_port = port or url.port or 8701

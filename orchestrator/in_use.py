@@ -1,17 +1,19 @@
-"""Moving in_use: compare-and-set and rollback under WATCH/MULTI, audit entry in the same EXEC."""
+"""Moving in_use: compare-and-set and rollback as scripts on the type's slot, audit entry in the same script.
+
+Each change is one Lua script over the type's control keys (one hash tag, so one slot in a Redis Cluster),
+followed on the same connection by WAIT when replicas must acknowledge it (contract.replication): a change
+the replicas did not confirm is reported as RedisUnavailable, never as done. Every script is idempotent,
+so the caller's retry is safe.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
-
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from contract.indexing import IndexedLocation
 from contract.keys import Keys
+from contract.redis_clients import AsyncRedis
+from contract.replication import UNCONFIRMED, Replication, run_script_async
 from contract.versions import Frame
 from contract.wire import InUseChange
 from orchestrator.auth import Caller
@@ -25,141 +27,176 @@ from orchestrator.errors import (
 from orchestrator.store import readable, text
 
 AUDIT_MAXLEN = 10_000  # entries kept per type; older ones are trimmed (approximately)
-_ATTEMPTS = 20  # optimistic retries when another writer touched a watched key
+_ATTEMPTS = 20  # optimistic retries when another writer changed what a rollback chose from
 
-T = TypeVar("T")
+# The audit entry of a move from `from`: ARGV[2] to, ARGV[3..6] at, actor, role, reason, ARGV[7] maxlen.
+_AUDIT = """
+local function audit(key, from)
+  redis.call('XADD', key, 'MAXLEN', '~', ARGV[7], '*', 'at', ARGV[3], 'actor', ARGV[4], 'role', ARGV[5],
+             'from', from, 'to', ARGV[2], 'reason', ARGV[6])
+end
+"""
+# KEYS: in_use, manifest of the target, indexed, audit. ARGV[1]: expected ('' for none), ARGV[2]: target.
+# The target already in use is success whatever was expected (a promotion retried after a lost reply or a
+# failover), written again unchanged so that WAIT confirms it too; no audit entry.
+_CAS = (
+    _AUDIT
+    + """
+local current = redis.call('GET', KEYS[1]) or ''
+if current == ARGV[2] then
+  redis.call('SET', KEYS[1], current)
+  return {'same', current}
+end
+if current ~= ARGV[1] then return {'conflict', current} end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'unpublished', current} end
+if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return {'unindexed', current} end
+redis.call('SET', KEYS[1], ARGV[2])
+audit(KEYS[4], current)
+return {'moved', current}
+"""
+)
+# KEYS: in_use, published, indexed, audit. ARGV[1]: the in_use the target was chosen from, ARGV[2]: the
+# target, ARGV[8]/ARGV[9]: the published versions and indexed versions it was chosen from, each joined by
+# newlines (sorted). Anything else now (what WATCH would have caught) is 'changed': choose again.
+_ROLLBACK = (
+    _AUDIT
+    + """
+local function joined(list) table.sort(list) return table.concat(list, '\\n') end
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 'changed' end
+if joined(redis.call('ZRANGE', KEYS[2], 0, -1)) ~= ARGV[8] then return 'changed' end
+if joined(redis.call('HKEYS', KEYS[3])) ~= ARGV[9] then return 'changed' end
+redis.call('SET', KEYS[1], ARGV[2])
+audit(KEYS[4], ARGV[1])
+return 'moved'
+"""
+)
+# KEYS: manifest, indexed. ARGV: version, location JSON.
+_RECORD_INDEXED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unpublished' end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 'ok'
+"""
+# KEYS: in_use, indexed. ARGV: version.
+_DROP_INDEXED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 'in_use' end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 'ok'
+"""
 
 
-async def _optimistic(redis: Redis, attempt: Callable[[Pipeline], Awaitable[T]]) -> T:
-    """Run `attempt` (WATCH, read, MULTI, write) until no watched key changed under it."""
-    async with redis.pipeline(transaction=True) as pipe:
-        for _ in range(_ATTEMPTS):
-            try:
-                return await attempt(pipe)
-            except WatchError:
-                await pipe.reset()  # type: ignore[no-untyped-call]
-                continue
-    raise InUseConflict("in_use: too many concurrent writers, retry")
-
-
-def _text(raw: bytes | str | None) -> str | None:
-    return None if raw is None else text(raw)
-
-
-def _audit(pipe: Pipeline, keys: Keys, type_name: str, change: InUseChange) -> None:
-    pipe.xadd(
-        keys.audit(type_name),
-        {
-            "at": change.at.isoformat(),
-            "actor": change.actor,
-            "role": change.role,
-            "from": change.from_version or "",
-            "to": change.to_version,
-            "reason": change.reason,
-        },
-        maxlen=AUDIT_MAXLEN,
-        approximate=True,
+def _change(caller: Caller, current: str | None, target: str, reason: str) -> InUseChange:
+    return InUseChange(
+        at=datetime.now(UTC),
+        actor=caller.actor,
+        role=caller.role.value,
+        from_version=current,
+        to_version=target,
+        reason=reason,
     )
+
+
+def _audit_args(change: InUseChange) -> list[str | int]:
+    """ARGV[2..7] of a move (ARGV[1] is the script's own)."""
+    return [change.to_version, change.at.isoformat(), change.actor, change.role, change.reason, AUDIT_MAXLEN]
 
 
 async def compare_and_set(
-    redis: Redis, keys: Keys, type_name: str, expected: str | None, target: str, reason: str, caller: Caller
+    redis: AsyncRedis,
+    keys: Keys,
+    type_name: str,
+    expected: str | None,
+    target: str,
+    reason: str,
+    caller: Caller,
+    replication: Replication = UNCONFIRMED,
 ) -> InUseChange:
     """Set in_use to `target` if it is `expected` now and `target` is published and indexed.
 
-    Setting it to the value it already has is a no-op that writes no audit entry.
+    `target` already in use is success with no audit entry (from_version == to_version), whatever was
+    expected: promotion is idempotent, so an indexer retrying after a lost reply or a failover succeeds.
     """
-    in_use_key, manifest_key, indexed_key = (
+    names = [
         keys.in_use(type_name),
         keys.manifest(type_name, target),
         keys.indexed(type_name),
+        keys.audit(type_name),
+    ]
+    change = _change(caller, None, target, reason)
+    outcome, raw_current = await run_script_async(
+        redis, _CAS, names, [expected or "", *_audit_args(change)], replication
     )
-
-    async def attempt(pipe: Pipeline) -> InUseChange:
-        await pipe.watch(in_use_key, manifest_key, indexed_key)
-        current = _text(await pipe.get(in_use_key))
-        if current != expected:
+    current = text(raw_current) or None
+    match text(outcome):
+        case "conflict":
             raise InUseConflict(f"expected: in_use of {type_name} is {current!r}, not {expected!r}")
-        if not await pipe.exists(manifest_key):
+        case "unpublished":
             raise NotPublished(f"version: {target} of {type_name} is not published")
-        if not await pipe.hexists(indexed_key, target):
+        case "unindexed":
             raise NotIndexed(f"version: {target} of {type_name} is not recorded as indexed and visible")
-        change = InUseChange(
-            at=datetime.now(UTC),
-            actor=caller.actor,
-            role=caller.role.value,
-            from_version=current,
-            to_version=target,
-            reason=reason,
-        )
-        if current == target:
-            await pipe.unwatch()  # type: ignore[no-untyped-call]
-            return change
-        pipe.multi()  # type: ignore[no-untyped-call]
-        pipe.set(in_use_key, target)
-        _audit(pipe, keys, type_name, change)
-        await pipe.execute()
-        return change
-
-    return await _optimistic(redis, attempt)
+    return change.model_copy(update={"from_version": current})
 
 
-async def rollback(redis: Redis, keys: Keys, type_name: str, reason: str, caller: Caller) -> InUseChange:
+async def rollback(
+    redis: AsyncRedis,
+    keys: Keys,
+    type_name: str,
+    reason: str,
+    caller: Caller,
+    replication: Replication = UNCONFIRMED,
+) -> InUseChange:
     """Move in_use back to the newest earlier version that is still published and indexed."""
     in_use_key, published_key, indexed_key = (
         keys.in_use(type_name),
         keys.published(type_name),
         keys.indexed(type_name),
     )
-
-    async def attempt(pipe: Pipeline) -> InUseChange:
-        await pipe.watch(in_use_key, published_key, indexed_key)
-        current = _text(await pipe.get(in_use_key))
-        if current is None:
+    names = [in_use_key, published_key, indexed_key, keys.audit(type_name)]
+    for _ in range(_ATTEMPTS):
+        pipe = redis.pipeline(transaction=False)
+        pipe.get(in_use_key)
+        pipe.zrange(published_key, 0, -1)
+        pipe.hkeys(indexed_key)
+        raw_current, raw_published, raw_indexed = await pipe.execute()
+        if raw_current is None:
             raise NoRollbackTarget(f"type {type_name} has no in_use version to roll back from")
-        published = [text(v) for v in await pipe.zrange(published_key, 0, -1)]  # type: ignore[arg-type]
-        indexed = {text(v) for v in await pipe.hkeys(indexed_key)}
-        names = list(dict.fromkeys([*published, current]))
-        manifest_keys = [keys.manifest(type_name, v) for v in names]
-        await pipe.watch(*manifest_keys)
-        raws = await pipe.mget(manifest_keys)
-        manifests = {v: m for v, raw in zip(names, raws, strict=True) if raw and (m := readable(raw))}
-        if current in manifests:
-            ceiling = manifests[current].order
-        else:  # in_use was unpublished under us: everything up to its frame end counts as earlier
-            ceiling = (Frame.from_version_id(current).end, 2**62)
-        earlier = sorted(
-            (m for v, m in manifests.items() if v != current and m.order < ceiling), key=lambda m: m.order
-        )
-        candidates = [m for m in earlier if m.version in indexed]
-        if not candidates:
-            if not earlier:
-                why = "no earlier version is published"
-            else:
-                why = (
-                    f"earlier published versions {[m.version for m in earlier]} are not indexed "
-                    f"(indexed: {sorted(indexed)})"
-                )
-            raise NoRollbackTarget(f"cannot roll back {type_name} from {current}: {why}")
-        target = candidates[-1].version
-        change = InUseChange(
-            at=datetime.now(UTC),
-            actor=caller.actor,
-            role=caller.role.value,
-            from_version=current,
-            to_version=target,
-            reason=reason,
-        )
-        pipe.multi()  # type: ignore[no-untyped-call]
-        pipe.set(in_use_key, target)
-        _audit(pipe, keys, type_name, change)
-        await pipe.execute()
-        return change
-
-    return await _optimistic(redis, attempt)
+        current = text(raw_current)
+        published = [text(v) for v in raw_published]
+        indexed = {text(v) for v in raw_indexed}
+        target = await _rollback_target(redis, keys, type_name, current, published, indexed)
+        change = _change(caller, current, target, reason)
+        args = [current, *_audit_args(change), "\n".join(sorted(published)), "\n".join(sorted(indexed))]
+        if text(await run_script_async(redis, _ROLLBACK, names, args, replication)) == "moved":
+            return change
+    raise InUseConflict("in_use: too many concurrent writers, retry")
 
 
-async def history(redis: Redis, keys: Keys, type_name: str, limit: int) -> list[InUseChange]:
+async def _rollback_target(
+    redis: AsyncRedis, keys: Keys, type_name: str, current: str, published: list[str], indexed: set[str]
+) -> str:
+    names = list(dict.fromkeys([*published, current]))
+    raws = await redis.mget([keys.manifest(type_name, v) for v in names])
+    manifests = {v: m for v, raw in zip(names, raws, strict=True) if raw and (m := readable(raw))}
+    if current in manifests:
+        ceiling = manifests[current].order
+    else:  # in_use was unpublished under us: everything up to its frame end counts as earlier
+        ceiling = (Frame.from_version_id(current).end, 2**62)
+    earlier = sorted(
+        (m for v, m in manifests.items() if v != current and m.order < ceiling), key=lambda m: m.order
+    )
+    candidates = [m for m in earlier if m.version in indexed]
+    if not candidates:
+        if not earlier:
+            why = "no earlier version is published"
+        else:
+            why = (
+                f"earlier published versions {[m.version for m in earlier]} are not indexed "
+                f"(indexed: {sorted(indexed)})"
+            )
+        raise NoRollbackTarget(f"cannot roll back {type_name} from {current}: {why}")
+    return candidates[-1].version
+
+
+async def history(redis: AsyncRedis, keys: Keys, type_name: str, limit: int) -> list[InUseChange]:
     """The newest `limit` in_use changes, newest first."""
     entries = await redis.xrevrange(keys.audit(type_name), count=limit)
     out: list[InUseChange] = []
@@ -178,31 +215,24 @@ async def history(redis: Redis, keys: Keys, type_name: str, limit: int) -> list[
     return out
 
 
-async def record_indexed(redis: Redis, keys: Keys, type_name: str, location: IndexedLocation) -> None:
+async def record_indexed(
+    redis: AsyncRedis,
+    keys: Keys,
+    type_name: str,
+    location: IndexedLocation,
+    replication: Replication = UNCONFIRMED,
+) -> None:
     """Record a version as fully indexed and visible; only a published version may be recorded."""
-    manifest_key, indexed_key = keys.manifest(type_name, location.version), keys.indexed(type_name)
-
-    async def attempt(pipe: Pipeline) -> None:
-        await pipe.watch(manifest_key)
-        if not await pipe.exists(manifest_key):
-            raise NotPublished(f"version: {location.version} of {type_name} is not published")
-        pipe.multi()  # type: ignore[no-untyped-call]
-        pipe.hset(indexed_key, location.version, location.model_dump_json())
-        await pipe.execute()
-
-    await _optimistic(redis, attempt)
+    names = [keys.manifest(type_name, location.version), keys.indexed(type_name)]
+    args = [location.version, location.model_dump_json()]
+    if text(await run_script_async(redis, _RECORD_INDEXED, names, args, replication)) == "unpublished":
+        raise NotPublished(f"version: {location.version} of {type_name} is not published")
 
 
-async def drop_indexed(redis: Redis, keys: Keys, type_name: str, version: str) -> None:
+async def drop_indexed(
+    redis: AsyncRedis, keys: Keys, type_name: str, version: str, replication: Replication = UNCONFIRMED
+) -> None:
     """Forget that a version is indexed (its index was dropped); refused while it is in use."""
-    in_use_key, indexed_key = keys.in_use(type_name), keys.indexed(type_name)
-
-    async def attempt(pipe: Pipeline) -> None:
-        await pipe.watch(in_use_key)
-        if _text(await pipe.get(in_use_key)) == version:
-            raise VersionInUse(f"version: {version} is in_use of {type_name}; move in_use before dropping it")
-        pipe.multi()  # type: ignore[no-untyped-call]
-        pipe.hdel(indexed_key, version)
-        await pipe.execute()
-
-    await _optimistic(redis, attempt)
+    names = [keys.in_use(type_name), keys.indexed(type_name)]
+    if text(await run_script_async(redis, _DROP_INDEXED, names, [version], replication)) == "in_use":
+        raise VersionInUse(f"version: {version} is in_use of {type_name}; move in_use before dropping it")

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.redis_clients import AsyncRedis, async_client
+from contract.redis_setup import SetupGate, explain
+from contract.replication import Replication
+from contract.settings import OrchestratorSettings
 from contract.wire import MAX_BODY_BYTES
 from orchestrator.api.deps import SECURITY_SCHEMES
 from orchestrator.api.routes import in_use, items, ops, types, users
@@ -46,12 +48,11 @@ not JSON), 401 Unauthorized, 403 Forbidden, 404 Unknown*, 409 conflicts, 413 Bod
 """
 
 
-def _redis(settings: Settings) -> Redis:
-    timeout = settings.request_timeout_seconds
-    return Redis.from_url(
-        settings.redis_endpoint,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
+def _redis(settings: OrchestratorSettings, replica_reads: bool = False) -> AsyncRedis:
+    return async_client(
+        settings,
+        timeout=settings.request_timeout_seconds,
+        replica_reads=replica_reads,
         # One quick retry re-dials a connection that died while Redis restarted; more would hold a
         # request past its timeout budget when Redis is really down.
         retry=Retry(ConstantBackoff(0.01), 1),
@@ -60,7 +61,7 @@ def _redis(settings: Settings) -> Redis:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: OrchestratorSettings) -> FastAPI:
     """The orchestrator app for `settings`."""
     cache = VectorCache(settings.orchestrator_cache_entries)
     metrics = Metrics(cache)
@@ -68,8 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def running() -> AsyncIterator[AppState]:
         redis = _redis(settings)
+        immutable = _redis(settings, replica_reads=True) if settings.redis_replica_reads else redis
         keys = Keys(settings.key_prefix)
-        store = Store(redis, keys, cache)
+        # A Redis of the wrong topology or set up wrongly refuses the start (RedisSetupError names it).
+        setup = SetupGate(redis, settings, keys)
+        await setup.startup()
+        store = Store(redis, keys, cache, immutable)
         catalog = Catalog(store)
         metrics.catalog = catalog
         # The first poll is inside the loop: startup does not wait on (or fail without) Redis.
@@ -80,6 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
                 settings=settings,
                 keys=keys,
                 redis=redis,
+                redis_setup=setup,
+                replication=Replication.of(settings),
                 store=store,
                 catalog=catalog,
                 cache=cache,
@@ -90,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
             stop.set()
             await poller
             await redis.aclose()
+            if immutable is not redis:
+                await immutable.aclose()
 
     app = create_service_app(
         title="Lockstep orchestrator",
@@ -106,7 +115,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def redis_down(_request: Request, exc: Exception) -> Response:
         metrics.redis_errors.inc()
         log.warning("redis call failed: %s", type(exc).__name__)
-        return render(RedisUnavailable(f"redis: {type(exc).__name__}; retry shortly"))
+        # A failure that points at the setup (MOVED, CLUSTERDOWN, too few replicas) says so; an outage
+        # says only its kind (connection details stay in the log).
+        why = explain(exc) if isinstance(exc, RedisError) else None
+        return render(RedisUnavailable(f"redis: {why or type(exc).__name__}; retry shortly"))
 
     app.add_exception_handler(RedisError, redis_down)
     return app
@@ -114,4 +126,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from the environment."""
-    return create_app(Settings())
+    return create_app(OrchestratorSettings())

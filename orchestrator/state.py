@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.redis_clients import AsyncRedis
+from contract.redis_setup import SetupGate
+from contract.replication import Replication
+from contract.settings import OrchestratorSettings
 from orchestrator.auth import KeyRing
 from orchestrator.cache import VectorCache
 from orchestrator.catalog import Catalog
@@ -19,9 +20,11 @@ from orchestrator.store import Store
 class AppState:
     """One app instance's collaborators."""
 
-    settings: Settings
+    settings: OrchestratorSettings
     keys: Keys
-    redis: Redis
+    redis: AsyncRedis  # the primary (reads of immutable data go through store.immutable)
+    redis_setup: SetupGate
+    replication: Replication  # what an in_use change must reach before it counts
     store: Store
     catalog: Catalog
     cache: VectorCache

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pydantic
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from contract.indexing import IndexedLocation
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Manifest, UnreadableManifestError, read_manifest
 from contract.profiles import Profile
+from contract.redis_clients import AsyncRedis
 from contract.types import EmbeddingType
 from contract.vectors import DTYPE, Matrix, bucket_of, by_bucket
 from orchestrator.cache import VectorCache
@@ -27,6 +27,9 @@ TypeState = tuple[str | None, dict[str, IndexedLocation]]  # (in_use, indexed ve
 
 # Bucket counts of this many versions are remembered; a version's never change once published.
 MAX_REMEMBERED_VERSIONS = 10_000
+
+# A type's in_use and indexed versions in one atomic read (both keys share the type's slot).
+_STATE = "return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}"
 
 
 def text(raw: bytes | str) -> str:
@@ -62,6 +65,14 @@ def parse_type(name: str, raw: bytes | str) -> EmbeddingType:
         raise CorruptData(f"stored type {name!r} does not match the contract") from exc
 
 
+def _state(reply: Sequence[object]) -> TypeState:
+    """The _STATE script's reply: in_use, and the indexed hash as a flat field/value list."""
+    in_use, flat = reply
+    pairs = list(flat)  # type: ignore[call-overload]
+    indexed = parse_indexed(dict(zip(pairs[::2], pairs[1::2], strict=True)))
+    return (_text(in_use) if in_use else None, indexed)  # type: ignore[arg-type]
+
+
 def parse_indexed(raw: Mapping[bytes | str, bytes | str]) -> dict[str, IndexedLocation]:
     """The indexed-versions hash as version -> location."""
     try:
@@ -71,10 +82,18 @@ def parse_indexed(raw: Mapping[bytes | str, bytes | str]) -> dict[str, IndexedLo
 
 
 class Store:
-    """Thin async reads; one round trip each unless noted."""
+    """Thin async reads; one round trip each unless noted.
 
-    def __init__(self, redis: Redis, keys: Keys, cache: VectorCache) -> None:
+    Immutable data (manifests, vectors) is read through `immutable`, which may read replicas: what a
+    replica lacks (it lags) is read again from the primary, so a published version is never missed.
+    Everything else (the registry, published sets, in_use, indexed, profiles) comes from the primary.
+    """
+
+    def __init__(
+        self, redis: AsyncRedis, keys: Keys, cache: VectorCache, immutable: AsyncRedis | None = None
+    ) -> None:
         self.redis = redis
+        self.immutable = immutable or redis
         self.keys = keys
         self.cache = cache
         # (type, version) -> its manifest's bucket counts, filled by every manifest read (the catalog
@@ -110,21 +129,19 @@ class Store:
     async def published(self, type_names: Sequence[str]) -> dict[str, list[Manifest]]:
         """Published manifests per type, oldest first (two round trips for any number of types).
 
-        A version counts only if its manifest exists: the sorted set and the manifest are written in
-        one MULTI, and a member whose manifest has gone (unpublished) is skipped.
+        A version counts only if its manifest exists: the sorted set and the manifest are written by
+        one script, and a member whose manifest has gone (unpublished) is skipped.
         """
         pipe = self.redis.pipeline(transaction=False)
         for name in type_names:
             pipe.zrange(self.keys.published(name), 0, -1)
         members: list[list[bytes]] = await pipe.execute()
-        pipe = self.redis.pipeline(transaction=False)
         wanted: list[tuple[str, list[str]]] = []
         for name, versions in zip(type_names, members, strict=True):
-            ids = [v.decode() for v in versions]
-            wanted.append((name, ids))
-            if ids:
-                pipe.mget([self.keys.manifest(name, v) for v in ids])
-        raws: list[list[bytes | None]] = await pipe.execute() if any(ids for _, ids in wanted) else []
+            wanted.append((name, [v.decode() for v in versions]))
+        raws = await self._immutable_values(
+            [[self.keys.manifest(name, v) for v in ids] for name, ids in wanted if ids]
+        )
         out: dict[str, list[Manifest]] = {}
         cursor = iter(raws)
         for name, ids in wanted:
@@ -152,9 +169,33 @@ class Store:
         self.unreadable.pop((type_name, version), None)
         return manifest
 
+    async def _immutable_values(self, groups: Sequence[Sequence[str]]) -> list[list[bytes | None]]:
+        """Immutable strings, one MGET per group (of one slot), pipelined; misses again from the primary."""
+        if not groups:
+            return []
+        pipe = self.immutable.pipeline(transaction=False)
+        for names in groups:
+            pipe.execute_command("MGET", *names)  # a cluster pipeline refuses .mget(), not one slot's MGET
+        found: list[list[bytes | None]] = await pipe.execute()
+        if self.immutable is self.redis:
+            return found
+        missing = [
+            (g, i) for g, values in enumerate(found) for i, value in enumerate(values) if value is None
+        ]
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for g, i in missing:
+                pipe.get(groups[g][i])
+            for (g, i), value in zip(missing, await pipe.execute(), strict=True):
+                found[g][i] = value
+        return found
+
     async def manifest(self, type_name: str, version: str) -> Manifest | None:
         """A version's manifest if it is published."""
-        raw = await self.redis.get(self.keys.manifest(type_name, version))
+        key = self.keys.manifest(type_name, version)
+        raw = await self.immutable.get(key)
+        if raw is None and self.immutable is not self.redis:
+            raw = await self.redis.get(key)
         return None if raw is None else self._remember(parse_manifest(raw))
 
     async def is_published(self, type_name: str, version: str) -> bool:
@@ -166,13 +207,15 @@ class Store:
         return _text(await self.redis.get(self.keys.in_use(type_name)))
 
     async def states(self, type_names: Sequence[str]) -> dict[str, TypeState]:
-        """in_use and indexed versions per type, read together."""
-        pipe = self.redis.pipeline(transaction=True)
+        """in_use and indexed versions per type, each type's pair read atomically (one round trip)."""
+        if not type_names:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
         for name in type_names:
-            pipe.get(self.keys.in_use(name))
-            pipe.hgetall(self.keys.indexed(name))
-        raw = await pipe.execute() if type_names else []
-        return {name: (_text(raw[2 * i]), parse_indexed(raw[2 * i + 1])) for i, name in enumerate(type_names)}
+            # Through execute_command: a cluster pipeline routes EVAL by its keys' slot.
+            pipe.execute_command("EVAL", _STATE, 2, self.keys.in_use(name), self.keys.indexed(name))
+        replies = await pipe.execute()
+        return {name: _state(reply) for name, reply in zip(type_names, replies, strict=True)}
 
     async def in_use_and_profile(self, type_name: str, user_id: str) -> tuple[str | None, Profile | None]:
         """in_use and the user's stored profile in one round trip."""
@@ -202,21 +245,37 @@ class Store:
         buckets = await self.buckets(type_name, version)
         if buckets is None:
             return found  # not published (or deleted): none of its vectors may be served
-        count = buckets.of(kind)
-        if len(misses) == 1:
-            entity = misses[0]
-            key = self.keys.vectors(type_name, version, kind, bucket_of(entity, count))
-            fetched = _decode_rows(misses, [await self.redis.hget(key, entity)], dim)
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            groups = self._queue(pipe, type_name, version, kind, count, misses)
-            fetched = _decode_groups(groups, await pipe.execute(), dim)
+        fetched = await self._fetch(self.immutable, type_name, version, kind, buckets.of(kind), misses, dim)
+        if self.immutable is not self.redis and len(fetched) < len(misses):
+            # A replica that lags lacks them for now; only the primary's answer counts as absent.
+            rest = [i for i in misses if i not in fetched]
+            fetched.update(
+                await self._fetch(self.redis, type_name, version, kind, buckets.of(kind), rest, dim)
+            )
         self.cache.put_many(type_name, version, kind, fetched)
         found.update(fetched)
         return found
 
+    async def _fetch(
+        self,
+        redis: AsyncRedis,
+        type_name: str,
+        version: str,
+        kind: Kind,
+        count: int,
+        ids: Sequence[str],
+        dim: int,
+    ) -> dict[str, Matrix]:
+        """Stored vectors of `ids`: one HGET for one id, else one HMGET per bucket, pipelined."""
+        if len(ids) == 1:
+            key = self.keys.vectors(type_name, version, kind, bucket_of(ids[0], count))
+            return _decode_rows(ids, [await redis.hget(key, ids[0])], dim)
+        pipe = redis.pipeline(transaction=False)
+        groups = self._queue(pipe, type_name, version, kind, count, ids)
+        return _decode_groups(groups, await pipe.execute(), dim)
+
     def _queue(
-        self, pipe: Pipeline, type_name: str, version: str, kind: Kind, count: int, ids: Sequence[str]
+        self, pipe: Any, type_name: str, version: str, kind: Kind, count: int, ids: Sequence[str]
     ) -> list[list[str]]:
         """Queue one HMGET per bucket on `pipe`; returns the ids of each, in queue order."""
         groups = by_bucket(ids, count)
@@ -247,22 +306,43 @@ class Store:
         item_fetch = [
             a[len(ITEM_NAMESPACE) :] for a in item_misses if a[len(ITEM_NAMESPACE) :] not in item_cached
         ]
-        pipe = self.redis.pipeline(transaction=False)
-        attr_groups = self._queue(pipe, type_name, version, Kind.ATTRIBUTE, buckets.attr, misses)
-        item_groups = self._queue(pipe, type_name, version, Kind.ITEM, buckets.item, item_fetch)
-        replies = await pipe.execute()
-        attrs = _decode_groups(attr_groups, replies[: len(attr_groups)], dim)
+        attrs, fetched = await self._both(
+            self.immutable, type_name, version, buckets, misses, item_fetch, dim
+        )
+        if self.immutable is not self.redis:
+            # A replica that lags lacks them for now; only the primary's answer counts as absent.
+            attr_rest = [a for a in misses if a not in attrs]
+            item_rest = [i for i in item_fetch if i not in fetched]
+            if attr_rest or item_rest:
+                more = await self._both(self.redis, type_name, version, buckets, attr_rest, item_rest, dim)
+                attrs.update(more[0])
+                fetched.update(more[1])
         self.cache.put_many(type_name, version, Kind.ATTRIBUTE, attrs)
         found.update(attrs)
-        items: dict[str, Matrix] = dict(item_cached)
-        if item_fetch:
-            fetched = _decode_groups(item_groups, replies[len(attr_groups) :], dim)
-            self.cache.put_many(type_name, version, Kind.ITEM, fetched)
-            items.update(fetched)
+        self.cache.put_many(type_name, version, Kind.ITEM, fetched)
+        items: dict[str, Matrix] = {**item_cached, **fetched}
         for attribute in item_misses:
             if attribute not in found and attribute[len(ITEM_NAMESPACE) :] in items:
                 found[attribute] = items[attribute[len(ITEM_NAMESPACE) :]]
         return found
+
+    async def _both(
+        self,
+        redis: AsyncRedis,
+        type_name: str,
+        version: str,
+        buckets: Buckets,
+        attribute_ids: Sequence[str],
+        item_ids: Sequence[str],
+        dim: int,
+    ) -> tuple[dict[str, Matrix], dict[str, Matrix]]:
+        """Stored attribute and item vectors of the ids, in one pipelined round trip."""
+        pipe = redis.pipeline(transaction=False)
+        attr_groups = self._queue(pipe, type_name, version, Kind.ATTRIBUTE, buckets.attr, attribute_ids)
+        item_groups = self._queue(pipe, type_name, version, Kind.ITEM, buckets.item, item_ids)
+        replies = await pipe.execute() if attr_groups or item_groups else []
+        attrs = _decode_groups(attr_groups, replies[: len(attr_groups)], dim)
+        return attrs, _decode_groups(item_groups, replies[len(attr_groups) :], dim)
 
 
 def _decode_groups(

@@ -27,8 +27,6 @@ Modules:
   `FallbackQuery` (items without a vector of the version, content + popularity score), `PopularQuery`,
   `ItemDocument` + `SlotVector` with `index_action` / `update_action` / `delete_action` /
   `clear_slot_action`, `create_index_body`, `alias_swap_body`, `count_body`, `mget_body`.
-- `search.keepalive` — `KeepAlivePool`: the keep-alive HTTP/1.1 client of serving's orchestrator calls and
-  the serving benchmarks (to be retired), `HttpUnavailable` for every transport failure.
 - `search.scores`    — `to_similarity` / `to_score`: OpenSearch scores <-> model similarity (dot, cosine, l2).
 - `search.errors`    — `SearchError` > `SearchUnavailable` (retryable) > `ShardsFailed` (a partial answer,
   `partial` holding its hits), `SearchRejected` (4xx, with reason)

@@ -21,10 +21,10 @@ def register(app: typer.Typer) -> None:
         """Serve the recommendation API under uvicorn."""
         import uvicorn
 
-        from contract.settings import Settings
+        from contract.settings import ServingSettings
         from serving.main import create_app
 
-        settings = Settings()  # fields come from the environment
+        settings = ServingSettings()  # fields come from the environment
         url = urlsplit(settings.serving_url)
         uvicorn.run(
             create_app(settings),
@@ -43,7 +43,7 @@ def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list
 
     import httpx
 
-    from contract.settings import Settings
+    from contract.settings import ServingSettings
     from serving.evaluation import evaluate
     from serving.upstream import OrchestratorDown
 
@@ -53,7 +53,7 @@ def evaluate_via_serving(url: str, holdout: Path | None, users: int, types: list
     if holdout is not None and not holdout.is_file():
         typer.echo(f"error: --holdout: no such file {holdout}", err=True)
         raise typer.Exit(2)
-    settings = Settings()  # fields come from the environment
+    settings = ServingSettings()  # fields come from the environment
     try:
         report = asyncio.run(evaluate(settings, url, holdout, users, types))
     except ValueError as exc:

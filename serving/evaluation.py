@@ -35,7 +35,7 @@ import httpx
 from contract.holdout import parse_holdout
 from contract.profiles import Profile
 from contract.ranking import hits, ndcg_at_k, recall_at_k, tie_slack
-from contract.settings import Settings
+from contract.settings import ServingSettings
 from contract.wire import TypeInfo
 from search.port import SearchEngine
 from search.requests import VersionedKnnQuery
@@ -165,7 +165,7 @@ async def _one(
 
 
 async def evaluate(
-    settings: Settings,
+    settings: ServingSettings,
     serving_url: str,
     holdout: Path | None,
     users: int,

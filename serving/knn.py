@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from contract.filters import FilterNode
 from contract.indexing import IndexedLocation
-from contract.settings import Settings
+from contract.settings import ServingSettings
 from contract.types import Similarity
 from search.requests import VersionedKnnQuery
 
@@ -24,13 +24,13 @@ def candidates(k: int) -> int:
     return min(MAX_CANDIDATES, max(k, MIN_CANDIDATES))
 
 
-def ef_search(settings: Settings, k: int) -> int:
+def ef_search(settings: ServingSettings, k: int) -> int:
     """The beam width: the configured one (see serving_ef_search), never narrower than the candidates."""
     return max(settings.serving_ef_search, candidates(k))
 
 
 def knn_query(
-    settings: Settings,
+    settings: ServingSettings,
     location: IndexedLocation,
     similarity: Similarity,
     vector: Sequence[float],

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from contract.settings import Settings
+from contract.redis_setup import SetupGate
+from contract.settings import ServingSettings
 from service.app import create_service_app
 from serving.api.routes import explorer, health, recommend, similar
 from serving.state import AppState
@@ -30,13 +31,15 @@ class _StateMetrics:
             self.state.metrics.observe(route, method, status, seconds)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ServingSettings) -> FastAPI:
     """A serving app for `settings` (GET / is left free for the explorer page)."""
     observer = _StateMetrics()
 
     @asynccontextmanager
     async def running() -> AsyncIterator[AppState]:
         state = AppState.build(settings)
+        # A Redis of the wrong topology or set up wrongly refuses the start (RedisSetupError names it).
+        await SetupGate(state.redis, settings, state.keys).startup()
         observer.state = state
         # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
         # which otherwise walk ~10^5 objects of FastAPI, pydantic and numpy every few thousand requests (p99).

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from contract.keys import Keys
-from contract.settings import Settings
+from contract.redis_clients import AsyncRedis, async_client
+from contract.settings import ServingSettings
 from contract.wire import UserVector
 from orchestrator_client import OrchestratorClient
 from search.client import build_client
@@ -26,11 +25,11 @@ from serving.upstream import Orchestrator
 class AppState:
     """Per-app state, built by the lifespan (routes reach it through serving.api.deps) and closed with it."""
 
-    settings: Settings
+    settings: ServingSettings
     keys: Keys
     orchestrator: Orchestrator
     search: SearchEngine
-    redis: aioredis.Redis
+    redis: AsyncRedis
     directory: TypeDirectory
     metrics: Metrics
     user_vectors: TtlCache[UserVector]
@@ -41,7 +40,7 @@ class AppState:
     background: Background
 
     @classmethod
-    def build(cls, settings: Settings) -> AppState:
+    def build(cls, settings: ServingSettings) -> AppState:
         """Build clients, caches and breakers (no I/O yet)."""
         metrics = Metrics()
         client = OrchestratorClient(
@@ -56,11 +55,7 @@ class AppState:
             keys=Keys(settings.key_prefix),
             orchestrator=orchestrator,
             search=build_client(settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64),
-            redis=aioredis.Redis.from_url(
-                settings.redis_endpoint,
-                socket_timeout=settings.serving_opensearch_timeout_seconds,
-                socket_connect_timeout=settings.serving_opensearch_timeout_seconds,
-            ),
+            redis=async_client(settings, timeout=settings.serving_opensearch_timeout_seconds),
             directory=TypeDirectory(orchestrator, settings.serving_staleness_seconds),
             metrics=metrics,
             user_vectors=TtlCache("user_vector", settings.serving_user_cache_seconds, 100_000, metrics.cache),

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from contract.settings import Settings, Topology
+from contract.settings import StackSettings, Topology
 from stack import services
 from stack.cluster import ClusterStatus
 from stack.errors import StackError
@@ -47,17 +47,17 @@ ShownTopologyOption = Annotated[
 ]
 
 
-def _settings(topology: Topology | None = None) -> Settings:
+def _settings(topology: Topology | None = None) -> StackSettings:
     try:
         # Fields come from LOCKSTEP_* variables, which mypy (without the pydantic plugin) cannot see.
-        settings = Settings()
+        settings = StackSettings()
     except ValidationError as exc:
         _err.print(f"[red]invalid settings:[/] {exc}")
         raise typer.Exit(2) from exc
     return settings.model_copy(update={"topology": topology}) if topology else settings
 
 
-def _shown(topology: Topology | None) -> Settings:
+def _shown(topology: Topology | None) -> StackSettings:
     settings = _settings(topology)
     if topology is None:
         settings = settings.model_copy(update={"topology": services.running_topology(settings)})

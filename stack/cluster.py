@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from contract.settings import Settings
+from contract.settings import StackSettings
 from stack import opensearch_cluster, opensearch_node, redis_cluster, redis_server
 from stack.errors import StackError
 from stack.layout import Layout
@@ -104,7 +104,7 @@ class ClusterStatus:
         }
 
 
-def status(settings: Settings) -> ClusterStatus:
+def status(settings: StackSettings) -> ClusterStatus:
     """Probe every node (starting nothing)."""
     layout = Layout.of(settings)
     opensearch = opensearch_cluster.probe(layout.cluster_opensearch)
@@ -157,7 +157,7 @@ def _redis_detail(view: redis_cluster.NodeView) -> str:
     return f"cluster_state {view.cluster_state}, {view.known_nodes} nodes known{of}"
 
 
-def ensure_running(settings: Settings, console: Console | None = None) -> ClusterStatus:
+def ensure_running(settings: StackSettings, console: Console | None = None) -> ClusterStatus:
     """Start whatever node of the cluster topology does not run and wait until both clusters are healthy."""
     console = console or Console(stderr=True)
     current = status(settings)
@@ -185,7 +185,7 @@ def ensure_running(settings: Settings, console: Console | None = None) -> Cluste
     return replace(final, started=started)
 
 
-def runs_any(settings: Settings) -> bool:
+def runs_any(settings: StackSettings) -> bool:
     """Whether a pid file of ours names a live node of this topology."""
     layout = Layout.of(settings)
     return any(opensearch_node.running_pid(node) for node in layout.cluster_opensearch) or any(
@@ -193,7 +193,7 @@ def runs_any(settings: Settings) -> bool:
     )
 
 
-def stop(settings: Settings) -> dict[str, int | None]:
+def stop(settings: StackSettings) -> dict[str, int | None]:
     """Stop every node our pid files name; returns the pid stopped per node (None: was not running)."""
     layout = Layout.of(settings)
     if not layout.cluster_dir.exists():

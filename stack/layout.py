@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.settings import OPENSEARCH_CLUSTER_NODES, REDIS_CLUSTER_NODES, Settings
+from contract.settings import OPENSEARCH_CLUSTER_NODES, REDIS_CLUSTER_NODES, StackSettings
 
 OPENSEARCH_VERSION = "3.6.0"
 KNN_VERSION = "3.6.0.0"
@@ -110,7 +110,7 @@ class Layout:
     cluster_redis: tuple[RedisNode, ...]
 
     @classmethod
-    def of(cls, settings: Settings) -> Layout:
+    def of(cls, settings: StackSettings) -> Layout:
         """The layout for these settings."""
         state = settings.state_dir
         cluster = state / "cluster"

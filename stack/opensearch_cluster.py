@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from contract.settings import Settings
+from contract.settings import StackSettings
 from stack import opensearch_node, ports
 from stack.errors import StackError
 from stack.jdk import find_jdk
@@ -102,7 +102,7 @@ def configure(layout: Layout, node: OpenSearchNode) -> None:
     opensearch_node.write_yaml(node, config)
 
 
-def launch_missing(settings: Settings, layout: Layout, console: Console) -> tuple[str, ...]:
+def launch_missing(settings: StackSettings, layout: Layout, console: Console) -> tuple[str, ...]:
     """Launch the nodes that do not run (installing first if need be); returns their names."""
     nodes = layout.cluster_opensearch
     missing = [node for node in nodes if opensearch_node.running_pid(node) is None]

@@ -16,7 +16,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from contract.settings import Settings
+from contract.settings import StackSettings
 from stack import artifacts, processes
 from stack.errors import StackError
 from stack.jdk import Jdk
@@ -36,7 +36,7 @@ class NodeInfo:
     cluster_status: str
 
 
-def install(settings: Settings, layout: Layout, jdk: Jdk, console: Console) -> None:
+def install(settings: StackSettings, layout: Layout, jdk: Jdk, console: Console) -> None:
     """Unzip the distribution and install the k-NN plugin offline, unless a whole install is present."""
     if layout.opensearch_installed_marker.exists():
         return
@@ -87,7 +87,7 @@ def _unzip(archive: Path, into: Path, console: Console) -> None:
             progress.advance(task)
 
 
-def write_config(settings: Settings, layout: Layout) -> None:
+def write_config(settings: StackSettings, layout: Layout) -> None:
     """opensearch.yml for a single loopback node with our ports and directories (rewritten every start)."""
     node = layout.opensearch_node
     write_yaml(node, {**node_config(node), "discovery.type": "single-node"})
@@ -110,7 +110,7 @@ def node_config(node: OpenSearchNode) -> dict[str, object]:
 
 def write_yaml(node: OpenSearchNode, config: dict[str, object]) -> None:
     """Write `config` as the node's opensearch.yml."""
-    header = "# Written by `lockstep services up` on every start; edit Settings, not this file.\n"
+    header = "# Written by `lockstep services up` on every start; edit the settings, not this file.\n"
     (node.conf / "opensearch.yml").write_text(header + yaml.safe_dump(config))
 
 
@@ -129,7 +129,7 @@ def launched_pid(node: OpenSearchNode) -> int | None:
     return None
 
 
-def launch(settings: Settings, layout: Layout, node: OpenSearchNode, heap: str, jdk: Jdk) -> None:
+def launch(settings: StackSettings, layout: Layout, node: OpenSearchNode, heap: str, jdk: Jdk) -> None:
     """Run the launcher of `node` as a daemon (as the OpenSearch user when we are root) from our install."""
     for path in (node.data, node.logs, node.run, node.tmp):
         path.mkdir(parents=True, exist_ok=True)
@@ -178,7 +178,7 @@ def launch(settings: Settings, layout: Layout, node: OpenSearchNode, heap: str, 
         )
 
 
-def start(settings: Settings, layout: Layout, jdk: Jdk, console: Console, timeout: float = 180) -> int:
+def start(settings: StackSettings, layout: Layout, jdk: Jdk, console: Console, timeout: float = 180) -> int:
     """Start the single node as a daemon and wait for yellow health; returns its pid."""
     node = layout.opensearch_node
     write_config(settings, layout)

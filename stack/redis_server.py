@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis
 from rich.console import Console
 
+from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 from stack import processes
 from stack.errors import StackError
 from stack.layout import RedisNode
@@ -18,8 +19,12 @@ from stack.layout import RedisNode
 _PROCESS_MARKER = "redis-server"
 
 # Vector bucket hashes (contract.keys.Keys.vectors, ~64 vectors of 4*dim bytes each) stay in the compact
-# listpack encoding only below these limits; as a hashtable each vector costs ~100 bytes more.
-HASH_TUNING = {"hash-max-listpack-entries": "128", "hash-max-listpack-value": "4096"}
+# listpack encoding only below these limits; as a hashtable each vector costs ~100 bytes more. Every
+# process refuses a Redis configured below them (contract.redis_setup).
+HASH_TUNING = {
+    "hash-max-listpack-entries": str(LISTPACK_ENTRIES),
+    "hash-max-listpack-value": str(LISTPACK_VALUE),
+}
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,15 @@ def ensure_binary(console: Console) -> str:
 def write_config(node: RedisNode, extra: tuple[str, ...] = ()) -> None:
     """redis.conf of the node, our base settings then `extra` lines (rewritten every start)."""
     lines = [
-        "# Written by `lockstep services up` on every start; edit Settings, not this file.",
+        "# Written by `lockstep services up` on every start; edit the settings, not this file.",
         f"port {node.port}",
         "bind 127.0.0.1",
         "protected-mode yes",
         f'dir "{node.dir}"',
+        # What every process's startup check requires (contract.redis_setup): an acknowledged write
+        # survives a restart, and eviction never silently drops vectors of a published version.
         "appendonly yes",
         "appendfsync everysec",
-        # Losing vectors silently to eviction would break the published-version invariant.
         "maxmemory-policy noeviction",
         *(f"{name} {value}" for name, value in HASH_TUNING.items()),
         "daemonize yes",

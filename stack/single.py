@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from contract.settings import Settings
+from contract.settings import StackSettings
 from stack import opensearch_node, redis_server
 from stack.errors import StackError
 from stack.jdk import find_jdk
@@ -80,22 +80,22 @@ class StackStatus:
         }
 
 
-def _local_opensearch_url(settings: Settings) -> str:
+def _local_opensearch_url(settings: StackSettings) -> str:
     return f"http://127.0.0.1:{settings.opensearch_port}"
 
 
-def _local_redis_url(settings: Settings) -> str:
+def _local_redis_url(settings: StackSettings) -> str:
     return f"redis://127.0.0.1:{settings.redis_port}/0"
 
 
-def status(settings: Settings) -> StackStatus:
+def status(settings: StackSettings) -> StackStatus:
     """Probe both servers (starting nothing)."""
     layout = Layout.of(settings)
     os_status, knn = _opensearch_status(settings, layout)
     return StackStatus(opensearch=os_status, knn_plugin=knn, redis=_redis_status(settings, layout))
 
 
-def _opensearch_status(settings: Settings, layout: Layout) -> tuple[ServiceStatus, str | None]:
+def _opensearch_status(settings: StackSettings, layout: Layout) -> tuple[ServiceStatus, str | None]:
     local = settings.opensearch_url is None
     url = settings.opensearch_endpoint
     info = opensearch_node.probe(url)
@@ -117,7 +117,7 @@ def _opensearch_status(settings: Settings, layout: Layout) -> tuple[ServiceStatu
     return service, info.knn_plugin if info else None
 
 
-def _redis_status(settings: Settings, layout: Layout) -> ServiceStatus:
+def _redis_status(settings: StackSettings, layout: Layout) -> ServiceStatus:
     local = settings.redis_url is None
     url = settings.redis_endpoint
     info = redis_server.probe(url)
@@ -141,7 +141,7 @@ def _redis_status(settings: Settings, layout: Layout) -> ServiceStatus:
     )
 
 
-def ensure_running(settings: Settings, console: Console | None = None) -> StackStatus:
+def ensure_running(settings: StackSettings, console: Console | None = None) -> StackStatus:
     """Bring OpenSearch (+k-NN) and Redis up unless they already answer; returns their status.
 
     With LOCKSTEP_OPENSEARCH_URL / LOCKSTEP_REDIS_URL set, those servers are used and nothing is started.
@@ -168,13 +168,13 @@ def ensure_running(settings: Settings, console: Console | None = None) -> StackS
     return StackStatus(final.opensearch, final.knn_plugin, final.redis, started=tuple(started))
 
 
-def _tune_local_redis(settings: Settings) -> None:
+def _tune_local_redis(settings: StackSettings) -> None:
     # Our own server may predate a tuning line in its config; a LOCKSTEP_REDIS_URL server is the user's.
     if settings.redis_url is None:
         redis_server.apply_tuning(settings.redis_endpoint)
 
 
-def _check_external(settings: Settings, current: StackStatus) -> None:
+def _check_external(settings: StackSettings, current: StackStatus) -> None:
     if settings.opensearch_url is not None:
         if not current.opensearch.healthy:
             raise StackError(
@@ -194,7 +194,7 @@ def _check_external(settings: Settings, current: StackStatus) -> None:
         raise StackError(f"{current.opensearch.url} answers but has no opensearch-knn plugin")
 
 
-def _bring_up_opensearch(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
+def _bring_up_opensearch(settings: StackSettings, seen: ServiceStatus, console: Console) -> bool:
     """Start the local node unless one is there; True when this call started it."""
     layout = Layout.of(settings)
     if seen.pid is not None or opensearch_node.probe(seen.url, timeout=2) is not None:
@@ -209,7 +209,7 @@ def _bring_up_opensearch(settings: Settings, seen: ServiceStatus, console: Conso
     return True
 
 
-def _bring_up_redis(settings: Settings, seen: ServiceStatus, console: Console) -> bool:
+def _bring_up_redis(settings: StackSettings, seen: ServiceStatus, console: Console) -> bool:
     """Start our redis-server unless one is there; True when this call started it."""
     layout = Layout.of(settings)
     if seen.pid is not None:
@@ -220,7 +220,7 @@ def _bring_up_redis(settings: Settings, seen: ServiceStatus, console: Console) -
     return True
 
 
-def runs_any(settings: Settings) -> bool:
+def runs_any(settings: StackSettings) -> bool:
     """Whether a pid file of ours names a live OpenSearch or Redis of this topology."""
     layout = Layout.of(settings)
     return (
@@ -229,7 +229,7 @@ def runs_any(settings: Settings) -> bool:
     )
 
 
-def stop(settings: Settings) -> dict[str, int | None]:
+def stop(settings: StackSettings) -> dict[str, int | None]:
     """Stop the processes our pid files name (never a LOCKSTEP_*_URL server); returns the pids stopped."""
     layout = Layout.of(settings)
     stopped: dict[str, int | None] = {}

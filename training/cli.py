@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from contract.keys import Kind
+from contract.replication import Replication
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
 from training import commands_models, profiles, registry, retention
@@ -105,7 +106,7 @@ def publish_files(
         sets: dict[Kind, VectorSet] = {
             kind: read_vectors(path) for kind, path in files.items() if path is not None
         }
-        with redis_session() as (_, client, keys):
+        with redis_session() as (settings, client, keys):
             etype = registry.get_type(client, keys, type_name)
             with progress_bar() as bar:
                 task = bar.add_task(f"publishing {etype.name} {parsed_frame.version_id}", total=None)
@@ -120,6 +121,7 @@ def publish_files(
                     trainer=info,
                     chunk_size=chunk_size,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    replication=Replication.of(settings),
                 )
         m = result.manifest
         verb = "published" if result.created else "already published with identical content (no-op):"
@@ -171,7 +173,7 @@ def versions_check(
     They serve nobody (the orchestrator skips them and counts them in
     lockstep_orchestrator_unreadable_manifests); exits 1 while any is left.
     """
-    with clean_errors(), redis_session() as (_, client, keys):
+    with clean_errors(), redis_session() as (settings, client, keys):
         names = [type_name] if type_name else [t.name for t in registry.list_types(client, keys)]
         table = _table("type", "version", "problem", "action")
         left = 0
@@ -181,7 +183,7 @@ def versions_check(
                 action = "none (--delete removes it)"
                 if delete:
                     try:
-                        retention.delete_version(client, keys, name, version)
+                        retention.delete_version(client, keys, name, version, Replication.of(settings))
                         action = "deleted"
                     except retention.VersionInUse as exc:
                         action = f"kept: {exc}"
@@ -200,8 +202,10 @@ def versions_gc(
     type_name: str | None = typer.Option(None, "--type", help="Only this type."),
 ) -> None:
     """Delete old versions; never the in-use one nor an indexed one (a rollback target)."""
-    with clean_errors(), redis_session() as (_, client, keys):
-        plans = retention.gc(client, keys, keep, type_name=type_name, dry_run=dry_run)
+    with clean_errors(), redis_session() as (settings, client, keys):
+        plans = retention.gc(
+            client, keys, keep, type_name=type_name, dry_run=dry_run, replication=Replication.of(settings)
+        )
         table = _table("type", "version", "action")
         for plan in plans:
             for version, why in plan.keep:
@@ -216,8 +220,8 @@ def versions_delete(
     version: str = typer.Option(..., help="Version id."),
 ) -> None:
     """Delete one version (refused while it is in use)."""
-    with clean_errors(), redis_session() as (_, client, keys):
-        retention.delete_version(client, keys, type_name, version)
+    with clean_errors(), redis_session() as (settings, client, keys):
+        retention.delete_version(client, keys, type_name, version, Replication.of(settings))
         out.print(f"deleted {type_name} {version}")
 
 

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import redis
 import typer
 from rich.table import Table
 
 from contract.keys import Keys
+from contract.redis_clients import SyncRedis
+from contract.replication import UNCONFIRMED, Replication
 from contract.settings import Settings
 from contract.versions import Frame
 from training import registry
@@ -89,7 +90,12 @@ def _vector_set(vectors: Vectors | None) -> VectorSet | None:
 
 
 def train_version(
-    client: redis.Redis, keys: Keys, spec: ModelSpec, data: Goodbooks, frame: Frame
+    client: SyncRedis,
+    keys: Keys,
+    spec: ModelSpec,
+    data: Goodbooks,
+    frame: Frame,
+    replication: Replication = UNCONFIRMED,
 ) -> tuple[Embeddings, PublishResult]:
     """Train `spec` on the frame's window of the ratings and publish it (registering the type first)."""
     registry.register_type(client, keys, spec.etype)
@@ -117,6 +123,7 @@ def train_version(
             attributes=_vector_set(embeddings.attributes),
             trainer=trainer,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            replication=replication,
         )
     return embeddings, result
 
@@ -142,7 +149,7 @@ def train(
         specs = _specs(type_names, everything)
         frames = _frames(frame, history, versions)
         data = _data(data_dir)
-        with redis_session() as (_, client, keys):
+        with redis_session() as (settings, client, keys):
             for chosen in frames:
                 for spec in specs:
                     existing = read_manifest(client, keys, spec.etype.name, chosen.version_id)
@@ -152,7 +159,7 @@ def train(
                         )
                         continue
                     started = time.perf_counter()
-                    _, result = train_version(client, keys, spec, data, chosen)
+                    _, result = train_version(client, keys, spec, data, chosen, Replication.of(settings))
                     m = result.manifest
                     out.print(
                         f"published {m.type_name} {m.version} seq {m.seq} [{describe(chosen)}]: "

@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from contract.keys import Keys
+from contract.redis_clients import SyncRedis
+from contract.redis_setup import RedisSetupError, checked_client, explain
 from contract.settings import Settings
 from training.validation import PublishError
 
@@ -34,10 +36,12 @@ def clean_errors() -> Iterator[None]:
             for e in exc.errors()
         )
         _fail(problems)
+    except RedisSetupError as exc:
+        _fail(f"refusing to use Redis: {exc}")
     except redis.ConnectionError as exc:
         _fail(f"cannot reach Redis ({exc}); is it running? (`lockstep services up`)")
     except redis.RedisError as exc:
-        _fail(f"Redis refused the request: {exc}")
+        _fail(f"Redis refused the request: {explain(exc) or exc}")
     except (ValueError, OSError) as exc:
         _fail(str(exc))
 
@@ -48,10 +52,13 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def redis_session() -> Iterator[tuple[Settings, redis.Redis, Keys]]:
-    """Settings from the environment, a Redis client, and the key builder; the client is closed after."""
+def redis_session() -> Iterator[tuple[Settings, SyncRedis, Keys]]:
+    """Settings from the environment, a checked Redis client, and the key builder; the client is closed after.
+
+    The check (contract.redis_setup) refuses a Redis of the wrong topology or set up wrongly.
+    """
     settings = Settings()  # fields come from the environment
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = checked_client(settings)
     try:
         yield settings, client, Keys(settings.key_prefix)
     finally:

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import redis
 
 from contract.keys import Keys
 from contract.profiles import Profile
+from contract.redis_clients import SyncRedis
 from training.data import Ratings
 from training.split import frame_for, window
 from training.validation import PublishError
@@ -21,13 +21,13 @@ _COLUMNS = ("user_id", "book_id", "rating")
 
 
 def write_profiles(
-    client: redis.Redis,
+    client: SyncRedis,
     keys: Keys,
     profiles: Iterable[Profile],
     chunk_size: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> set[str]:
-    """Write each profile's JSON to its key in pipelined chunks; returns the users written."""
+    """Write each profile's JSON, and its user to the index, in pipelined chunks; returns the users."""
     users: set[str] = set()
     iterator = iter(profiles)
     while chunk := list(islice(iterator, chunk_size)):
@@ -35,26 +35,26 @@ def write_profiles(
         for profile in chunk:
             pipe.set(keys.profile(profile.user_id), profile.model_dump_json())
             users.add(profile.user_id)
+        pipe.zadd(keys.profile_users(), dict.fromkeys((p.user_id for p in chunk), 0))
         pipe.execute()
         if progress is not None:
             progress(len(users))
     return users
 
 
-def remove_profiles_except(client: redis.Redis, keys: Keys, keep: Set[str], chunk_size: int = 1000) -> int:
+def remove_profiles_except(client: SyncRedis, keys: Keys, keep: Set[str], chunk_size: int = 1000) -> int:
     """Delete every stored profile whose user is not in `keep`; returns how many were deleted.
 
     For a load that replaces the profiles: run after the new ones are written, so a user never lacks a
     profile that the load has for them.
     """
-    prefix = keys.profile("")
-    stale = [
-        key
-        for key in client.scan_iter(match=keys.profile("*"), count=chunk_size)
-        if key.decode()[len(prefix) :] not in keep
-    ]
+    listed = (user.decode() for user in client.zrange(keys.profile_users(), 0, -1))  # type: ignore[union-attr]
+    stale = [user for user in listed if user not in keep]
     for start in range(0, len(stale), chunk_size):
-        client.unlink(*stale[start : start + chunk_size])
+        chunk = stale[start : start + chunk_size]
+        # Out of the index first: a listed user always has a profile.
+        client.zrem(keys.profile_users(), *chunk)
+        client.unlink(*(keys.profile(user) for user in chunk))
     return len(stale)
 
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import cast
 
-import redis
-
 from contract.keys import Keys, Kind
 from contract.manifest import Manifest
+from contract.redis_clients import SyncRedis
 from contract.vectors import decode
 from training.models.embeddings import Embeddings, Vectors
 from training.publish import read_manifest
 from training.retention import list_versions
 
 
-def published_manifest(client: redis.Redis, keys: Keys, type_name: str, version: str | None) -> Manifest:
+def published_manifest(client: SyncRedis, keys: Keys, type_name: str, version: str | None) -> Manifest:
     """The manifest of `version`, or of the type's newest published version (ValueError when none)."""
     if version is not None:
         manifest = read_manifest(client, keys, type_name, version)
@@ -27,7 +26,7 @@ def published_manifest(client: redis.Redis, keys: Keys, type_name: str, version:
     return versions[-1]
 
 
-def load_embeddings(client: redis.Redis, keys: Keys, manifest: Manifest) -> Embeddings:
+def load_embeddings(client: SyncRedis, keys: Keys, manifest: Manifest) -> Embeddings:
     """Every vector of the version, per kind, as stored (bucket by bucket)."""
     loaded: dict[Kind, Vectors | None] = {}
     for kind in Kind:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis
-
 from contract.keys import Keys
+from contract.redis_clients import SyncRedis
 from contract.types import EmbeddingType
 from training.validation import PublishError
 
@@ -17,7 +16,7 @@ class TypeConflict(PublishError):  # noqa: N818 - named like the API errors
     """A type of that name is registered with a different definition."""
 
 
-def register_type(client: redis.Redis, keys: Keys, etype: EmbeddingType) -> None:
+def register_type(client: SyncRedis, keys: Keys, etype: EmbeddingType) -> None:
     """Register a type; the same definition again is a no-op, a different one is refused."""
     # HSETNX makes two concurrent registrations of one name agree on a single winner.
     if client.hsetnx(keys.types(), etype.name, etype.model_dump_json()):
@@ -33,7 +32,7 @@ def register_type(client: redis.Redis, keys: Keys, etype: EmbeddingType) -> None
         )
 
 
-def get_type(client: redis.Redis, keys: Keys, name: str) -> EmbeddingType:
+def get_type(client: SyncRedis, keys: Keys, name: str) -> EmbeddingType:
     """The registered type `name`, or UnknownType naming it."""
     raw = client.hget(keys.types(), name)
     if raw is None:
@@ -45,7 +44,7 @@ def get_type(client: redis.Redis, keys: Keys, name: str) -> EmbeddingType:
     return EmbeddingType.model_validate_json(raw)
 
 
-def list_types(client: redis.Redis, keys: Keys) -> list[EmbeddingType]:
+def list_types(client: SyncRedis, keys: Keys) -> list[EmbeddingType]:
     """Every registered type, by name."""
     raw = client.hgetall(keys.types())
     return sorted((EmbeddingType.model_validate_json(value) for value in raw.values()), key=lambda t: t.name)

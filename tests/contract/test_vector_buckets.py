@@ -45,12 +45,9 @@ def test_manifest_buckets_follow_the_counts() -> None:
     assert (buckets.of(Kind.USER), buckets.of(Kind.ITEM), buckets.of(Kind.ATTRIBUTE)) == (782, 2, 1)
 
 
-def test_vector_keys_and_their_scan_pattern() -> None:
+def test_vector_keys_carry_their_group_tag() -> None:
     keys = Keys("p")
     key = keys.vectors("als-d64", "20170101T000000Z-20170701T000000Z", Kind.ATTRIBUTE, 12)
-    assert key == "p:vec:als-d64:20170101T000000Z-20170701T000000Z:attr:12"
-    assert keys.vectors_pattern("als-d64", "20170101T000000Z-20170701T000000Z") == (
-        "p:vec:als-d64:20170101T000000Z-20170701T000000Z:*"
-    )
-    assert Keys.vectors_version(key.encode()) == "20170101T000000Z-20170701T000000Z"
-    assert not keys.vectors_pending("als-d64", "v").startswith("p:vec:")  # SCAN of buckets never hits it
+    assert key == "p:{als-d64:20170101T000000Z-20170701T000000Z:attr:0}:vec:12"
+    assert keys.vectors("als-d64", "v", Kind.USER, 16) == "p:{als-d64:v:user:1}:vec:16"
+    assert keys.vectors_pending("als-d64") == "p:{als-d64}:pending"  # one hash for every version

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from indexer_support import MovableClock, RunnerFactory, grace_of, make_type, wait_latest
 from opensearchpy import OpenSearch
@@ -10,19 +9,15 @@ from opensearchpy import OpenSearch
 from contract.indexing import Slot, items_alias, shadow_index, vector_field
 from contract.settings import Settings
 from indexer.scheduler import Runner
+from orchestrator_client import OrchestratorClient
 
 pytestmark = pytest.mark.anyio
 
 
 async def _rollback(settings: Settings, type_name: str) -> None:
     admin = settings.admin_keys[0].get_secret_value()
-    async with httpx.AsyncClient(base_url=settings.orchestrator_url, timeout=5) as http:
-        response = await http.post(
-            f"/v1/embedding-types/{type_name}/rollback",
-            headers={"Authorization": f"Bearer {admin}"},
-            json={"reason": "test: bad model"},
-        )
-    assert response.status_code == 200, response.text
+    async with OrchestratorClient(settings.orchestrator_url, admin, timeout=5) as client:
+        await client.rollback(type_name, "test: bad model")
 
 
 def _held_gauge(runner: Runner, mode: str, type_name: str) -> float | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import numpy as np
 import pytest
 import redis
@@ -13,9 +12,10 @@ from indexer_support import CATALOG_SIZE, USERS, make_type, wait_latest
 from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.vectors import bucket_of, decode_one
-from contract.wire import UserVector
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner, connect_orchestrator
+from orchestrator_client import OrchestratorClient
+from orchestrator_client.errors import NoVersionInUse
 from search.client import build_client
 from search.requests import VersionedKnnQuery
 from search.scores import to_similarity
@@ -42,8 +42,7 @@ async def _invariant_run(
         await wait_latest(settings, etype.name, publish_version(etype, n))
     stop = asyncio.Event()
     cycles = [asyncio.create_task(r.run_forever(mode, 0.3, types[mode], stop)) for mode, r in runners.items()]
-    reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
-    http = httpx.AsyncClient(base_url=settings.orchestrator_url, headers=reader, timeout=5)
+    reader = OrchestratorClient(settings.orchestrator_url, settings.reader_key.get_secret_value(), timeout=5)
     orchestrator = connect_orchestrator(settings)
     search = build_client(settings, timeout=10)
     stats = {"queries": 0, "versions_seen": 0, "published": 1}
@@ -61,11 +60,10 @@ async def _invariant_run(
                 stats["published"] = n
                 next_publish = loop.time() + seconds / 6
             for etype in (SHADOW_TYPE, LIVE_TYPE):
-                r = await http.get(f"/v1/embedding-types/{etype.name}/users/u{rng.integers(USERS)}")
-                if r.status_code == 409:  # no version in use yet
+                try:
+                    user = await reader.user_vector(etype.name, f"u{rng.integers(USERS)}")
+                except NoVersionInUse:  # not yet
                     continue
-                r.raise_for_status()
-                user = UserVector.model_validate(r.json())
                 info = await orchestrator.type_info(etype.name)
                 location = next(loc for loc in info.indexed if loc.version == user.version)
                 hits = await search.knn(
@@ -90,7 +88,7 @@ async def _invariant_run(
     finally:
         stop.set()
         await asyncio.gather(*cycles)
-        await http.aclose()
+        await reader.aclose()
         await orchestrator.aclose()
         await search.aclose()
         for r in runners.values():

@@ -16,6 +16,7 @@ from orchestrator_support import AppFactory, Fixtures, auth, direct_type, frame,
 from contract import routes
 from contract.keys import Keys, Kind
 from contract.settings import Settings
+from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 
 pytestmark = pytest.mark.anyio
 
@@ -48,8 +49,15 @@ class ThrowawayRedis:
                 "127.0.0.1",
                 "--save",
                 "",
+                # Set up as the orchestrator's startup check requires (contract.redis_setup).
                 "--appendonly",
-                "no",
+                "yes",
+                "--maxmemory-policy",
+                "noeviction",
+                "--hash-max-listpack-entries",
+                str(LISTPACK_ENTRIES),
+                "--hash-max-listpack-value",
+                str(LISTPACK_VALUE),
                 "--dir",
                 str(self.workdir),
             ],

@@ -1,15 +1,17 @@
-"""Client test helpers: a type published as producers do, the real orchestrator app over ASGI."""
+"""Client test helpers: a type published as producers do, the real orchestrator app on a port."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 import numpy as np
 import redis
+import uvicorn
 
 from contract.indexing import IndexedLocation, Mode
 from contract.keys import Keys
@@ -75,9 +77,21 @@ def location(version: str) -> IndexedLocation:
 
 @asynccontextmanager
 async def connect(settings: Settings, key: str) -> AsyncIterator[OrchestratorClient]:
-    """A client of the real orchestrator app, its lifespan running, reached over ASGI."""
+    """A client of the real orchestrator app, served by uvicorn on a free port in this event loop."""
     app = create_app(settings.model_copy(update={"orchestrator_poll_seconds": 0.05}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with OrchestratorClient("http://orchestrator", key, timeout=10, transport=transport) as client:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # a condition wait: uvicorn sets it once the socket listens
+            if serving.done():
+                serving.result()
+                raise RuntimeError(f"orchestrator on port {port} did not start")
+            await asyncio.sleep(0.01)
+        async with OrchestratorClient(f"http://127.0.0.1:{port}", key, timeout=10) as client:
             yield client
+    finally:
+        server.should_exit = True
+        await serving

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from contract import routes
 from contract.settings import Settings
 from contract.wire import MAX_BODY_BYTES, ErrorBody
 from orchestrator.main import create_app as create_orchestrator
@@ -34,7 +35,7 @@ def _targets(settings: Settings) -> dict[str, Target]:
     return {
         "orchestrator": Target(
             create_orchestrator,
-            "/v1/embedding-types/als-d8/users:aggregate",
+            routes.aggregate_path("als-d8"),
             {"Authorization": f"Bearer {key}"},
         ),
         "serving": Target(create_serving, "/v1/recommend"),

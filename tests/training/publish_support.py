@@ -57,11 +57,16 @@ def snapshot(client: redis.Redis, keys: Keys) -> dict[bytes, bytes | None]:
     return {name: client.dump(name) for name in names}
 
 
+def buckets_pattern(keys: Keys, type_name: str, version: str) -> str:
+    """SCAN pattern of every bucket hash of a version, all kinds (tests look for leftovers with it)."""
+    return f"{keys.prefix}:{{{type_name}:{version}:*"
+
+
 def bucket_keys(client: redis.Redis, keys: Keys, type_name: str, version: str, kind: Kind) -> list[bytes]:
     """Every bucket hash of one kind of a version that exists, found by SCAN (so leftovers count too)."""
-    pattern = keys.vectors_pattern(type_name, version)
-    found = client.scan_iter(match=pattern, count=10_000)
-    return sorted(key for key in found if key.rsplit(b":", 2)[1] == kind.value.encode())
+    found = client.scan_iter(match=buckets_pattern(keys, type_name, version), count=10_000)
+    # prefix:{type:version:kind:group}:vec:bucket
+    return sorted(key for key in found if key.split(b"}")[0].rsplit(b":", 2)[1] == kind.value.encode())
 
 
 def stored(client: redis.Redis, keys: Keys, type_name: str, version: str, kind: Kind) -> dict[bytes, bytes]:

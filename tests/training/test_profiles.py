@@ -125,6 +125,8 @@ def test_a_replacing_load_leaves_exactly_its_own_profiles(
         for key in redis_client.scan_iter(match=keys.profile("*")):
             profile = Profile.model_validate_json(redis_client.get(key) or b"")
             found[profile.user_id] = [i.item_id for i in profile.interactions]
+        # The index the explorer lists users from names exactly the stored profiles.
+        assert {u.decode() for u in redis_client.zrange(keys.profile_users(), 0, -1)} == set(found)
         return found
 
     load()  # every rating

@@ -15,6 +15,7 @@ import pytest
 import redis
 from publish_support import (
     DIM,
+    buckets_pattern,
     direct_type,
     indirect_type,
     items,
@@ -187,17 +188,17 @@ def test_a_killed_publish_leaves_no_version_and_a_rerun_completes(
     assert 3000 <= partial < n
     assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
     assert redis_client.zcard(keys.published(etype.name)) == 0
-    assert redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))  # tells a rerun to clear
+    assert redis_client.hexists(keys.vectors_pending(etype.name), FRAME.version_id)  # tells a rerun to clear
 
     # The re-run carries other content (fewer users): stale fields of the killed run must not survive.
     rerun_users = vectors([f"u{i}" for i in range(100, 600)], seed=8)
     result = publish(redis_client, keys, etype, FRAME, users=rerun_users, items=items(2))
     assert result.created and result.manifest.counts.user == 500
     assert stored_count(redis_client, keys, etype.name, FRAME.version_id, Kind.USER) == 500
-    assert not redis_client.exists(keys.vectors_pending(etype.name, FRAME.version_id))
+    assert not redis_client.hexists(keys.vectors_pending(etype.name), FRAME.version_id)
     assert b"u0" not in stored(redis_client, keys, etype.name, FRAME.version_id, Kind.USER)
     # The killed run had 20,000 users in 313 buckets: none of the buckets beyond the re-run's 8 survive.
-    assert len(list(redis_client.scan_iter(match=keys.vectors_pattern(etype.name, FRAME.version_id)))) == (
+    assert len(list(redis_client.scan_iter(match=buckets_pattern(keys, etype.name, FRAME.version_id)))) == (
         buckets_for(500) + buckets_for(2)
     )
 
@@ -270,3 +271,39 @@ def test_hand_packed_hset_matches_redis_py_packing(redis_client: redis.Redis) ->
     finally:
         redis_client.connection_pool.release(connection)
     assert ours == theirs
+
+
+def test_a_publish_refuses_while_another_holds_the_versions_lock(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    etype = direct_type(redis_client, keys)
+    lock_key = keys.publish_lock(etype.name, FRAME.version_id)
+    redis_client.set(lock_key, "someone", px=60_000)
+
+    with pytest.raises(PublishError, match=r"another publish .* holds"):
+        publish(redis_client, keys, etype, FRAME, users=users(3), items=items(2), lock_wait_seconds=0)
+
+    assert redis_client.get(lock_key) == b"someone"
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
+
+
+@pytest.mark.parametrize(("steal_at", "message"), [(4, "it expired"), (10, "before the manifest")])
+def test_a_publish_whose_lock_was_taken_over_stops_unpublished(
+    redis_client: redis.Redis, keys: Keys, steal_at: int, message: str
+) -> None:
+    """The lock expired and someone else took it: mid-write (the refresh fails) or before the commit."""
+    etype = direct_type(redis_client, keys)
+    lock_key = keys.publish_lock(etype.name, FRAME.version_id)
+
+    def take_over(done: int, total: int) -> None:
+        if done == steal_at:
+            redis_client.set(lock_key, "someone", px=60_000)
+
+    with pytest.raises(PublishError, match=f"lost the publish lock .*{message}"):
+        publish(
+            redis_client, keys, etype, FRAME, users=users(8), items=items(2), chunk_size=4, progress=take_over
+        )
+
+    assert redis_client.get(lock_key) == b"someone"  # our release leaves the new holder's lock alone
+    assert read_manifest(redis_client, keys, etype.name, FRAME.version_id) is None
+    assert not redis_client.zrange(keys.published(etype.name), 0, -1)

@@ -9,7 +9,7 @@ import pytest
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
-from publish_support import direct_type, items, stored, stored_count, users
+from publish_support import buckets_pattern, direct_type, items, stored, stored_count, users
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -17,7 +17,8 @@ from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Counts, Manifest
 from contract.settings import Settings
 from contract.versions import Frame
-from training.publish import publish
+from training import leftovers
+from training.publish import publish, read_manifest
 from training.retention import (
     UnknownVersion,
     VersionInUse,
@@ -69,7 +70,7 @@ def test_gc_keeps_newest_in_use_and_indexed_and_deletes_the_rest(
     ]
     for gone in versions[2:4]:
         assert not redis_client.exists(keys.manifest("als-d8", gone))
-        assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", gone)))
+        assert not list(redis_client.scan_iter(match=buckets_pattern(keys, "als-d8", gone)))
         assert redis_client.zscore(keys.published("als-d8"), gone) is None
     assert stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 200
 
@@ -94,7 +95,7 @@ def test_delete_removes_manifest_and_entry_together_then_vectors(
     assert manifest is not None and manifest.version == versions[0]
     assert redis_client.zrange(keys.published("als-d8"), 0, -1) == [versions[1].encode()]
     assert not redis_client.exists(keys.manifest("als-d8", versions[0]))
-    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", versions[0])))
+    assert not list(redis_client.scan_iter(match=buckets_pattern(keys, "als-d8", versions[0])))
     assert stored_count(redis_client, keys, "als-d8", versions[1], Kind.USER) == 200
     # A deleted version can be published again (a new seq): ids name frames, not contents.
     etype = direct_type(redis_client, keys)
@@ -102,18 +103,21 @@ def test_delete_removes_manifest_and_entry_together_then_vectors(
         redis_client, keys, etype, _frames(1)[0], users=users(200, seed=0), items=items(5, seed=0)
     )
     assert again.created and again.manifest.seq == 3
-    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[0]))
+    assert not redis_client.hexists(keys.vectors_pending("als-d8"), versions[0])
 
 
 def test_a_republish_after_a_delete_killed_midway_keeps_no_stale_vectors(
     redis_client: redis.Redis, keys: Keys
 ) -> None:
     versions = _publish_all(redis_client, keys, 1)
-    # What delete_version's MULTI leaves if the process dies before its UNLINKs: no manifest, a marker.
+    # What delete_version's script leaves if the process dies before its UNLINKs: no manifest, a mark
+    # naming the deleted manifest's buckets.
+    manifest = read_manifest(redis_client, keys, "als-d8", versions[0])
+    assert manifest is not None
     with redis_client.pipeline(transaction=True) as pipe:
         pipe.delete(keys.manifest("als-d8", versions[0]))
         pipe.zrem(keys.published("als-d8"), versions[0])
-        pipe.set(keys.vectors_pending("als-d8", versions[0]), "deleting")
+        pipe.hset(keys.vectors_pending("als-d8"), versions[0], leftovers.mark(manifest.buckets))
         pipe.execute()
     etype = direct_type(redis_client, keys)
     fewer = users(200, seed=5)
@@ -122,7 +126,7 @@ def test_a_republish_after_a_delete_killed_midway_keeps_no_stale_vectors(
 
     assert again.created and stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 100
     assert b"u0" not in stored(redis_client, keys, "als-d8", versions[0], Kind.USER)
-    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[0]))
+    assert not redis_client.hexists(keys.vectors_pending("als-d8"), versions[0])
 
 
 def test_gc_removes_orphans_of_killed_publishes_but_not_of_running_ones(
@@ -130,14 +134,16 @@ def test_gc_removes_orphans_of_killed_publishes_but_not_of_running_ones(
 ) -> None:
     versions = _publish_all(redis_client, keys, 1)
     orphan, running = "20180101T000000Z-20180201T000000Z", "20180101T000000Z-20180301T000000Z"
-    # A killed publish may leave any buckets of any kind.
+    # A killed publish may leave any buckets of any kind, within the counts it marked before writing.
+    for version in (orphan, running):
+        leftovers.mark_pending(redis_client, keys, "als-d8", version, Buckets(user=4, item=1, attr=1))
     redis_client.hset(keys.vectors("als-d8", orphan, Kind.USER, 3), "u1", b"\0" * 32)
     redis_client.hset(keys.vectors("als-d8", orphan, Kind.ITEM, 0), "1", b"\0" * 32)
     redis_client.hset(keys.vectors("als-d8", running, Kind.USER, 0), "u1", b"\0" * 32)
     redis_client.set(keys.publish_lock("als-d8", running), "someone", px=10_000)
 
     assert remove_orphans(redis_client, keys, "als-d8") == [orphan]
-    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", orphan)))
+    assert not list(redis_client.scan_iter(match=buckets_pattern(keys, "als-d8", orphan)))
     assert redis_client.exists(keys.vectors("als-d8", running, Kind.USER, 0))
     assert redis_client.get(keys.publish_lock("als-d8", running)) == b"someone"
     assert stored_count(redis_client, keys, "als-d8", versions[0], Kind.USER) == 200
@@ -209,8 +215,8 @@ def test_an_unreadable_version_is_listed_apart_and_deleted_with_its_vectors(
 
     assert delete_version(redis_client, keys, "als-d8", versions[1]) is None
     assert unreadable_versions(redis_client, keys, "als-d8") == {}
-    assert not list(redis_client.scan_iter(match=keys.vectors_pattern("als-d8", versions[1])))
-    assert not redis_client.exists(keys.vectors_pending("als-d8", versions[1]))
+    assert not list(redis_client.scan_iter(match=buckets_pattern(keys, "als-d8", versions[1])))
+    assert not redis_client.hexists(keys.vectors_pending("als-d8"), versions[1])
     assert stored_count(redis_client, keys, "als-d8", versions[2], Kind.USER) == 200
 
 

@@ -57,7 +57,14 @@ async def set_in_use(type_name: TypeName, body: InUseUpdate, ctx: IndexerDep) ->
         raise InvalidField(f"expected: {body.expected!r} is not a version id")
     await type_entry(state, type_name)
     change = await in_use.compare_and_set(
-        state.redis, state.keys, type_name, body.expected, body.version, body.reason, ctx.caller
+        state.redis,
+        state.keys,
+        type_name,
+        body.expected,
+        body.version,
+        body.reason,
+        ctx.caller,
+        state.replication,
     )
     state.metrics.in_use[type_name] = change.to_version
     return change
@@ -81,7 +88,7 @@ async def rollback(
     state = ctx.state
     await type_entry(state, type_name)
     change = await in_use.rollback(
-        state.redis, state.keys, type_name, body.reason if body else "", ctx.caller
+        state.redis, state.keys, type_name, body.reason if body else "", ctx.caller, state.replication
     )
     state.metrics.in_use[type_name] = change.to_version
     return change
@@ -124,7 +131,7 @@ async def put_indexed(
     if body.version != version:
         raise InvalidField(f"version: body says {body.version!r} but the path says {version!r}")
     await type_entry(state, type_name)
-    await in_use.record_indexed(state.redis, state.keys, type_name, body)
+    await in_use.record_indexed(state.redis, state.keys, type_name, body, state.replication)
     return Response(status_code=204)
 
 
@@ -141,5 +148,5 @@ async def delete_indexed(type_name: TypeName, version: VersionId, ctx: IndexerDe
     """Drop an indexed-version record."""
     state = ctx.state
     await type_entry(state, type_name)
-    await in_use.drop_indexed(state.redis, state.keys, type_name, version)
+    await in_use.drop_indexed(state.redis, state.keys, type_name, version, state.replication)
     return Response(status_code=204)

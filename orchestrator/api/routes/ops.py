@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contract import routes
+from contract.redis_setup import RedisSetupError, unready
 from orchestrator.api.deps import StateDep
 from orchestrator.errors import RedisUnavailable, documented
 
@@ -22,13 +23,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     routes.READYZ,
-    summary="Readiness: Redis reachable",
-    description="**Roles:** none. 200 when Redis answers PING, else 503 RedisUnavailable with Retry-After.",
+    summary="Readiness: Redis reachable and set up as Lockstep needs",
+    description="**Roles:** none. 200 when Redis answers PING (a cluster: every primary says cluster_state "
+    "ok) and has passed the setup check (topology, noeviction, AOF, listpack sizes), else 503 "
+    "RedisUnavailable with Retry-After naming what is wrong.",
     responses=documented(RedisUnavailable),
 )
 async def readyz(state: StateDep) -> dict[str, str]:
-    """Redis answers."""
-    await state.redis.ping()
+    """Redis answers and is set up right."""
+    try:
+        await state.redis_setup.ensure()
+    except RedisSetupError as exc:
+        raise RedisUnavailable(f"redis setup: {exc}") from exc
+    problem = await unready(state.redis, state.settings)
+    if problem is not None:
+        raise RedisUnavailable(f"redis: {problem}; retry shortly")
     return {"status": "ready"}
 
 

@@ -39,10 +39,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 HISTORY_TRAIL = 20  # in_use changes shown per type
-# Bound on SCAN round trips when listing users: profiles may be sparse in a shared keyspace (100k+ keys of
-# other prefixes), so each call examines USER_SCAN_COUNT keys; at most 1M keys in all.
-USER_SCAN_CALLS = 100
-USER_SCAN_COUNT = 10_000
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID.pattern)]
 TypeQuery = Annotated[str | None, Query(max_length=64, pattern=TYPE_NAME.pattern)]
@@ -147,19 +143,12 @@ async def embedding_types(state: StateDep) -> Response:
     responses={503: {"description": "Unavailable: Redis is down"}},
 )
 async def users(state: StateDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
-    """User ids found by SCAN over the profile keys (a sample, not a listing of everyone)."""
-    prefix = state.keys.profile("")
-    found: set[str] = set()
-    cursor = 0
+    """The first `limit` user ids of the profile index (Keys.profile_users), in natural order."""
     try:
-        for _ in range(USER_SCAN_CALLS):
-            cursor, batch = await state.redis.scan(cursor, match=f"{prefix}*", count=USER_SCAN_COUNT)
-            found.update(_text(key)[len(prefix) :] for key in batch)
-            if cursor == 0 or len(found) >= limit:
-                break
+        found = await state.redis.zrange(state.keys.profile_users(), 0, limit - 1)
     except RedisError as exc:
         raise Unavailable(f"redis: profiles unreadable ({type(exc).__name__})") from exc
-    return _json({"users": sorted(found, key=_natural)[:limit]})
+    return _json({"users": sorted((_text(user) for user in found), key=_natural)})  # type: ignore[arg-type]
 
 
 def _text(key: bytes | str) -> str:
