@@ -49,6 +49,18 @@ test: lint browser ## Lint, start the stack, run the tests (not soak), stop the 
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$status
 
+# The cluster tier: the same tests, the processes they start and the clients they use pointed at every node,
+# indexes with 3 shards and a replica each.
+CLUSTER_TIER = LOCKSTEP_TOPOLOGY=cluster LOCKSTEP_SHADOW_SHARDS=3 LOCKSTEP_SHADOW_REPLICAS=1 \
+	LOCKSTEP_LIVE_SHARDS=3 LOCKSTEP_LIVE_REPLICAS=1
+CLUSTER_TIER_TESTS = tests/orchestrator tests/indexer tests/serving tests/orchestrator_client
+
+test-cluster: lint ## The core orchestrator, indexer and serving tests on the cluster topology, then stop it.
+	@status=0; \
+	$(CLUSTER_TIER) $(UV) run pytest -m "not soak and not standalone" $(CLUSTER_TIER_TESTS) $(PYTEST_ARGS) || status=$$?; \
+	$(MAKE) --no-print-directory services-down || true; \
+	exit $$status
+
 bench: services ## Run the benchmarks (bench/), ratios against a baseline measured in the same run.
 	$(UV) run python -m bench
 

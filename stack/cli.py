@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import deque
 from enum import StrEnum
 from pathlib import Path
@@ -148,6 +149,12 @@ def status(
         raise typer.Exit(1)
 
 
+def env(topology: ShownTopologyOption = None) -> None:
+    """`export` lines pointing processes at the running topology: `eval "$(lockstep services env)"`."""
+    for name, value in services.client_environment(_shown(topology)).items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
 def _print_cluster_status(result: ClusterStatus) -> None:
     table = Table("node", "role", "url", "pid", "healthy", "detail", "log")
     for node in result.nodes:
@@ -209,5 +216,6 @@ def register(app: typer.Typer) -> None:
     group.command()(up)
     group.command()(down)
     group.command()(status)
+    group.command()(env)
     group.command()(logs)
     app.add_typer(group, name="services")

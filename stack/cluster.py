@@ -7,6 +7,7 @@ Up idempotently (only nodes that do not run are started), stopped by pid files, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,17 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> C
             f"Redis {final.redis.detail}"
         )
     return replace(final, started=started)
+
+
+def client_environment(settings: StackSettings) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at every node of the local cluster topology."""
+    layout = Layout.of(settings)
+    return {
+        "LOCKSTEP_OPENSEARCH_URL": ",".join(node.url for node in layout.cluster_opensearch),
+        "LOCKSTEP_REDIS_TOPOLOGY": "cluster",
+        "LOCKSTEP_REDIS_URL": layout.cluster_redis[0].url,
+        "LOCKSTEP_REDIS_CLUSTER_NODES": json.dumps([f"127.0.0.1:{n.port}" for n in layout.cluster_redis]),
+    }
 
 
 def runs_any(settings: StackSettings) -> bool:

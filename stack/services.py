@@ -33,6 +33,13 @@ def running_topology(settings: StackSettings) -> Topology:
     return other if running[other] and not running[settings.topology] else settings.topology
 
 
+def client_environment(settings: StackSettings) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at the settings' topology (single: the defaults do)."""
+    if settings.topology == "cluster":
+        return cluster.client_environment(settings)
+    return {}
+
+
 def stop(settings: StackSettings) -> dict[str, int | None]:
     """Stop both topologies' processes our pid files name; returns the pid stopped per server.
 
