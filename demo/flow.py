@@ -567,7 +567,14 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         layout=Layout.of(settings, deployment.topology),
         lockstep=lockstep_command(),
         # The demo's processes authenticate with the shipped dev-* keys, which need development mode.
-        env={**os.environ, **deployment.env, "LOCKSTEP_DEVELOPMENT": "1"},
+        # Commands the demo runs (eval, train) talk to the first replica of each service.
+        env={
+            **os.environ,
+            **deployment.env,
+            "LOCKSTEP_ORCHESTRATOR_URL": settings.orchestrator_url,
+            "LOCKSTEP_SERVING_URL": settings.serving_url,
+            "LOCKSTEP_DEVELOPMENT": "1",
+        },
         redis=redis,
         keys=Keys(settings.key_prefix),
         orchestrator=orchestrator,
