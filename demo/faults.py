@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from demo.load import LoadStats
 
 PROMOTION_TIMEOUT_SECONDS = 120.0  # past it the fault counts as not recovered (the check says so)
+RESTART_TIMEOUT_SECONDS = 600.0  # an OpenSearch node's boot and shard recovery on 2 busy cores
 RECOVERY_RUN = 20  # consecutive full answers after a kill that count as "the service recovered"
 POLL_SECONDS = 0.1
 
@@ -168,6 +169,16 @@ async def opensearch_promoted(targets: ClusterTargets, victim: str, victim_url: 
     return None
 
 
+async def opensearch_back(targets: ClusterTargets, victim: str) -> str | None:
+    """What shows the node back: a member again, and the cluster green (every copy started)."""
+    with contextlib.suppress(FaultError):
+        nodes = await _opensearch_get(targets, "/_cat/nodes?format=json&h=name")
+        health = await _opensearch_get(targets, "/_cluster/health")
+        if any(row.get("name") == victim for row in nodes) and health.get("status") == "green":
+            return f"{victim} a member again, cluster green"
+    return None
+
+
 # --- Redis -------------------------------------------------------------------------------------------------
 
 
@@ -231,6 +242,20 @@ async def redis_promoted(targets: ClusterTargets, victim: int, replica: int) -> 
             await client.aclose()
     if all(state == "ok" for state in states):
         return f":{replica} is primary, cluster_state ok on {len(states)} nodes"
+    return None
+
+
+async def redis_back(port: int) -> str | None:
+    """What shows the killed primary back: it answers, as a replica (of its promoted one) with its link up."""
+    client = _node(port)
+    try:
+        info = await client.info("replication")
+    except RedisError:
+        return None
+    finally:
+        await client.aclose()
+    if info.get("role") == "slave" and info.get("master_link_status") == "up":
+        return f":{port} back as a replica of :{info.get('master_port')}"
     return None
 
 
@@ -308,9 +333,17 @@ async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -
         await _wait_recovered(stats, killed, killed + PROMOTION_TIMEOUT_SECONDS)
 
         log.step = f"starting {name} and {redis_name} again (lockstep services up --topology cluster)"
-        if await _restart(targets):
-            back = time.time()
-            log.faults = [replace(fault, rejoined_at=back) for fault in log.faults]
+        restart = asyncio.create_task(_restart(targets))
+        # Each node's return is timed on its own: Redis is back in seconds, an OpenSearch JVM takes longer.
+        deadline = time.time() + RESTART_TIMEOUT_SECONDS
+        watches = {
+            "opensearch": asyncio.create_task(_wait_for(lambda: opensearch_back(targets, name), deadline)),
+            "redis": asyncio.create_task(_wait_for(lambda: redis_back(primary), deadline)),
+        }
+        for index, fault in enumerate(log.faults):
+            at, _ = await watches[fault.service]
+            log.faults[index] = replace(fault, rejoined_at=at)
+        if await restart:
             log.step = "killed nodes back, both clusters healthy"
         else:
             log.error = f"`lockstep services up --topology cluster` failed; see {targets.restart_log}"

@@ -600,13 +600,19 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         await show_recommendations(ctx, profiles)
         _step(ctx, 6, "quality through serving: held-out ratings, exact top-10")
         measured = await quality(ctx, before)
-        _step(ctx, 7, "rolling out the next version of every type while serving")
+        _step(
+            ctx,
+            7,
+            "rolling out the next version of every type while serving"
+            + (", killing a node of each cluster" if deployment.clustered else ""),
+        )
         target, stats, seconds, fault_log = await rollout(ctx, profiles, before)
         _step(ctx, 8, "verification")
         summary = await verify(ctx, before, target, stats, seconds, measured, fault_log)
         ctx.layout.summary_file().write_text(json.dumps(summary.as_json(), indent=2, default=str))
         console.print(summary_table(summary))
         print_where(ctx, records)
+        console.print(f"demo took {time.monotonic() - ctx.began:.0f} s", highlight=False)
         return summary
     finally:
         await orchestrator.aclose()

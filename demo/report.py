@@ -195,20 +195,18 @@ def cluster_tables(summary: Summary) -> list[Table]:
     faults = Table(title="faults (SIGKILL mid-rollout)", title_justify="left")
     for column in (
         "node",
-        "why this one",
         "promoted after",
         "first full answer",
         "recovered after",
         "back after",
     ):
-        faults.add_column(column, no_wrap=column != "why this one")
+        faults.add_column(column, no_wrap=True)
     faults.add_column("during the window")
     recovered = {r.node: r for r in cluster.recoveries}
     for fault in cluster.faults:
         r = recovered.get(fault.node)
         faults.add_row(
             f"{fault.service} {fault.node}",
-            f"{fault.reason}; {fault.promotion}",
             _secs(fault.promotion_seconds),
             _secs(r.first_ok_seconds if r else None),
             _secs(r.recovered_seconds if r else None),
@@ -217,8 +215,12 @@ def cluster_tables(summary: Summary) -> list[Table]:
             if r
             else "-",
         )
+    # Long texts under the table, not in a column a narrow terminal would squeeze to nothing.
+    notes = [f"{f.node}: {f.reason}; at promotion: {f.promotion}" for f in cluster.faults]
     if cluster.fault_error:
-        faults.caption = f"fault injection: {cluster.fault_error}"
+        notes.append(f"fault injection: {cluster.fault_error}")
+    faults.caption = "\n".join(notes)
+    faults.caption_justify = "left"
     stale = Table(
         title=f"in-use staleness per serving replica (bound {cluster.staleness_bound:.1f} s)",
         title_justify="left",
@@ -226,8 +228,9 @@ def cluster_tables(summary: Summary) -> list[Table]:
     for column in (
         "replica",
         "type",
-        "previous version answered until",
+        "old version answered until",
         "such answers",
+        "first new-version answer",
         "new-version answers",
     ):
         stale.add_column(column, no_wrap=True)
@@ -237,6 +240,7 @@ def cluster_tables(summary: Summary) -> list[Table]:
             row.type_name,
             f"{row.stale_seconds:.2f} s after",
             str(row.old_after_change),
+            "-" if row.first_new_seconds is None else f"{row.first_new_seconds:.2f} s after",
             str(row.new_answers),
         )
     replicas = Table(

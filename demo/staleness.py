@@ -39,6 +39,7 @@ class ReplicaStaleness:
     stale_seconds: float  # latest send (after the change) answered with the previous version; 0: none
     old_after_change: int  # requests sent after the change answered with the previous version
     new_answers: int  # answers with the new version (the replica did switch)
+    first_new_seconds: float | None  # change -> the first request answered with the new version (sent)
 
     def as_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -61,13 +62,15 @@ def staleness(stats: LoadStats, changes: Sequence[Change], servers: Sequence[str
         for number, server in enumerate(servers):
             answers = by_server[number]
             old = [sent - at for sent, version in answers if sent >= at and version == change.before]
+            new = [sent - at for sent, version in answers if version == change.after]
             found.append(
                 ReplicaStaleness(
                     server=server,
                     type_name=change.type_name,
                     stale_seconds=round(max(old, default=0.0), 3),
                     old_after_change=len(old),
-                    new_answers=sum(1 for _, version in answers if version == change.after),
+                    new_answers=len(new),
+                    first_new_seconds=round(min(new), 3) if new else None,
                 )
             )
     return found

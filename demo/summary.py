@@ -242,7 +242,8 @@ def cluster_checks(cluster: ClusterFindings, per_server: dict[str, int]) -> list
             Check(
                 f"{fault.node} started again",
                 fault.rejoined_at is not None,
-                f"cluster healthy again {_seconds(fault.rejoin_seconds)} after the kill",
+                f"back {_seconds(fault.rejoin_seconds)} after the kill "
+                "(Redis: a replica again; OpenSearch: a member, cluster green)",
             )
         )
     worst = max((s.stale_seconds for s in cluster.staleness), default=0.0)

@@ -6,7 +6,7 @@ import json
 
 from contract.settings import Settings
 from demo.deployment import cluster, single
-from demo.faults import Fault
+from demo.faults import RECOVERY_RUN, Fault
 from demo.load import LoadStats, Outcome
 from demo.plan import process_names, service_specs
 from demo.recovery import recoveries
@@ -49,20 +49,22 @@ def _served(at: float, server: int, version: str | None = NEW, **extra: object) 
     return Outcome(at, 0.01, 200, {}, embedding_type="t", version=version, server=server, **extra)  # type: ignore[arg-type]
 
 
-def test_recovery_is_the_first_full_answer_after_the_last_lesser_one_in_the_window() -> None:
+def test_recovery_starts_the_first_run_of_full_answers_after_the_kill() -> None:
     stats = LoadStats(began_wall=1000.0)
+    run = [_served(12.0 + n / 100, 1) for n in range(RECOVERY_RUN)]
     stats.outcomes = [
         _served(0.5, 0),
         _served(10.2, 0),
         Outcome(10.4, 0.01, 503, {}, retry_after=True),
         _served(11.0, 1, degraded=True),
         Outcome(11.5, 0.01, 500, {}),
-        _served(12.0, 1),
+        *run,
+        _served(13.0, 1, degraded=True),  # a stray one after recovery does not count against it
         _served(21.0, 0),  # the next fault's window
     ]
     faults = [Fault("opensearch", "os-1", 1, "", 1010.0), Fault("redis", "redis-1", 2, "", 1020.0)]
     first, second = recoveries(stats, faults)
-    assert (first.requests, first.degraded, first.unavailable, first.errors) == (5, 1, 1, 1)
+    assert (first.requests, first.degraded, first.unavailable, first.errors) == (RECOVERY_RUN + 5, 1, 1, 1)
     assert first.first_ok_seconds == 0.2 and first.recovered_seconds == 2.0
     assert second.requests == 1 and second.recovered_seconds == second.first_ok_seconds == 1.0
 
