@@ -234,6 +234,11 @@ def cluster_tables(summary: Summary) -> list[Table]:
         "new-version answers",
     ):
         stale.add_column(column, no_wrap=True)
+    stale.caption = (
+        "seconds after the in_use audit entry's time, which the orchestrator takes just before the change: "
+        "a request sent a moment earlier may be answered by the new version"
+    )
+    stale.caption_justify = "left"
     for row in cluster.staleness:
         stale.add_row(
             row.server,
