@@ -23,7 +23,9 @@ from demo.deployment import cluster
 from demo.layout import Layout
 from demo.plan import process_names
 
-pytestmark = pytest.mark.cluster
+# 7.5 minutes on this 2-core machine (446 s, cluster boot and teardown included): past what `make test`
+# should spend on one test, so it runs with the long ones (`make soak`, or `pytest -m cluster` + this path).
+pytestmark = [pytest.mark.cluster, pytest.mark.soak]
 
 LOCKSTEP = str(Path(sys.executable).with_name("lockstep"))
 # Ports of this test alone: the single stack uses 9250/9350/6390, the cluster topology's defaults
