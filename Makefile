@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-cluster services-down down lint browser test bench soak demo
+.PHONY: help setup services services-cluster services-down down down-cluster lint browser test bench soak demo demo-cluster
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ services-down: ## Stop the local OpenSearch and Redis we started.
 down: ## Stop the demo's orchestrator, serving API and indexers, then the local OpenSearch and Redis.
 	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep demo down; fi
 	@$(MAKE) --no-print-directory services-down
+
+down-cluster: ## Stop the cluster demo's processes, then the cluster topology (a single-node stack stays up).
+	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep demo down --topology cluster && \
+		.venv/bin/lockstep services down --topology cluster; else echo "no .venv: nothing started"; fi
 
 lint: setup ## ruff (lint + format check), mypy, import-linter contracts.
 	$(UV) run ruff check .
@@ -69,3 +73,6 @@ soak: services ## Long-running invariant runs (pytest -m soak).
 
 demo: services ## Bring everything up with demo data and print where to look.
 	$(UV) run lockstep demo
+
+demo-cluster: services-cluster ## The demo on the cluster topology: replicas, a node of each cluster killed mid-rollout.
+	$(UV) run lockstep demo --topology cluster

@@ -188,12 +188,9 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> C
 
 def client_environment(settings: StackSettings) -> dict[str, str]:
     """The LOCKSTEP_* variables that point processes at every node of the local cluster topology."""
-    layout = Layout.of(settings)
     return {
-        "LOCKSTEP_OPENSEARCH_URL": ",".join(node.url for node in layout.cluster_opensearch),
-        "LOCKSTEP_REDIS_TOPOLOGY": "cluster",
-        "LOCKSTEP_REDIS_URL": layout.cluster_redis[0].url,
-        "LOCKSTEP_REDIS_CLUSTER_NODES": json.dumps([f"127.0.0.1:{n.port}" for n in layout.cluster_redis]),
+        f"LOCKSTEP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in settings.cluster_stores().items()
     }
 
 
