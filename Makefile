@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-cluster services-down down lint browser test bench soak demo
+.PHONY: help setup services services-cluster services-down down down-cluster lint browser test bench soak demo demo-cluster
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ down: ## Stop the demo's orchestrator, serving API and indexers, then the local 
 	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep demo down; fi
 	@$(MAKE) --no-print-directory services-down
 
+down-cluster: ## Stop the cluster demo's processes, then the cluster topology (a single-node stack stays up).
+	@if [ -x .venv/bin/lockstep ]; then .venv/bin/lockstep demo down --topology cluster && \
+		.venv/bin/lockstep services down --topology cluster; else echo "no .venv: nothing started"; fi
+
 lint: setup ## ruff (lint + format check), mypy, import-linter contracts.
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
@@ -49,6 +53,18 @@ test: lint browser ## Lint, start the stack, run the tests (not soak), stop the 
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$status
 
+# The cluster tier: the same tests, the processes they start and the clients they use pointed at every node,
+# indexes with 3 shards and a replica each.
+CLUSTER_TIER = LOCKSTEP_TOPOLOGY=cluster LOCKSTEP_SHADOW_SHARDS=3 LOCKSTEP_SHADOW_REPLICAS=1 \
+	LOCKSTEP_LIVE_SHARDS=3 LOCKSTEP_LIVE_REPLICAS=1
+CLUSTER_TIER_TESTS = tests/orchestrator tests/indexer tests/serving tests/orchestrator_client
+
+test-cluster: lint ## The core orchestrator, indexer and serving tests on the cluster topology, then stop it.
+	@status=0; \
+	$(CLUSTER_TIER) $(UV) run pytest -m "not soak and not standalone" $(CLUSTER_TIER_TESTS) $(PYTEST_ARGS) || status=$$?; \
+	$(MAKE) --no-print-directory services-down || true; \
+	exit $$status
+
 bench: services ## Run the benchmarks (bench/), ratios against a baseline measured in the same run.
 	$(UV) run python -m bench
 
@@ -57,3 +73,6 @@ soak: services ## Long-running invariant runs (pytest -m soak).
 
 demo: services ## Bring everything up with demo data and print where to look.
 	$(UV) run lockstep demo
+
+demo-cluster: services-cluster ## The demo on the cluster topology: replicas, a node of each cluster killed mid-rollout.
+	$(UV) run lockstep demo --topology cluster

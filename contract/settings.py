@@ -244,6 +244,18 @@ class StackSettings(StoreSettings, DataSettings):
             used[port] = name
         return self
 
+    def cluster_stores(self) -> dict[str, str | list[str]]:
+        """Store settings that point a process at every node of the local cluster topology."""
+        first_os, first_redis = self.cluster_opensearch_port, self.cluster_redis_port
+        return {
+            "opensearch_url": ",".join(
+                f"http://127.0.0.1:{first_os + i}" for i in range(OPENSEARCH_CLUSTER_NODES)
+            ),
+            "redis_topology": "cluster",
+            "redis_url": f"redis://127.0.0.1:{first_redis}",
+            "redis_cluster_nodes": [f"127.0.0.1:{first_redis + i}" for i in range(REDIS_CLUSTER_NODES)],
+        }
+
     def _ports(self) -> list[tuple[str, int]]:
         """Every port either topology of the local stack listens on, each with the setting it comes from."""
         single = [

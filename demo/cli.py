@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from contract.settings import Settings
+    from demo.deployment import Deployment
+
+TOPOLOGY_HELP = (
+    "single: one orchestrator and one serving process on the single-node stack; cluster: replicas of each "
+    "on the cluster topology, with a node of each cluster killed mid-rollout. "
+    "Default: LOCKSTEP_TOPOLOGY (single)."
+)
+
+
+def _deployment(
+    settings: Settings, topology: str | None, replicas: int, orchestrator_port: int, serving_port: int
+) -> Deployment:
+    from demo import deployment
+
+    if (topology or settings.topology) == "cluster":
+        return deployment.cluster(settings, os.environ, replicas, orchestrator_port, serving_port)
+    return deployment.single(settings)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +54,22 @@ def register(app: typer.Typer) -> None:
         quality_users: int = typer.Option(
             300, min=1, max=20_000, help="Users per type whose recommendations are scored for quality."
         ),
+        topology: str | None = typer.Option(None, help=TOPOLOGY_HELP),
+        replicas: int = typer.Option(
+            2, min=2, max=8, help="Cluster topology: orchestrator and serving processes (each)."
+        ),
+        orchestrator_port: int = typer.Option(
+            8711,
+            min=1024,
+            max=65000,
+            help="Cluster topology: the first orchestrator's port (the others follow).",
+        ),
+        serving_port: int = typer.Option(
+            8721,
+            min=1024,
+            max=65000,
+            help="Cluster topology: the first serving process's port (the others follow).",
+        ),
     ) -> None:
         """Run the demo; exits 1 when a verification check fails. Run it again to roll out another version."""
         if ctx.invoked_subcommand is not None:
@@ -42,6 +80,9 @@ def register(app: typer.Typer) -> None:
 
         from contract.settings import Settings
         from demo.flow import DemoError, Options, run
+
+        if topology not in (None, "single", "cluster"):
+            raise typer.BadParameter("single or cluster", param_hint="--topology")
 
         # Piped output (make demo | tee, CI logs) would otherwise be squeezed to 80 columns,
         # hiding titles and version ids in the tables.
@@ -58,7 +99,9 @@ def register(app: typer.Typer) -> None:
             quality_users=quality_users,
         )
         try:
-            summary = asyncio.run(run(Settings(), options, console))
+            settings = Settings()
+            chosen = _deployment(settings, topology, replicas, orchestrator_port, serving_port)
+            summary = asyncio.run(run(settings, options, console, chosen))
         except DemoError as exc:
             console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
             raise typer.Exit(1) from exc
@@ -69,24 +112,38 @@ def register(app: typer.Typer) -> None:
         console.print("[bold green]demo verified: every check passed")
 
     @group.command()
-    def down() -> None:
-        """Stop the demo's orchestrator, serving API and indexers (the stack stays; see `services down`)."""
+    def down(
+        topology: str | None = typer.Option(
+            None, help="Stop only this demo's processes (single or cluster). Default: both."
+        ),
+        replicas: int = typer.Option(2, min=2, max=8, help="Cluster topology: replicas it was started with."),
+    ) -> None:
+        """Stop the demo's orchestrators, serving processes and indexers (the stack stays: services down)."""
         from contract.settings import Settings
         from demo.flow import stop_processes
 
-        stopped = stop_processes(Settings())
+        settings = Settings()
+        stopped: list[str] = []
+        for chosen in ("single", "cluster"):
+            if topology in (None, chosen):
+                stopped += stop_processes(settings, _deployment(settings, chosen, replicas, 8711, 8721))
         typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no demo process was running")
 
     @group.command()
-    def status() -> None:
+    def status(
+        topology: str | None = typer.Option(None, help="single or cluster. Default: LOCKSTEP_TOPOLOGY."),
+        replicas: int = typer.Option(2, min=2, max=8, help="Cluster topology: replicas it was started with."),
+    ) -> None:
         """The demo's background processes: pid, running or not, log file."""
         from contract.settings import Settings
         from demo import processes
         from demo.layout import Layout
         from demo.plan import process_names
 
-        layout = Layout.of(Settings())
-        for name in process_names():
+        settings = Settings()
+        chosen = _deployment(settings, topology, replicas, 8711, 8721)
+        layout = Layout.of(settings, chosen.topology)
+        for name in process_names(chosen):
             record = processes.running(layout, name)
             state = f"running, pid {record.pid}" if record else "not running"
             typer.echo(f"{name:22} {state:22} {layout.log_file(name)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -23,6 +24,8 @@ from contract.redis_clients import async_client
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from demo import observer, processes
+from demo.deployment import Deployment
+from demo.faults import ClusterTargets, FaultLog, run_faults
 from demo.layout import Layout, lockstep_command
 from demo.load import LoadStats, run_load
 from demo.plan import (
@@ -39,8 +42,10 @@ from demo.plan import (
 )
 from demo.processes import Record, Spec
 from demo.quality import QualityError, TypeQuality, measure
+from demo.recovery import recoveries
 from demo.report import live_panel, quality_table, recommendations_table, states_table, summary_table
-from demo.summary import Summary, TypeRollout, summarize
+from demo.staleness import Change, staleness
+from demo.summary import ClusterFindings, Summary, TypeRollout, summarize
 from demo.verify import VectorReader, recompute, sample
 from orchestrator_client import OrchestratorClient
 
@@ -82,6 +87,7 @@ class Context:
     redis: Redis
     keys: Keys
     orchestrator: OrchestratorClient  # reader role
+    deployment: Deployment
     began: float = 0.0  # monotonic start of the run, for the step headers
 
 
@@ -108,15 +114,18 @@ async def published_counts(ctx: Context) -> dict[str, int]:
 
 
 async def profile_sample(ctx: Context, size: int) -> list[Profile]:
-    """Up to `size` stored profiles with at least 3 interactions (SCAN, so no full key listing)."""
-    names: list[bytes] = []
-    async for key in ctx.redis.scan_iter(match=ctx.keys.profile("*"), count=5000):
-        names.append(key)
-        if len(names) >= size:
-            break
+    """Up to `size` stored profiles with at least 3 interactions, the first users of the profile index.
+
+    One GET per profile, pipelined: profiles spread over a Redis Cluster's slots, where an MGET of several
+    would be refused as cross-slot; the cluster client's pipeline sends each node its own keys.
+    """
+    users = await ctx.redis.zrange(ctx.keys.profile_users(), 0, size - 1)
     found: list[Profile] = []
-    for start in range(0, len(names), 500):
-        for raw in await ctx.redis.mget(names[start : start + 500]):
+    for start in range(0, len(users), 500):
+        pipe = ctx.redis.pipeline(transaction=False)
+        for user in users[start : start + 500]:
+            pipe.get(ctx.keys.profile(user.decode() if isinstance(user, bytes) else str(user)))
+        for raw in await pipe.execute():
             if raw is not None:
                 profile = Profile.model_validate_json(raw)
                 if len(profile.interactions) >= 3:
@@ -213,12 +222,15 @@ async def start_processes(ctx: Context) -> dict[str, Record]:
     """Orchestrator, serving API and one indexer per mode, reusing those already running."""
     records: dict[str, Record] = {}
     plan = IndexerPlan(every=ctx.options.every, limit=ctx.options.limit)
-    specs = service_specs(ctx.settings, ctx.lockstep)
-    for mode in sorted({*TYPE_MODES.values()}, key=lambda m: m.value):
+    specs = service_specs(ctx.deployment, ctx.lockstep)
+    orchestrators = ctx.deployment.orchestrator_urls
+    for number, mode in enumerate(sorted({*TYPE_MODES.values()}, key=lambda m: m.value)):
         name = indexer_name(mode)
         existing = processes.running(ctx.layout, name)
         port = existing.port if existing is not None and existing.port else _free_port()
-        specs.append(indexer_spec(ctx.lockstep, mode, types_of(mode), plan, port))
+        # Indexers spread over the orchestrators too.
+        upstream = orchestrators[number % len(orchestrators)]
+        specs.append(indexer_spec(ctx.lockstep, mode, types_of(mode), plan, port, upstream))
     for spec in specs:
         record, reused = await _ensure(ctx, spec)
         records[spec.name] = record
@@ -315,7 +327,7 @@ async def quality(ctx: Context, before: Mapping[str, TypeInfo]) -> list[TypeQual
 
 async def rollout(
     ctx: Context, profiles: Sequence[Profile], before: Mapping[str, TypeInfo]
-) -> tuple[str, LoadStats, float]:
+) -> tuple[str, LoadStats, float, FaultLog | None]:
     """Serve a steady load while the next version of each type is trained, published and indexed."""
     ends = {name: max((v.frame_end for v in info.published), default=None) for name, info in before.items()}
     frame = next_frame(ends)
@@ -329,7 +341,13 @@ async def rollout(
     began = time.monotonic()
     load = asyncio.create_task(
         run_load(
-            ctx.settings.serving_url, profiles, TYPES, ctx.options.concurrency, stop, stats, ctx.options.seed
+            ctx.deployment.serving_urls,
+            profiles,
+            TYPES,
+            ctx.options.concurrency,
+            stop,
+            stats,
+            ctx.options.seed,
         )
     )
     train_log = ctx.layout.log_file("train")
@@ -337,6 +355,8 @@ async def rollout(
     training = "starts shortly"
     failure: str | None = None
     trainer: asyncio.subprocess.Process | None = None
+    fault_log = FaultLog() if ctx.deployment.clustered else None
+    faults: asyncio.Task[None] | None = None
     lead = min(5.0, ctx.options.duration / 4)  # serve the old versions a moment before anything changes
     states: dict[str, TypeInfo | None] = dict(before)
     try:
@@ -365,8 +385,24 @@ async def rollout(
                 for name, info in states.items():
                     if info is not None and info.in_use == target and name not in advanced_at:
                         advanced_at[name] = elapsed
+                # Mid-rollout: the new versions are published, the indexers are indexing them.
+                if fault_log is not None and faults is None and training.startswith("published"):
+                    faults = asyncio.create_task(
+                        run_faults(
+                            fault_targets(ctx, [n for n in TYPES if n not in advanced_at]), stats, fault_log
+                        )
+                    )
                 live.update(
-                    live_panel(elapsed, ctx.options.duration, stats, states, target, advanced_at, training)
+                    live_panel(
+                        elapsed,
+                        ctx.options.duration,
+                        stats,
+                        states,
+                        target,
+                        advanced_at,
+                        training,
+                        None if fault_log is None else (fault_log.error or fault_log.step),
+                    )
                 )
                 if failure is not None:
                     break
@@ -381,6 +417,7 @@ async def rollout(
                 if (
                     elapsed >= ctx.options.duration
                     and everything
+                    and (fault_log is None or fault_log.done)
                     and elapsed - max(advanced_at.values()) >= SETTLE_SECONDS
                 ):
                     break
@@ -394,6 +431,10 @@ async def rollout(
     finally:
         stop.set()
         await load
+        if faults is not None and not faults.done():
+            faults.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await faults
         if trainer is not None and trainer.returncode is None:
             if failure is None:
                 await trainer.wait()
@@ -403,7 +444,22 @@ async def rollout(
     seconds = time.monotonic() - began
     if failure is not None:
         ctx.console.print(f"[red]{failure}")
-    return target, stats, seconds
+    return target, stats, seconds, fault_log
+
+
+def fault_targets(ctx: Context, pending: Sequence[str]) -> ClusterTargets:
+    """The cluster's nodes, our indices, and the control keys of the types still rolling out first."""
+    settings = ctx.settings
+    ordered = [*pending, *(n for n in TYPES if n not in pending)]
+    return ClusterTargets(
+        opensearch_urls=tuple(settings.opensearch_hosts),
+        redis_ports=tuple(int(node.rsplit(":", 1)[1]) for node in settings.redis_cluster_nodes),
+        index_pattern=f"{settings.index_prefix}*",
+        control_keys=tuple(ctx.keys.in_use(name) for name in ordered),
+        lockstep=tuple(ctx.lockstep),
+        env=ctx.env,
+        restart_log=ctx.layout.log_file("services-up"),
+    )
 
 
 # --- 8: verification -------------------------------------------------------------------------------------
@@ -416,6 +472,7 @@ async def verify(
     stats: LoadStats,
     seconds: float,
     measured: Sequence[TypeQuality],
+    fault_log: FaultLog | None,
 ) -> Summary:
     """Recompute a sample of similarities from Redis and build the summary."""
     after = await observer.states(ctx.orchestrator, TYPES)
@@ -426,6 +483,7 @@ async def verify(
         )
     served = Counter((o.embedding_type, o.version) for o in stats.outcomes if o.status == 200)
     rollouts: list[TypeRollout] = []
+    changes: list[Change] = []
     for name in TYPES:
         info = after.get(name)
         freshness: float | None = None
@@ -433,6 +491,8 @@ async def verify(
             published = next((v for v in info.published if v.version == target), None)
             history = await ctx.orchestrator.in_use_history(name)
             moved = next((c for c in history if c.to_version == target), None)
+            if moved is not None:
+                changes.append(Change(name, before[name].in_use, target, moved.at.timestamp()))
             if published is not None and moved is not None:
                 freshness = round((moved.at - published.created_at).total_seconds(), 1)
         rollouts.append(
@@ -446,7 +506,20 @@ async def verify(
                 served={str(v): n for (t, v), n in served.items() if t == name and v is not None},
             )
         )
-    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts, measured)
+    servers = list(ctx.deployment.serving_urls)
+    cluster: ClusterFindings | None = None
+    if fault_log is not None:
+        cluster = ClusterFindings(
+            servers=servers,
+            orchestrators=list(ctx.deployment.orchestrator_urls),
+            faults=list(fault_log.faults),
+            fault_error=fault_log.error if fault_log.done else "the rollout ended before the faults did",
+            recoveries=recoveries(stats, fault_log.faults),
+            staleness=staleness(stats, changes, servers),
+            staleness_bound=ctx.settings.serving_staleness_seconds
+            + ctx.settings.serving_orchestrator_timeout_seconds,
+        )
+    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts, measured, servers, cluster)
 
 
 def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
@@ -460,6 +533,9 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
         f"orchestrator API docs  {orchestrator}/docs",
         f"metrics                {serving}/metrics  {orchestrator}/metrics",
     ]
+    if ctx.deployment.clustered:
+        lines.append(f"serving replicas       {'  '.join(ctx.deployment.serving_urls)}")
+        lines.append(f"orchestrator replicas  {'  '.join(ctx.deployment.orchestrator_urls)}")
     for mode in sorted({*TYPE_MODES.values()}, key=lambda m: m.value):
         record = records.get(indexer_name(mode))
         if record is not None and record.port:
@@ -469,33 +545,51 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
     lines += [
         f"logs and pid files     {ctx.layout.root}",
         f"summary (JSON)         {ctx.layout.summary_file()}",
-        "stop                   make down (demo processes and the stack); `lockstep demo down` (demo only)",
+        "stop                   make down-cluster (demo processes and the cluster); "
+        "`lockstep demo down --topology cluster` (demo only)"
+        if ctx.deployment.clustered
+        else "stop                   make down (demo processes and the stack); "
+        "`lockstep demo down` (demo only)",
     ]
     for line in lines:
         ctx.console.print(line, highlight=False)
 
 
-async def run(settings: Settings, options: Options, console: Console) -> Summary:
+async def run(settings: Settings, options: Options, console: Console, deployment: Deployment) -> Summary:
     """Every step; the summary says whether the checks passed."""
+    settings = deployment.settings(settings)
     redis = cast(Redis, async_client(settings))  # a cluster client has the same commands
     orchestrator = observer.reader(settings)
     ctx = Context(
         settings=settings,
         options=options,
         console=console,
-        layout=Layout.of(settings),
+        layout=Layout.of(settings, deployment.topology),
         lockstep=lockstep_command(),
         # The demo's processes authenticate with the shipped dev-* keys, which need development mode.
-        env={**os.environ, "LOCKSTEP_DEVELOPMENT": "1"},
+        # Commands the demo runs (eval, train) talk to the first replica of each service.
+        env={
+            **os.environ,
+            **deployment.env,
+            "LOCKSTEP_ORCHESTRATOR_URL": settings.orchestrator_url,
+            "LOCKSTEP_SERVING_URL": settings.serving_url,
+            "LOCKSTEP_DEVELOPMENT": "1",
+        },
         redis=redis,
         keys=Keys(settings.key_prefix),
         orchestrator=orchestrator,
+        deployment=deployment,
         began=time.monotonic(),
     )
     ctx.layout.root.mkdir(parents=True, exist_ok=True)
     try:
-        _step(ctx, 1, "stack: OpenSearch + k-NN and Redis")
-        await _command(ctx, [*ctx.lockstep, "services", "up"], "starting the stack")
+        if deployment.clustered:
+            _step(ctx, 1, "stack: the cluster topology (3 OpenSearch nodes, a 3+3 Redis Cluster)")
+        else:
+            _step(ctx, 1, "stack: OpenSearch + k-NN and Redis")
+        await _command(
+            ctx, [*ctx.lockstep, "services", "up", "--topology", deployment.topology], "starting the stack"
+        )
         _step(ctx, 2, "first versions of each type, user profiles")
         profiles = await first_versions(ctx)
         _step(ctx, 3, "orchestrator, serving API, indexers (shadow and incremental)")
@@ -506,19 +600,26 @@ async def run(settings: Settings, options: Options, console: Console) -> Summary
         await show_recommendations(ctx, profiles)
         _step(ctx, 6, "quality through serving: held-out ratings, exact top-10")
         measured = await quality(ctx, before)
-        _step(ctx, 7, "rolling out the next version of every type while serving")
-        target, stats, seconds = await rollout(ctx, profiles, before)
+        _step(
+            ctx,
+            7,
+            "rolling out the next version of every type while serving"
+            + (", killing a node of each cluster" if deployment.clustered else ""),
+        )
+        target, stats, seconds, fault_log = await rollout(ctx, profiles, before)
         _step(ctx, 8, "verification")
-        summary = await verify(ctx, before, target, stats, seconds, measured)
+        summary = await verify(ctx, before, target, stats, seconds, measured, fault_log)
         ctx.layout.summary_file().write_text(json.dumps(summary.as_json(), indent=2, default=str))
         console.print(summary_table(summary))
         print_where(ctx, records)
+        console.print(f"demo took {time.monotonic() - ctx.began:.0f} s", highlight=False)
         return summary
     finally:
         await orchestrator.aclose()
         await redis.aclose()
 
 
-def stop_processes(settings: Settings) -> list[str]:
-    """Stop the demo's background processes (indexers first, the orchestrator last)."""
-    return processes.stop_all(Layout.of(settings), list(reversed(process_names())))
+def stop_processes(settings: Settings, deployment: Deployment) -> list[str]:
+    """Stop the demo's background processes (indexers first, the orchestrators last)."""
+    layout = Layout.of(settings, deployment.topology)
+    return processes.stop_all(layout, list(reversed(process_names(deployment))))

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract.settings import Settings
+from contract.settings import Settings, Topology
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,11 @@ class Layout:
     root: Path
 
     @classmethod
-    def of(cls, settings: Settings) -> Layout:
-        """The layout under the stack's state directory."""
-        return cls(settings.state_dir / "demo" / settings.key_prefix)
+    def of(cls, settings: Settings, topology: Topology = "single") -> Layout:
+        """The layout under the stack's state directory; the cluster demo's apart from the single one's,
+        since both may run at once (each on its own stack) and must not stop each other's processes."""
+        demo = "demo" if topology == "single" else "demo-cluster"
+        return cls(settings.state_dir / demo / settings.key_prefix)
 
     def pid_file(self, name: str) -> Path:
         """JSON record (pid, argv, port) of a background process the demo started."""

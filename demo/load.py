@@ -1,8 +1,13 @@
-"""The load generator: a fixed number of concurrent clients calling POST /v1/recommend until told to stop."""
+"""The load generator: a fixed number of concurrent clients calling POST /v1/recommend until told to stop.
+
+With several serving URLs (the cluster demo's replicas) requests go to them round-robin, as a load
+balancer in front of the replicas would send them; each outcome records which one answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Sequence
@@ -59,6 +64,13 @@ class Outcome:
     degraded: bool = False
     items: tuple[SeenItem, ...] = ()
     error: str | None = None
+    server: int = 0  # which serving URL answered (index into the list given to run_load)
+    retry_after: bool = False  # a Retry-After header came with it (a 503 that says when to retry)
+
+    @property
+    def ok(self) -> bool:
+        """Served in full: 200 and not degraded."""
+        return self.status == 200 and not self.degraded
 
 
 @dataclass
@@ -66,6 +78,13 @@ class LoadStats:
     """Everything the clients saw (kept whole: a minute of requests is small)."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    # When the load began, on the wall clock: outcome times are seconds after it, fault and in_use
+    # change times (wall clock, from other processes) are converted to the same scale.
+    began_wall: float = field(default_factory=time.time)
+
+    def since_start(self, wall: float) -> float:
+        """A wall-clock time as seconds after the load began (the scale of Outcome.at)."""
+        return wall - self.began_wall
 
     def count(self, status_from: int, status_to: int) -> int:
         """Responses with a status in [status_from, status_to)."""
@@ -94,10 +113,20 @@ def request_body(rng: random.Random, profiles: Sequence[Profile], types: Sequenc
     return body
 
 
-def parse_outcome(at: float, latency: float, body: dict[str, Any], response: httpx.Response) -> Outcome:
+def parse_outcome(
+    at: float, latency: float, body: dict[str, Any], response: httpx.Response, server: int = 0
+) -> Outcome:
     """What the verification keeps of a response."""
     if response.status_code != 200:
-        return Outcome(at, latency, response.status_code, body, error=response.text[:300])
+        return Outcome(
+            at,
+            latency,
+            response.status_code,
+            body,
+            error=response.text[:300],
+            server=server,
+            retry_after="retry-after" in response.headers,
+        )
     data = response.json()
     items = tuple(
         SeenItem(
@@ -117,11 +146,12 @@ def parse_outcome(at: float, latency: float, body: dict[str, Any], response: htt
         version=data.get("version"),
         degraded=bool(data.get("degraded")),
         items=items,
+        server=server,
     )
 
 
 async def run_load(
-    serving_url: str,
+    serving_urls: Sequence[str],
     profiles: Sequence[Profile],
     types: Sequence[str],
     concurrency: int,
@@ -129,26 +159,34 @@ async def run_load(
     stats: LoadStats,
     seed: int = 7,
 ) -> None:
-    """`concurrency` clients send requests back to back until `stop` is set."""
+    """`concurrency` clients send requests back to back until `stop` is set, round-robin over the URLs."""
     began = time.perf_counter()
+    stats.began_wall = time.time()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=serving_url, timeout=30.0, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) for url in serving_urls]
+    turn = itertools.count()
+    try:
 
         async def worker(number: int) -> None:
             rng = random.Random(seed * 1000 + number)
             while not stop.is_set():
                 body = request_body(rng, profiles, types)
+                server = next(turn) % len(clients)
                 sent = time.perf_counter()
                 try:
-                    response = await client.post("/v1/recommend", json=body)
+                    response = await clients[server].post("/v1/recommend", json=body)
                 except httpx.HTTPError as exc:
                     now = time.perf_counter()
+                    error = f"{type(exc).__name__}: {exc}"
                     stats.outcomes.append(
-                        Outcome(sent - began, now - sent, 0, body, error=f"{type(exc).__name__}: {exc}")
+                        Outcome(sent - began, now - sent, 0, body, error=error, server=server)
                     )
                     await asyncio.sleep(0.1)  # a refused connection would otherwise spin
                     continue
                 now = time.perf_counter()
-                stats.outcomes.append(parse_outcome(sent - began, now - sent, body, response))
+                stats.outcomes.append(parse_outcome(sent - began, now - sent, body, response, server))
 
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    finally:
+        for client in clients:
+            await client.aclose()

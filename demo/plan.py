@@ -9,8 +9,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from contract.indexing import Mode
-from contract.settings import Settings
 from contract.versions import Frame
+from demo.deployment import Deployment
 from demo.processes import Spec
 
 # The types `lockstep train` knows (see `lockstep train --help`). One is rolled out by shadow builds
@@ -35,10 +35,21 @@ def indexer_name(mode: Mode) -> str:
     return f"indexer-{mode.value}"
 
 
-def process_names() -> list[str]:
-    """Every background process of the demo, in start order (stop in reverse)."""
+def replica_name(service: str, number: int, replicas: int) -> str:
+    """Pid/log stem of one replica of a service: the bare name when it runs alone (the single demo)."""
+    return service if replicas == 1 else f"{service}-{number}"
+
+
+def process_names(deployment: Deployment | None = None) -> list[str]:
+    """Every background process of the demo in start order (stop in reverse); the single demo's by default."""
+    orchestrators = len(deployment.orchestrator_urls) if deployment else 1
+    servings = len(deployment.serving_urls) if deployment else 1
     modes = sorted({m for m in TYPE_MODES.values()}, key=lambda m: m.value)
-    return [ORCHESTRATOR, SERVING, *(indexer_name(m) for m in modes)]
+    return [
+        *(replica_name(ORCHESTRATOR, n, orchestrators) for n in range(1, orchestrators + 1)),
+        *(replica_name(SERVING, n, servings) for n in range(1, servings + 1)),
+        *(indexer_name(m) for m in modes),
+    ]
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -55,35 +66,56 @@ class IndexerPlan:
     limit: int | None = None  # index only the first N catalog items (tests)
 
 
-def service_specs(settings: Settings, lockstep: Sequence[str]) -> list[Spec]:
-    """The orchestrator and serving API, on the ports of their configured URLs."""
-    o_host, o_port = host_port(settings.orchestrator_url, 8701)
-    s_host, s_port = host_port(settings.serving_url, 8702)
-    return [
-        Spec(
-            ORCHESTRATOR,
-            (*lockstep, "orchestrator", "serve", "--host", o_host, "--port", str(o_port)),
-            health_url=settings.orchestrator_url.rstrip("/") + "/healthz",
-        ),
-        Spec(
-            SERVING,
-            (*lockstep, "serving", "serve", "--host", s_host, "--port", str(s_port)),
-            health_url=settings.serving_url.rstrip("/") + "/healthz",
-        ),
-    ]
+def service_specs(deployment: Deployment, lockstep: Sequence[str]) -> list[Spec]:
+    """The orchestrators, then the serving processes, each on the port of its URL.
+
+    Serving replica N talks to orchestrator N (modulo their count): each orchestrator serves part of the
+    traffic, as behind a load balancer.
+    """
+    orchestrators, servings = deployment.orchestrator_urls, deployment.serving_urls
+    specs: list[Spec] = []
+    for number, url in enumerate(orchestrators, start=1):
+        host, port = host_port(url, 8701)
+        specs.append(
+            Spec(
+                replica_name(ORCHESTRATOR, number, len(orchestrators)),
+                (*lockstep, "orchestrator", "serve", "--host", host, "--port", str(port)),
+                health_url=url.rstrip("/") + "/healthz",
+                env=(("LOCKSTEP_ORCHESTRATOR_URL", url),),
+            )
+        )
+    for number, url in enumerate(servings, start=1):
+        host, port = host_port(url, 8702)
+        upstream = orchestrators[(number - 1) % len(orchestrators)]
+        specs.append(
+            Spec(
+                replica_name(SERVING, number, len(servings)),
+                (*lockstep, "serving", "serve", "--host", host, "--port", str(port)),
+                health_url=url.rstrip("/") + "/healthz",
+                env=(("LOCKSTEP_SERVING_URL", url), ("LOCKSTEP_ORCHESTRATOR_URL", upstream)),
+            )
+        )
+    return specs
 
 
 def indexer_spec(
-    lockstep: Sequence[str], mode: Mode, types: Sequence[str], plan: IndexerPlan, metrics_port: int
+    lockstep: Sequence[str],
+    mode: Mode,
+    types: Sequence[str],
+    plan: IndexerPlan,
+    metrics_port: int,
+    orchestrator_url: str | None = None,
 ) -> Spec:
-    """One long-running indexer of `mode` over `types`, cycling every `plan.every`."""
+    """One long-running indexer of `mode` over `types`, cycling every `plan.every`, talking to
+    `orchestrator_url` (default: the configured one)."""
     argv = [*lockstep, "index", "run", "--mode", mode.value, "--every", plan.every]
     for name in types:
         argv += ["--type", name]
     if plan.limit is not None:
         argv += ["--limit", str(plan.limit)]
     argv += ["--metrics-port", str(metrics_port)]
-    return Spec(indexer_name(mode), tuple(argv), port=metrics_port)
+    env = (("LOCKSTEP_ORCHESTRATOR_URL", orchestrator_url),) if orchestrator_url else ()
+    return Spec(indexer_name(mode), tuple(argv), port=metrics_port, env=env)
 
 
 def types_of(mode: Mode) -> list[str]:

@@ -24,6 +24,8 @@ class Spec:
     argv: tuple[str, ...]
     health_url: str | None = None  # GET it until 200 before the process counts as up
     port: int | None = None  # a port it serves on besides health_url (indexer metrics)
+    # LOCKSTEP_* variables of this process alone (a replica's own URL, the orchestrator it talks to).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def start(layout: Layout, spec: Spec, env: Mapping[str, str]) -> Record:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env={**env, **dict(spec.env)},
             start_new_session=True,
             close_fds=True,
         )

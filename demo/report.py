@@ -65,6 +65,7 @@ def live_panel(
     target: str,
     advanced_at: Mapping[str, float],
     training: str,
+    faults: str | None = None,
 ) -> Group:
     """What the rollout looks like right now."""
     outcomes = stats.outcomes
@@ -94,7 +95,10 @@ def live_panel(
             else Text("pending", style="yellow"),
             ", ".join(f"{v[-16:]}: {n}" for v, n in sorted(counts.items())),
         )
-    return Group(head, Text(f"training: {training}"), table)
+    lines = [head, Text(f"training: {training}")]
+    if faults is not None:
+        lines.append(Text(f"faults: {faults}"))
+    return Group(*lines, table)
 
 
 def summary_table(summary: Summary) -> Group:
@@ -109,7 +113,8 @@ def summary_table(summary: Summary) -> Group:
             f"{summary.served} of {summary.requests} ({summary.served / max(1.0, summary.seconds):.0f}/s)",
         ),
         ("responses mixing versions", str(summary.mixed)),
-        ("server errors (5xx)", str(summary.server_errors)),
+        ("server errors (5xx, not 503 + Retry-After)", str(summary.server_errors)),
+        ("503 with Retry-After", str(summary.unavailable)),
         ("requests without a response", str(summary.transport_errors)),
         ("client errors (4xx)", str(summary.client_errors)),
         ("latency p50 / p99", f"{summary.p50_ms:.1f} ms / {summary.p99_ms:.1f} ms"),
@@ -145,7 +150,10 @@ def summary_table(summary: Summary) -> Group:
             Text("ok", style="green") if check.ok else Text("FAILED", style="bold red"),
             check.detail,
         )
-    parts: list[Any] = [figures, types, checks]
+    parts: list[Any] = [figures, types]
+    if summary.cluster is not None:
+        parts += cluster_tables(summary)
+    parts.append(checks)
     for line in summary.similarity_mismatches[:5]:
         parts.append(Text(f"mismatch: {line}", style="red"))
     return Group(*parts)
@@ -174,3 +182,75 @@ def quality_table(quality: Sequence[TypeQuality]) -> Table:
     if any(q.recall is None for q in quality):
         table.caption = "recall -: the in-use version trained on every rating, none is left to hold out"
     return table
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def cluster_tables(summary: Summary) -> list[Table]:
+    """The cluster demo's faults (kill -> promotion -> recovery -> back) and in-use staleness per replica."""
+    cluster = summary.cluster
+    assert cluster is not None
+    faults = Table(title="faults (SIGKILL mid-rollout)", title_justify="left")
+    for column in (
+        "node",
+        "promoted after",
+        "first full answer",
+        "recovered after",
+        "back after",
+    ):
+        faults.add_column(column, no_wrap=True)
+    faults.add_column("during the window")
+    recovered = {r.node: r for r in cluster.recoveries}
+    for fault in cluster.faults:
+        r = recovered.get(fault.node)
+        faults.add_row(
+            f"{fault.service} {fault.node}",
+            _secs(fault.promotion_seconds),
+            _secs(r.first_ok_seconds if r else None),
+            _secs(r.recovered_seconds if r else None),
+            _secs(fault.rejoin_seconds),
+            f"{r.requests} requests: {r.degraded} degraded, {r.unavailable} 503+Retry-After, {r.errors} other"
+            if r
+            else "-",
+        )
+    # Long texts under the table, not in a column a narrow terminal would squeeze to nothing.
+    notes = [f"{f.node}: {f.reason}; at promotion: {f.promotion}" for f in cluster.faults]
+    if cluster.fault_error:
+        notes.append(f"fault injection: {cluster.fault_error}")
+    faults.caption = "\n".join(notes)
+    faults.caption_justify = "left"
+    stale = Table(
+        title=f"in-use staleness per serving replica (bound {cluster.staleness_bound:.1f} s)",
+        title_justify="left",
+    )
+    for column in (
+        "replica",
+        "type",
+        "old version answered until",
+        "such answers",
+        "first new-version answer",
+        "new-version answers",
+    ):
+        stale.add_column(column, no_wrap=True)
+    stale.caption = (
+        "seconds after the in_use audit entry's time, which the orchestrator takes just before the change: "
+        "a request sent a moment earlier may be answered by the new version"
+    )
+    stale.caption_justify = "left"
+    for row in cluster.staleness:
+        stale.add_row(
+            row.server,
+            row.type_name,
+            f"{row.stale_seconds:.2f} s after",
+            str(row.old_after_change),
+            "-" if row.first_new_seconds is None else f"{row.first_new_seconds:.2f} s after",
+            str(row.new_answers),
+        )
+    replicas = Table(
+        "serving replica", "requests", title="load balancer stand-in: round-robin", title_justify="left"
+    )
+    for url, count in summary.per_server.items():
+        replicas.add_row(url, str(count))
+    return [replicas, faults, stale]

@@ -7,9 +7,40 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from demo.faults import Fault
 from demo.load import LoadStats
 from demo.quality import EXACT_TARGET, TypeQuality
+from demo.recovery import Recovery
+from demo.staleness import ReplicaStaleness
 from demo.verify import SimilarityReport, mixes_versions, percentile
+
+FAULT_BOUND_SECONDS = 60.0  # promotion and recovery after a killed node must each take less
+
+
+@dataclass(frozen=True)
+class ClusterFindings:
+    """What only the cluster demo has: replicas, the faults, recovery and staleness across replicas."""
+
+    servers: list[str]  # the serving replicas' URLs, in the load's round-robin order
+    orchestrators: list[str]
+    faults: list[Fault]
+    fault_error: str | None
+    recoveries: list[Recovery]
+    staleness: list[ReplicaStaleness]
+    staleness_bound: float  # serving staleness + its orchestrator timeout (see demo.staleness)
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain data."""
+        return {
+            "servers": self.servers,
+            "orchestrators": self.orchestrators,
+            "faults": [f.as_json() for f in self.faults],
+            "fault_error": self.fault_error,
+            "recoveries": [r.as_json() for r in self.recoveries],
+            "staleness": [s.as_json() for s in self.staleness],
+            "staleness_bound": self.staleness_bound,
+            "staleness_max": max((s.stale_seconds for s in self.staleness), default=None),
+        }
 
 
 @dataclass(frozen=True)
@@ -47,7 +78,8 @@ class Summary:
     concurrency: int
     requests: int
     served: int
-    server_errors: int
+    server_errors: int  # 5xx other than 503 with Retry-After
+    unavailable: int  # 503 with Retry-After: a dependency down, the client told when to retry
     client_errors: int
     transport_errors: int
     mixed: int
@@ -63,6 +95,8 @@ class Summary:
     types: list[TypeRollout]
     quality: list[TypeQuality] = field(default_factory=list)  # measured before the rollout
     scorers: dict[str, int] = field(default_factory=dict)
+    per_server: dict[str, int] = field(default_factory=dict)  # requests per serving replica
+    cluster: ClusterFindings | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -73,6 +107,7 @@ class Summary:
     def as_json(self) -> dict[str, Any]:
         """Plain data, with each type's `advanced` and the overall `ok`."""
         data = asdict(self)
+        data["cluster"] = self.cluster.as_json() if self.cluster else None
         for row, rollout in zip(data["types"], self.types, strict=True):
             row["advanced"] = rollout.advanced
         data["ok"] = self.ok
@@ -86,15 +121,18 @@ def summarize(
     similarity: SimilarityReport,
     rollouts: list[TypeRollout],
     quality: Sequence[TypeQuality],
+    servers: Sequence[str] = (),
+    cluster: ClusterFindings | None = None,
 ) -> Summary:
-    """Figures and checks from what the clients saw, the recomputation and the rollouts."""
+    """Figures and checks from what the clients saw, the recomputation, the rollouts (and the faults)."""
     outcomes = stats.outcomes
     served = [o for o in outcomes if o.status == 200]
     latencies = [o.latency * 1000 for o in served]
     items = [i for o in served for i in o.items]
     scorers = Counter(i.scorer for i in items)
     mixed = sum(1 for o in served if mixes_versions(o))
-    server_errors = stats.count(500, 600)
+    unavailable = sum(1 for o in outcomes if o.status == 503 and o.retry_after)
+    server_errors = stats.count(500, 600) - unavailable
     client_errors = stats.count(400, 500)
     summary = Summary(
         seconds=round(seconds, 1),
@@ -102,6 +140,7 @@ def summarize(
         requests=len(outcomes),
         served=len(served),
         server_errors=server_errors,
+        unavailable=unavailable,
         client_errors=client_errors,
         transport_errors=stats.transport_errors,
         mixed=mixed,
@@ -117,6 +156,8 @@ def summarize(
         types=rollouts,
         quality=list(quality),
         scorers=dict(scorers),
+        per_server={url: sum(1 for o in outcomes if o.server == n) for n, url in enumerate(servers)},
+        cluster=cluster,
     )
     checks = [
         Check("requests served", len(served) > 0, f"{len(served)} of {len(outcomes)}"),
@@ -124,7 +165,14 @@ def summarize(
         Check(
             "server errors",
             server_errors == 0 and stats.transport_errors == 0,
-            f"{server_errors} 5xx, {stats.transport_errors} without a response (must be 0)",
+            f"{server_errors} 5xx other than 503 + Retry-After, {stats.transport_errors} without a response "
+            "(must be 0)",
+        ),
+        Check(
+            "503 with Retry-After",
+            unavailable == 0 or cluster is not None,
+            f"{unavailable}"
+            + (" (allowed while a killed node's copies take over)" if cluster else " (no fault: must be 0)"),
         ),
         Check("client errors", client_errors == 0, f"{client_errors} 4xx (the demo sends valid bodies)"),
         Check(
@@ -153,4 +201,60 @@ def summarize(
                 f"(at least {EXACT_TARGET:.0%}), {measured.failed_requests} failed requests{recall}",
             )
         )
+    if cluster is not None:
+        checks += cluster_checks(cluster, summary.per_server)
     return replace(summary, checks=checks)
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def cluster_checks(cluster: ClusterFindings, per_server: dict[str, int]) -> list[Check]:
+    """Replicas all served, each fault injected and recovered, in-use staleness within its bound."""
+    checks = [
+        Check(
+            "load spread over the serving replicas",
+            len(per_server) >= 2 and all(n > 0 for n in per_server.values()),
+            ", ".join(f"{url}: {n}" for url, n in per_server.items()),
+        ),
+        Check(
+            "faults injected",
+            cluster.fault_error is None and len(cluster.faults) == 2,
+            cluster.fault_error
+            or ", ".join(f"SIGKILL {f.service} {f.node} (pid {f.pid})" for f in cluster.faults),
+        ),
+    ]
+    recovered = {r.node: r for r in cluster.recoveries}
+    bound = FAULT_BOUND_SECONDS
+    for fault in cluster.faults:
+        recovery = recovered.get(fault.node)
+        promotion = fault.promotion_seconds
+        back = recovery.recovered_seconds if recovery else None
+        checks.append(
+            Check(
+                f"{fault.node} killed: copies took over, service recovered",
+                promotion is not None and promotion <= bound and back is not None and back <= bound,
+                f"promotion {_seconds(promotion)}, recovered {_seconds(back)} (each at most {bound:.0f} s)",
+            )
+        )
+        checks.append(
+            Check(
+                f"{fault.node} started again",
+                fault.rejoined_at is not None,
+                f"back {_seconds(fault.rejoin_seconds)} after the kill "
+                "(Redis: a replica again; OpenSearch: a member, cluster green)",
+            )
+        )
+    worst = max((s.stale_seconds for s in cluster.staleness), default=0.0)
+    unswitched = sorted({f"{s.server} ({s.type_name})" for s in cluster.staleness if s.new_answers == 0})
+    checks.append(
+        Check(
+            "in-use staleness across serving replicas",
+            bool(cluster.staleness) and worst <= cluster.staleness_bound and not unswitched,
+            f"max {worst:.2f} s over {len({s.server for s in cluster.staleness})} replicas "
+            f"(bound {cluster.staleness_bound:.1f} s)"
+            + (f"; never answered the new version: {', '.join(unswitched)}" if unswitched else ""),
+        )
+    )
+    return checks

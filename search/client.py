@@ -32,12 +32,14 @@ def build_client(
     `timeout` bounds each call (default: the settings' request timeout; bulk writes and merges pass their
     own), `pool_size` the connections kept per host. A read that reaches no node, or gets 502/503/504, is
     sent to another node up to `opensearch_read_retries` times (a timeout is not retried: it spent the
-    caller's budget); writes are never retried here (the port retries only writes it knows are safe).
+    caller's budget). A write goes to another node only when its connection was refused (nothing sent).
     """
+
+    hosts = settings.opensearch_hosts
 
     def client(retries: int) -> AsyncOpenSearch:
         return AsyncOpenSearch(
-            hosts=settings.opensearch_hosts,
+            hosts=hosts,
             timeout=timeout if timeout is not None else settings.request_timeout_seconds,
             max_retries=retries,
             retry_on_status=(502, 503, 504),
@@ -46,4 +48,6 @@ def build_client(
             serializer=_OrjsonSerializer(),
         )
 
-    return OpenSearchEngine(reads=client(settings.opensearch_read_retries), writes=client(0))
+    return OpenSearchEngine(
+        reads=client(settings.opensearch_read_retries), writes=client(0), nodes=len(hosts)
+    )

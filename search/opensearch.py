@@ -1,15 +1,18 @@
 """`OpenSearchEngine`: the search port on opensearch-py's `AsyncOpenSearch` (built by search.client).
 
 It holds two clients of the same host list: `reads` retries a call that reached no node (or got 502/503/504)
-on another node, `writes` never does, so the port alone decides what may be sent twice.
+on another node; `writes` does not, and the port sends a write again only when no node received it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
+import aiohttp
+import opensearchpy
 from opensearchpy import AsyncOpenSearch
 
 from search.errors import IndexNotFound, SearchError, SearchUnavailable, ShardsFailed, opensearch_errors
@@ -64,14 +67,16 @@ DOCS_ONLY: Final = "docs._id,docs._source,docs.found,docs.error,error,status"
 BULK_ITEMS_ONLY: Final = "items.*.status,items.*.error,error,status"
 COPIES: Final = "index,shard,prirep,state,node,docs"
 GREEN_MARGIN_SECONDS: Final = 10.0  # the client waits this much longer than the server-side health wait
+PARTIAL_ATTEMPTS: Final = 2  # a partial answer is asked for once more before it is reported
 
 
 class OpenSearchEngine:
     """The search port over a reading and a writing `AsyncOpenSearch`; use it from one event loop."""
 
-    def __init__(self, reads: AsyncOpenSearch, writes: AsyncOpenSearch) -> None:
+    def __init__(self, reads: AsyncOpenSearch, writes: AsyncOpenSearch, nodes: int = 1) -> None:
         self._reads = reads
         self._writes = writes
+        self._nodes = nodes
 
     async def aclose(self) -> None:
         """Close the connections to every node."""
@@ -82,78 +87,118 @@ class OpenSearchEngine:
             for connection in getattr(client.transport.connection_pool, "orig_connections", ()):
                 await connection.close()
 
+    async def _write(self, action: str, call: Callable[..., Awaitable[Any]], **params: Any) -> Any:
+        """`call(**params)` (a write); sent again, to the next node, only when no node ever received it.
+
+        A refused connection sent nothing (the client marks that node dead and picks another); a
+        connection lost mid-request may have been applied, so that is the caller's to decide.
+        """
+        for attempt in range(self._nodes):
+            with opensearch_errors(action):
+                try:
+                    return await call(**params)
+                except opensearchpy.ConnectionError as exc:
+                    if attempt + 1 == self._nodes or not isinstance(exc.info, aiohttp.ClientConnectorError):
+                        raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     # --- searches ---
 
-    async def _search(self, action: str, index: str, body: Body, filter_path: str = HITS_ONLY) -> Any:
-        with opensearch_errors(f"{action} on {index}"):
-            return await self._reads.search(index=index, body=body, filter_path=filter_path)
+    async def _whole(
+        self,
+        action: str,
+        index: str,
+        call: Callable[[], Awaitable[Any]],
+        partial: Callable[[Any], Sequence[ScoredItem]] = lambda _response: (),
+    ) -> Any:
+        """`call()`'s response once every shard answered it, else ShardsFailed carrying `partial(response)`.
 
-    async def _whole(self, action: str, index: str, response: Any, hits: Sequence[ScoredItem] = ()) -> None:
-        """Raise ShardsFailed (carrying `hits`) unless every shard answered."""
-        why = incomplete_search(response)
-        if why is None:
-            return
+        A partial answer is asked for again, once: a copy lost between a search's query and fetch phases
+        fails its shard though another copy lives, and the next search is sent to that one.
+        """
+        why = ""
+        for _ in range(PARTIAL_ATTEMPTS):
+            with opensearch_errors(f"{action} on {index}"):
+                response = await call()
+            incomplete = incomplete_search(response)
+            if incomplete is None:
+                return response
+            why = incomplete
         if "shard " not in why:
             # A shard with no copy left is counted, not listed: name it from the shard table.
             why += await self._unavailable(index)
-        raise ShardsFailed(f"{action} on {index}: partial answer, {why}", hits)
+        raise ShardsFailed(f"{action} on {index}: partial answer, {why}", partial(response))
+
+    async def _search(
+        self,
+        action: str,
+        index: str,
+        body: Body,
+        partial: Callable[[Any], Sequence[ScoredItem]] = lambda _response: (),
+        filter_path: str = HITS_ONLY,
+    ) -> Any:
+        async def call() -> Any:
+            return await self._reads.search(index=index, body=body, filter_path=filter_path)
+
+        return await self._whole(action, index, call, partial)
 
     async def _unavailable(self, index: str) -> str:
         try:
-            missing = unavailable_shards(await self.shard_copies(index))
+            with opensearch_errors(f"list the shard copies of {index}"):
+                # This node's own view: it answers even while the cluster elects a new manager.
+                rows = await self._reads.cat.shards(index=index, format="json", h=COPIES, local=True)
+            missing = unavailable_shards(parse_shard_copies(rows))
         except SearchError:
             return " (which shards: the shard table did not answer)"
         return f"; no started copy of {', '.join(missing)}" if missing else ""
 
     async def knn(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Approximate, versioned k-NN under the query's filters (scores on the model's similarity)."""
-        index = query.location.index
-        response = await self._search("k-NN search", index, knn_body(query))
-        hits = parse_vector_hits(response, query)  # the version check holds for a partial answer too
-        await self._whole("k-NN search", index, response, hits)
-        return hits
+        # The version check holds for a partial answer's hits too.
+        hits = functools.partial(_vector_hits, query)
+        response = await self._search("k-NN search", query.location.index, knn_body(query), hits)
+        return parse_vector_hits(response, query)
 
     async def exact(self, query: VersionedKnnQuery) -> list[ScoredItem]:
         """Exact (brute-force) scoring of the same query: the reference for recall checks."""
-        index = query.location.index
-        response = await self._search("exact k-NN search", index, exact_body(query))
-        hits = parse_vector_hits(response, query)
-        await self._whole("exact k-NN search", index, response, hits)
-        return hits
+        hits = functools.partial(_vector_hits, query)
+        response = await self._search("exact k-NN search", query.location.index, exact_body(query), hits)
+        return parse_vector_hits(response, query)
 
     async def fallback(self, query: FallbackQuery) -> list[ScoredItem]:
         """Items without a vector of the query's version, content + popularity scored."""
-        index = query.location.index
-        response = await self._search("fallback search", index, fallback_body(query))
-        hits = parse_scored_hits(response)
-        await self._whole("fallback search", index, response, hits)
-        return hits
+        body = fallback_body(query)
+        response = await self._search("fallback search", query.location.index, body, parse_scored_hits)
+        return parse_scored_hits(response)
 
     async def popular(self, query: PopularQuery) -> list[ScoredItem]:
         """The most popular items under the query's filters."""
-        response = await self._search("popularity search", query.index, popular_body(query))
-        hits = parse_scored_hits(response)
-        await self._whole("popularity search", query.index, response, hits)
-        return hits
+        body = popular_body(query)
+        response = await self._search("popularity search", query.index, body, parse_scored_hits)
+        return parse_scored_hits(response)
 
     async def get_items(self, index: str, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         """Documents by id (real-time, no refresh needed); ids not found are absent."""
         if not ids:
             return {}
         action = f"read back {len(ids)} documents from {index}"
-        with opensearch_errors(action):
-            response = await self._reads.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
-        why = mget_failures(response)
-        if why is not None:
-            raise ShardsFailed(f"{action}: {why}")
-        return {str(doc["_id"]): doc["_source"] for doc in response.get("docs", []) if doc.get("found")}
+        for _ in range(PARTIAL_ATTEMPTS):  # a document unreadable for a lost copy is asked for again, once
+            with opensearch_errors(action):
+                response = await self._reads.mget(index=index, body=mget_body(ids), filter_path=DOCS_ONLY)
+            why = mget_failures(response)
+            if why is None:
+                return {
+                    str(doc["_id"]): doc["_source"] for doc in response.get("docs", []) if doc.get("found")
+                }
+        raise ShardsFailed(f"{action}: {why}")
 
     async def count(self, index: str, body: Body | None = None) -> int:
         """Documents matching a count body (search.requests.count_body and kin), or all of them."""
-        with opensearch_errors(f"count {index}"):
-            response = await self._reads.count(index=index, body=body or {"query": {"match_all": {}}})
-        await self._whole("count", index, response)
-        return int(response["count"])
+
+        async def call() -> Any:
+            return await self._reads.count(index=index, body=body or {"query": {"match_all": {}}})
+
+        return int((await self._whole("count", index, call))["count"])
 
     async def iter_item_ids(
         self, index: str, query: Body | None = None, page_size: int = 5000
@@ -162,8 +207,7 @@ class OpenSearchEngine:
         after: str | None = None
         while True:
             body = ids_page_body(page_size, after, query)
-            response = await self._search("list ids", index, body, IDS_ONLY)
-            await self._whole("list ids", index, response)
+            response = await self._search("list ids", index, body, filter_path=IDS_ONLY)
             hits = hits_of(response)
             for hit in hits:
                 yield str(hit["_id"])
@@ -205,30 +249,43 @@ class OpenSearchEngine:
         layout: IndexLayout | None = None,
     ) -> None:
         """Create an items index with the given vector slots (a bulk-load build with `build_meta`)."""
-        with opensearch_errors(f"create index {index}"):
-            await self._writes.indices.create(
-                index=index, body=create_index_body(vector_properties, ef_search, build_meta, layout)
-            )
+        await self._write(
+            f"create index {index}",
+            self._writes.indices.create,
+            index=index,
+            body=create_index_body(vector_properties, ef_search, build_meta, layout),
+        )
 
     async def finish_build(self, index: str) -> None:
         """Turn refresh back on and refresh, so everything written is visible to search."""
-        with opensearch_errors(f"finish build of {index}"):
-            await self._writes.indices.put_settings(index=index, body=refresh_interval_body("1s"))
+        await self._write(
+            f"finish build of {index}",
+            self._writes.indices.put_settings,
+            index=index,
+            body=refresh_interval_body("1s"),
+        )
         await self.refresh(index)
 
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
         action = f"force-merge {index}"
-        with opensearch_errors(action):
-            response = await self._writes.indices.forcemerge(
-                index=index, max_num_segments=segments, request_timeout=MERGE_TIMEOUT_SECONDS
-            )
+        response = await self._write(
+            action,
+            self._writes.indices.forcemerge,
+            index=index,
+            max_num_segments=segments,
+            request_timeout=MERGE_TIMEOUT_SECONDS,
+        )
         _no_failed_copy(action, response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""
-        with opensearch_errors(f"set {replicas} replicas of {index}"):
-            await self._writes.indices.put_settings(index=index, body=replicas_body(replicas))
+        await self._write(
+            f"set {replicas} replicas of {index}",
+            self._writes.indices.put_settings,
+            index=index,
+            body=replicas_body(replicas),
+        )
 
     async def wait_green(self, index: str, timeout_seconds: float) -> bool:
         """Wait until every copy of every shard of an index has started; False when the time ran out."""
@@ -237,7 +294,7 @@ class OpenSearchEngine:
             health = await self._reads.cluster.health(
                 index=index,
                 wait_for_status="green",
-                timeout=f"{timeout_seconds:.0f}s",
+                timeout=f"{max(1, round(timeout_seconds * 1000))}ms",
                 request_timeout=timeout_seconds + GREEN_MARGIN_SECONDS,
                 ignore=408,
             )
@@ -251,13 +308,21 @@ class OpenSearchEngine:
 
     async def set_index_meta(self, index: str, meta: Mapping[str, Any]) -> None:
         """Replace the `_meta` of an index's mapping."""
-        with opensearch_errors(f"write mapping _meta of {index}"):
-            await self._writes.indices.put_mapping(index=index, body=meta_body(meta))
+        await self._write(
+            f"write mapping _meta of {index}",
+            self._writes.indices.put_mapping,
+            index=index,
+            body=meta_body(meta),
+        )
 
     async def add_vector_slots(self, index: str, vector_properties: Mapping[str, Any]) -> None:
         """Add vector slot fields to an existing index (a new type in the live index)."""
-        with opensearch_errors(f"add vector slots to {index}"):
-            await self._writes.indices.put_mapping(index=index, body=put_mapping_body(vector_properties))
+        await self._write(
+            f"add vector slots to {index}",
+            self._writes.indices.put_mapping,
+            index=index,
+            body=put_mapping_body(vector_properties),
+        )
 
     async def index_exists(self, index: str) -> bool:
         """Whether an index or alias of that name exists."""
@@ -275,8 +340,7 @@ class OpenSearchEngine:
     async def delete_index(self, index: str) -> bool:
         """Delete an index; False when it did not exist."""
         try:
-            with opensearch_errors(f"delete index {index}"):
-                await self._writes.indices.delete(index=index)
+            await self._write(f"delete index {index}", self._writes.indices.delete, index=index)
         except IndexNotFound:
             return False
         return True
@@ -284,8 +348,7 @@ class OpenSearchEngine:
     async def refresh(self, index: str) -> None:
         """Make every write so far visible to search."""
         action = f"refresh {index}"
-        with opensearch_errors(action):
-            response = await self._writes.indices.refresh(index=index)
+        response = await self._write(action, self._writes.indices.refresh, index=index)
         _no_failed_copy(action, response)
 
     async def alias_targets(self, alias: str) -> list[str]:
@@ -301,14 +364,21 @@ class OpenSearchEngine:
     async def swap_alias(self, alias: str, new_index: str) -> list[str]:
         """Point `alias` at `new_index` only, atomically; returns the indices it pointed at before."""
         previous = await self.alias_targets(alias)
-        with opensearch_errors(f"swap alias {alias} to {new_index}"):
-            await self._writes.indices.update_aliases(body=alias_swap_body(alias, new_index, previous))
+        await self._write(
+            f"swap alias {alias} to {new_index}",
+            self._writes.indices.update_aliases,
+            body=alias_swap_body(alias, new_index, previous),
+        )
         return previous
 
     async def put_index_template(self, name: str, body: Body) -> None:
         """Install (or replace) a composable index template."""
-        with opensearch_errors(f"install index template {name}"):
-            await self._writes.indices.put_index_template(name=name, body=body)
+        await self._write(
+            f"install index template {name}",
+            self._writes.indices.put_index_template,
+            name=name,
+            body=body,
+        )
 
     async def index_template(self, name: str) -> Mapping[str, Any] | None:
         """An installed composable index template's body, None when there is none of that name."""
@@ -345,14 +415,15 @@ class OpenSearchEngine:
                 await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
                 retries += 1
             try:
-                with opensearch_errors(f"bulk write of {len(pending)} actions"):
-                    response = await self._writes.bulk(
-                        body=bulk_body(pending),
-                        refresh="true" if refresh else "false",
-                        request_timeout=timeout_seconds,
-                        filter_path=BULK_ITEMS_ONLY,
-                        params=params,
-                    )
+                response = await self._write(
+                    f"bulk write of {len(pending)} actions",
+                    self._writes.bulk,
+                    body=bulk_body(pending),
+                    refresh="true" if refresh else "false",
+                    request_timeout=timeout_seconds,
+                    filter_path=BULK_ITEMS_ONLY,
+                    params=params,
+                )
             except SearchUnavailable as exc:
                 # A whole request that found no node, or a 429/503, is sent again like per-item 429s
                 # (each action names its document: the same state is written); a last failure names every id.
@@ -370,18 +441,23 @@ class OpenSearchEngine:
     async def clear_fields(self, index: str, fields: Sequence[str]) -> int:
         """Remove `fields` from every document of `index` holding one, refreshed; returns how many changed."""
         action = f"clear {', '.join(fields)} in {index}"
-        with opensearch_errors(action):
-            reply = await self._writes.update_by_query(
-                index=index,
-                body=clear_fields_body(fields),
-                conflicts="proceed",
-                refresh=True,
-                request_timeout=MERGE_TIMEOUT_SECONDS,
-            )
+        reply = await self._write(
+            action,
+            self._writes.update_by_query,
+            index=index,
+            body=clear_fields_body(fields),
+            conflicts="proceed",
+            refresh=True,
+            request_timeout=MERGE_TIMEOUT_SECONDS,
+        )
         why = update_by_query_failures(reply)
         if why is not None:
             raise ShardsFailed(f"{action}: {why}")
         return int(reply["updated"])
+
+
+def _vector_hits(query: VersionedKnnQuery, response: Mapping[str, Any]) -> list[ScoredItem]:
+    return parse_vector_hits(response, query)
 
 
 def _no_failed_copy(action: str, response: Mapping[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections import deque
 from enum import StrEnum
 from pathlib import Path
@@ -95,17 +96,27 @@ def _print_cluster_up(result: ClusterStatus) -> None:
     _out.print(f"redis:      {result.redis.detail}")
 
 
-def down() -> None:
-    """Stop what we started, in either topology (pid files); servers from LOCKSTEP_*_URL stay."""
+OnlyTopologyOption = Annotated[
+    Topology | None,
+    typer.Option(
+        "--topology",
+        help="Stop only this topology (the other may be someone else's, from the same state dir). "
+        "Default: both.",
+    ),
+]
+
+
+def down(topology: OnlyTopologyOption = None) -> None:
+    """Stop what we started, in both topologies or one (pid files); servers from LOCKSTEP_*_URL stay."""
     settings = _settings()
     try:
-        stopped = services.stop(settings)
+        stopped = services.stop(settings, only=topology)
     except StackError as exc:
         _err.print(f"[red]services down failed:[/] {exc}")
         raise typer.Exit(1) from exc
     urls = {"opensearch": settings.opensearch_url, "redis": settings.redis_url}
     for name, url in urls.items():
-        if url is not None:
+        if url is not None and topology != "cluster":
             _out.print(f"{name:<10} not ours (LOCKSTEP_{name.upper()}_URL is set); left running")
     if not stopped:
         _out.print(f"nothing of ours was started from {settings.state_dir}")
@@ -146,6 +157,12 @@ def status(
         _out.print("healthy" if result.healthy else "[red]not healthy[/]")
     if not result.healthy:
         raise typer.Exit(1)
+
+
+def env(topology: ShownTopologyOption = None) -> None:
+    """`export` lines pointing processes at the running topology: `eval "$(lockstep services env)"`."""
+    for name, value in services.client_environment(_shown(topology)).items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 def _print_cluster_status(result: ClusterStatus) -> None:
@@ -209,5 +226,6 @@ def register(app: typer.Typer) -> None:
     group.command()(up)
     group.command()(down)
     group.command()(status)
+    group.command()(env)
     group.command()(logs)
     app.add_typer(group, name="services")

@@ -7,6 +7,7 @@ Up idempotently (only nodes that do not run are started), stopped by pid files, 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,14 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> C
             f"Redis {final.redis.detail}"
         )
     return replace(final, started=started)
+
+
+def client_environment(settings: StackSettings) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at every node of the local cluster topology."""
+    return {
+        f"LOCKSTEP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in settings.cluster_stores().items()
+    }
 
 
 def runs_any(settings: StackSettings) -> bool:

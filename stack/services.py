@@ -33,10 +33,24 @@ def running_topology(settings: StackSettings) -> Topology:
     return other if running[other] and not running[settings.topology] else settings.topology
 
 
-def stop(settings: StackSettings) -> dict[str, int | None]:
-    """Stop both topologies' processes our pid files name; returns the pid stopped per server.
+def client_environment(settings: StackSettings) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at the settings' topology (single: the defaults do)."""
+    if settings.topology == "cluster":
+        return cluster.client_environment(settings)
+    return {}
+
+
+def stop(settings: StackSettings, only: Topology | None = None) -> dict[str, int | None]:
+    """Stop the processes our pid files name, of both topologies or `only` one; the pid stopped per server.
 
     The single topology's servers are `opensearch` and `redis` (absent when a `*_URL` setting names
     them: not ours), the cluster's its node names (only when it was ever started from this state dir).
+    `only` exists because both topologies share the state dir: whoever runs the cluster beside someone
+    else's single node must be able to stop just the cluster.
     """
-    return {**single.stop(settings), **cluster.stop(settings)}
+    stopped: dict[str, int | None] = {}
+    if only in (None, "single"):
+        stopped |= single.stop(settings)
+    if only in (None, "cluster"):
+        stopped |= cluster.stop(settings)
+    return stopped

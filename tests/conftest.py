@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 from opensearchpy import OpenSearch
 
 from contract.keys import Keys
+from contract.redis_clients import SyncRedis, sync_client
 from contract.settings import Settings
-from stack.services import ensure_running
+from stack.services import client_environment, ensure_running
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,9 @@ def stack_settings() -> Settings:
     # The tests use the shipped dev-* keys, which only development mode accepts.
     base = Settings(development=True)
     ensure_running(base)
-    return base
+    # The cluster tier (LOCKSTEP_TOPOLOGY=cluster): every process, in-test or spawned, uses every node.
+    os.environ.update(client_environment(base))
+    return Settings(development=True)
 
 
 @pytest.fixture
@@ -40,10 +43,10 @@ def keys(settings: Settings) -> Keys:
 
 
 @pytest.fixture
-def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+def redis_client(settings: Settings) -> Iterator[SyncRedis]:
     """A Redis client; every key of this test's prefix is deleted afterwards."""
-    client = redis.Redis.from_url(settings.redis_endpoint)
-    yield client
+    client = sync_client(settings)
+    yield client  # a RedisCluster in the cluster tier
     batch = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
     for start in range(0, len(batch), 1000):
         client.delete(*batch[start : start + 1000])
@@ -53,7 +56,7 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
 @pytest.fixture
 def opensearch_client(settings: Settings) -> Iterator[OpenSearch]:
     """An OpenSearch client; every index and template of this test's prefix is deleted afterwards."""
-    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=60)
+    client = OpenSearch(hosts=settings.opensearch_hosts, timeout=60)
     yield client
     client.indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all", ignore_unavailable=True)
     for name in client.indices.get_index_template(name=f"{settings.index_prefix}-*", ignore=404).get(

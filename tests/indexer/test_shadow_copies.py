@@ -1,7 +1,8 @@
 """Shadow builds on several shards and replicas: every copy waited for and checked, none promoted missing one.
 
-One node cannot hold a replica beside its primary, so a build asking for one never reaches green: the cycle
-fails, nothing points at the index, and a later cycle (with a layout the cluster can hold) completes it.
+No node holds a replica beside its primary, so a build asking for as many replicas as there are nodes never
+reaches green: the cycle fails, nothing points at the index, and a later cycle (with a layout the cluster can
+hold) completes it. Runs on one node and, in the cluster tier, on three.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ async def test_a_build_on_three_shards_checks_each_and_is_promoted(
     assert result.built and result.promoted and result.recall >= settings.recall_floor
     index = shadow_index(settings.index_prefix, etype.name, v1)
     rows = opensearch_client.cat.shards(index=index, format="json", h="shard,prirep,state,docs")
+    copies = ["p", *["r"] * settings.shadow_replicas]
     assert sorted((r["shard"], r["prirep"], r["state"]) for r in rows) == [
-        (str(shard), "p", "STARTED") for shard in range(3)
+        (str(shard), kind, "STARTED") for shard in range(3) for kind in copies
     ]
-    assert sum(int(r["docs"]) for r in rows) == CATALOG_SIZE
+    assert sum(int(r["docs"]) for r in rows if r["prirep"] == "p") == CATALOG_SIZE
 
 
 async def test_a_build_whose_copies_cannot_all_start_fails_and_a_later_cycle_completes(
@@ -44,8 +46,9 @@ async def test_a_build_whose_copies_cannot_all_start_fails_and_a_later_cycle_com
     alias = items_alias(orchestrator.index_prefix, etype.name)
     v1 = publish_version(etype, 1)
     await wait_latest(orchestrator, etype.name, v1)
+    nodes = int(opensearch_client.cluster.health()["number_of_data_nodes"])
     unreachable = orchestrator.model_copy(
-        update={"shadow_shards": 2, "shadow_replicas": 1, "index_green_timeout_seconds": 1.0}
+        update={"shadow_shards": 2, "shadow_replicas": nodes, "index_green_timeout_seconds": 1.0}
     )
     runner = make_runner(unreachable)
     with pytest.raises(ClusterError, match=r"not every shard copy started within 1 s \(.*replica UNASSIGNED"):

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def _invariant_run(
-    settings: Settings, publish_version, redis_client: redis.Redis, keys: Keys, seconds: float
+    settings: Settings, publish_version, redis_client: redis.Redis, keys: Keys, seconds: float, versions: int
 ) -> dict[str, int]:
+    """Query for `seconds`, and on until `versions` (type, version) pairs were served (a slow cluster)."""
     # The runners' own clock and a grace of 1 s: incremental slots are reused while the run lasts.
     settings = settings.model_copy(update={"slot_grace_seconds": 1.0})
     runners = {
@@ -50,9 +51,10 @@ async def _invariant_run(
     rng = np.random.default_rng(0)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
+    give_up = loop.time() + 10 * seconds  # only so a stuck indexer fails the test instead of hanging it
     next_publish = loop.time() + seconds / 6
     try:
-        while loop.time() < deadline:
+        while loop.time() < deadline or (len(seen) < versions and loop.time() < give_up):
             if loop.time() > next_publish:
                 n += 1
                 for etype in (SHADOW_TYPE, LIVE_TYPE):
@@ -100,7 +102,7 @@ async def _invariant_run(
 async def test_versioned_queries_never_mix_versions_while_both_modes_advance(
     orchestrator: Settings, publish_version, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    stats = await _invariant_run(orchestrator, publish_version, redis_client, keys, 15.0)
+    stats = await _invariant_run(orchestrator, publish_version, redis_client, keys, 15.0, 4)
     assert stats["queries"] > 20
     assert stats["versions_seen"] >= 4, stats  # in_use really moved in both modes during the run
 
@@ -109,5 +111,5 @@ async def test_versioned_queries_never_mix_versions_while_both_modes_advance(
 async def test_versioned_queries_soak_60s(
     orchestrator: Settings, publish_version, redis_client: redis.Redis, keys: Keys
 ) -> None:
-    stats = await _invariant_run(orchestrator, publish_version, redis_client, keys, 60.0)
+    stats = await _invariant_run(orchestrator, publish_version, redis_client, keys, 60.0, 6)
     assert stats["versions_seen"] >= 6, stats

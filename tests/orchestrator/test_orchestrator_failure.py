@@ -18,6 +18,9 @@ from contract.keys import Keys, Kind
 from contract.settings import Settings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 
+# A Redis of the test's own is a standalone one, whichever topology the session runs on.
+STANDALONE: dict[str, object] = {"redis_topology": "standalone", "redis_cluster_nodes": []}
+
 pytestmark = pytest.mark.anyio
 
 RECOVERY_REQUESTS = 3
@@ -103,6 +106,7 @@ async def test_redis_down_gives_503_and_recovers_with_the_next_requests(
 ) -> None:
     own = settings.model_copy(
         update={
+            **STANDALONE,
             "redis_url": f"redis://127.0.0.1:{throwaway.port}/0",
             "request_timeout_seconds": 0.5,
             "orchestrator_poll_seconds": 0.1,
@@ -146,7 +150,11 @@ async def test_slow_redis_gives_503_within_the_timeout(
     app_client: AppFactory, settings: Settings, throwaway: ThrowawayRedis
 ) -> None:
     own = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{throwaway.port}/0", "request_timeout_seconds": 0.3}
+        update={
+            **STANDALONE,
+            "redis_url": f"redis://127.0.0.1:{throwaway.port}/0",
+            "request_timeout_seconds": 0.3,
+        }
     )
     direct = throwaway.start()
     _seed(direct, Keys(own.key_prefix))
@@ -166,7 +174,11 @@ async def test_slow_redis_gives_503_within_the_timeout(
 
 async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory, settings: Settings) -> None:
     own = settings.model_copy(
-        update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "request_timeout_seconds": 0.3}
+        update={
+            **STANDALONE,
+            "redis_url": f"redis://127.0.0.1:{_free_port()}/0",
+            "request_timeout_seconds": 0.3,
+        }
     )
     async with app_client(own) as client:
         response = await client.get(routes.user_vector_path("als-d8", "u1"), headers=auth(own, "reader"))

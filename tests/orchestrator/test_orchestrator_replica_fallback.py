@@ -11,7 +11,9 @@ from contract.settings import Settings
 from orchestrator.cache import VectorCache
 from orchestrator.store import Store
 
-pytestmark = pytest.mark.anyio
+# A lagging replica is stood in for by another numbered database, which only a standalone server has; the
+# cluster's own replica reads are tested in tests/redis_topology.
+pytestmark = [pytest.mark.anyio, pytest.mark.standalone]
 
 
 async def test_what_the_replica_lacks_comes_from_the_primary(fixtures: Fixtures, settings: Settings) -> None:

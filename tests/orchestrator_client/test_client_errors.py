@@ -27,6 +27,9 @@ from orchestrator_client.errors import (
     error_for,
 )
 
+# A Redis of the test's own is a standalone one, whichever topology the session runs on.
+STANDALONE: dict[str, object] = {"redis_topology": "standalone", "redis_cluster_nodes": []}
+
 pytestmark = pytest.mark.anyio
 
 
@@ -66,7 +69,7 @@ async def test_refusals_are_typed_by_their_wire_name(
 
 
 async def test_redis_down_is_unavailable(app_client: Connect, settings: Settings) -> None:
-    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0"})
+    down = settings.model_copy(update={**STANDALONE, "redis_url": f"redis://127.0.0.1:{_free_port()}/0"})
     async with app_client(down, settings.reader_keys[0].get_secret_value()) as client:
         await client.healthz()
         with pytest.raises(RedisUnavailable) as readyz:

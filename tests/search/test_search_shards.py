@@ -6,7 +6,10 @@ copy is an index whose primary may not be allocated anywhere (a red index behind
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 from opensearchpy import OpenSearch
@@ -196,35 +199,60 @@ async def test_replicas_are_added_waited_for_and_listed_copy_by_copy(
 
 
 @pytest.mark.anyio
-async def test_reads_go_to_another_node_writes_are_sent_once(
+async def test_reads_go_to_another_node_writes_only_when_never_sent(
     settings: Settings, items_index: IndexFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     index = await items_index("hosts", [embedding_type(2)])
     live = settings.opensearch_endpoint
-    for _ in range(5):  # the client shuffles its hosts: whichever comes first, every read is answered
+    for n in range(5):  # the client shuffles its hosts: whichever comes first, every call is answered
         mixed = build_client(settings.model_copy(update={"opensearch_url": f"http://127.0.0.1:9,{live}"}))
         try:
-            assert await mixed.count(index) == 0
-            assert await mixed.index_exists(index)
+            assert await mixed.count(index) == n
+            report = await mixed.bulk_write([index_action(index, ItemDocument(f"m{n}", {}))], refresh=True)
+            assert report.ok and report.retries == 0  # sent again at once, to the live node
         finally:
             await mixed.aclose()
-    dead = build_client(
-        settings.model_copy(update={"opensearch_url": "http://127.0.0.1:9,http://127.0.0.1:10"})
-    )
     caplog.set_level(logging.WARNING, logger="opensearch")
-    caplog.clear()
+    refused = settings.model_copy(update={"opensearch_url": "http://127.0.0.1:9,http://127.0.0.1:10"})
+    assert await _attempts(refused, index, caplog) == (1 + settings.opensearch_read_retries, 2)
+    async with _dropping() as dropping:  # nodes that take the request and close without answering
+        dropped = settings.model_copy(update={"opensearch_url": ",".join(dropping)})
+        # A read goes again; a write that may have been applied is not sent twice.
+        assert await _attempts(dropped, index, caplog) == (1 + settings.opensearch_read_retries, 1)
+
+
+async def _attempts(settings: Settings, index: str, caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
+    """How many nodes a failing read, then a failing write, was sent to (opensearch-py logs each)."""
+    engine = build_client(settings)
     try:
-        with pytest.raises(SearchUnavailable):
-            await dead.count(index)
-        assert _attempts(caplog) == 1 + settings.opensearch_read_retries
         caplog.clear()
-        report = await dead.bulk_write([index_action(index, ItemDocument("a", {}))], max_retries=0)
+        with pytest.raises(SearchUnavailable):
+            await engine.count(index)
+        reads = _logged_failures(caplog)
+        caplog.clear()
+        report = await engine.bulk_write([index_action(index, ItemDocument("a", {}))], max_retries=0)
         assert list(report.failed) == ["a"]
-        assert _attempts(caplog) == 1
+        return reads, _logged_failures(caplog)
     finally:
-        await dead.aclose()
+        await engine.aclose()
 
 
-def _attempts(caplog: pytest.LogCaptureFixture) -> int:
-    """Requests opensearch-py logged as failed (one log record per attempt on a node)."""
-    return sum(1 for record in caplog.records if record.name == "opensearch" and "N/A" in record.getMessage())
+def _logged_failures(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(1 for r in caplog.records if r.name == "opensearch" and "N/A" in r.getMessage())
+
+
+@contextlib.asynccontextmanager
+async def _dropping() -> AsyncIterator[list[str]]:
+    """Two HTTP endpoints that read a request and close the connection without a reply."""
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+
+    servers = [await asyncio.start_server(drop, "127.0.0.1", 0) for _ in range(2)]
+    try:
+        yield [f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}" for server in servers]
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()

@@ -200,3 +200,26 @@ def test_down_leaves_no_process_and_up_starts_again(stack_settings: Settings) ->
     finally:
         services.stop(own)
     assert _processes_under(state_dir) == []
+
+
+def test_down_of_one_topology_leaves_the_other_alone(tmp_path: Path) -> None:
+    # Both topologies share a state dir; someone else's single node must survive `down --topology cluster`.
+    own = Settings(state_dir=tmp_path / "state", opensearch_url=None, redis_url=None)
+    Layout.of(own).cluster_dir.mkdir(parents=True)
+    cluster_only = services.stop(own, only="cluster")
+    assert cluster_only and not {"opensearch", "redis"} & cluster_only.keys()
+    assert all(pid is None for pid in cluster_only.values())  # none of them runs here
+    assert set(services.stop(own, only="single")) == {"opensearch", "redis"}
+    assert set(services.stop(own)) == {"opensearch", "redis", *cluster_only}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lockstep")), "services", "down", "--topology", "cluster"],
+        env={**os.environ, "LOCKSTEP_STATE_DIR": str(tmp_path / "state")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "opensearch-1  was not running" in result.stdout
+    # No line about the single topology's servers (`opensearch`, `redis`), only the cluster's nodes.
+    assert not any(line.startswith(("opensearch ", "redis ")) for line in result.stdout.splitlines())
