@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-cluster services-down down lint browser test bench soak demo
+.PHONY: help setup services services-cluster services-down down lint browser test bench bench-cluster soak demo
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ test-cluster: lint ## The core orchestrator, indexer and serving tests on the cl
 
 bench: services ## Run the benchmarks (bench/), ratios against a baseline measured in the same run.
 	$(UV) run python -m bench
+
+# Both topologies at once: the cluster variant measures each against the other in the same run.
+bench-cluster: services services-cluster ## The cluster variant: Redis Cluster and 3 OpenSearch nodes vs the single node.
+	$(UV) run python -m bench cluster
 
 soak: services ## Long-running invariant runs (pytest -m soak).
 	$(UV) run pytest -m soak $(PYTEST_ARGS)
