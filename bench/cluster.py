@@ -65,16 +65,20 @@ THROUGHPUT_ROUNDS = 2  # per side and call, alternating (each bench.orchestrator
 CONNECTIONS = (8, 32)
 SHADOW_ITEMS, SHADOW_DIM, SHADOW_QUERIES, SHADOW_ROUNDS = 10_000, 128, 50, 2
 SIDES = ("single", "cluster")
-# Set from what this 2-core box, shared with 3 OpenSearch JVMs and 6 Redis nodes, can do (bench/README.md).
+# Set from what this 2-core box, shared with 3 OpenSearch JVMs and 6 Redis nodes, can do (bench/README.md):
+# 10-20% below the first full run's figures (in parentheses), about what its rounds moved by.
 TARGETS = {
-    "publish_throughput": 0.5,  # cluster vs standalone, at least
-    "user_p50": 1.3,  # at most
-    "user_rps": 0.75,  # at least
-    "batch_p50": 1.5,  # at most
-    "batch_rps": 0.6,  # at least
-    "serving_throughput": 1.0,  # 2 processes vs 1, at least, at 8 and at 32 connections
-    "shadow_seconds": 3.0,  # at most
-    "shadow_recall": 0.98,  # cluster vs single recall@10 on random queries, at least
+    "publish_throughput": 0.7,  # cluster vs standalone, at least (first run 0.87)
+    "user_p50": 1.2,  # at most (1.0)
+    "user_rps": 0.85,  # at least (0.98)
+    "batch_p50": 1.2,  # at most (0.99)
+    "batch_rps": 0.7,  # at least (0.79)
+    # 2 processes vs 1, at least, at 8 and at 32 connections (1.0 and 1.1): no loss, not 2x, for the two
+    # cores are already taken by the OpenSearch nodes each request reaches (README).
+    "serving_throughput": 0.95,
+    # at most (0.66: 3 shards build in parallel on 3 nodes; 1.8 at 1k items, where fixed costs weigh)
+    "shadow_seconds": 1.5,
+    "shadow_recall": 0.98,  # cluster vs single recall@10 on random queries, at least (1.0)
 }
 
 
