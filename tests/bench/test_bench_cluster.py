@@ -7,6 +7,7 @@ of its own, on ports and a state dir of its own, and stops it afterwards.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,8 @@ from bench import orchestrator, serving
 from contract.redis_clients import sync_client
 from contract.settings import Settings
 from stack import cluster, services
+from stack.layout import Layout
+from stack.ports import ensure_free
 
 pytestmark = pytest.mark.cluster
 
@@ -34,11 +37,12 @@ SMALL = {
     "SHADOW_ROUNDS": 1,
 }
 SMALL_SERVING = {"ITEMS": 300, "USERS": 30, "ROUNDS": 2, "ROUND_REQUESTS": 64}
-# Ports of this test alone, should it start a cluster: not the session's, the defaults or the stack test's.
+# Ports of this test alone, should it start a cluster: not the session's, the defaults, nor those of the
+# other tests that start one (tests/stack, tests/cluster), which may run at the same time on this box.
 OWN_PORTS = {
-    "cluster_opensearch_port": 9291,
-    "cluster_opensearch_transport_port": 9391,
-    "cluster_redis_port": 7331,
+    "cluster_opensearch_port": 9311,
+    "cluster_opensearch_transport_port": 9411,
+    "cluster_redis_port": 7361,
 }
 
 
@@ -51,6 +55,14 @@ def cluster_ports(stack_settings: Settings) -> Iterator[dict[str, object]]:
     own = stack_settings.model_copy(
         update={**OWN_PORTS, "state_dir": stack_settings.state_dir.parent / "lockstep-bench-cluster"}
     )
+    cluster.stop(own)  # a killed run may have left its nodes running (the pid files of this state dir)
+    # Each run forms its cluster anew: Redis nodes would otherwise rejoin with stale cluster configs.
+    shutil.rmtree(Layout.of(own).cluster_dir, ignore_errors=True)
+    # ensure_running would adopt whatever cluster answers on these ports, and stop() could not stop it:
+    # refuse to run on another process's nodes.
+    for setting, port in own._ports():
+        if setting.startswith("cluster_"):
+            ensure_free(port, "the cluster benchmark test's cluster", setting)
     began = time.monotonic()
     try:
         services.ensure_running(own.model_copy(update={"topology": "cluster"}))
