@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV = $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
 
-.PHONY: help setup services services-cluster services-down down down-cluster lint browser test bench soak demo demo-cluster
+.PHONY: help setup services services-cluster services-down down down-cluster lint browser test test-cluster bench bench-cluster soak demo demo-cluster
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -59,14 +59,18 @@ CLUSTER_TIER = LOCKSTEP_TOPOLOGY=cluster LOCKSTEP_SHADOW_SHARDS=3 LOCKSTEP_SHADO
 	LOCKSTEP_LIVE_SHARDS=3 LOCKSTEP_LIVE_REPLICAS=1
 CLUSTER_TIER_TESTS = tests/orchestrator tests/indexer tests/serving tests/orchestrator_client
 
-test-cluster: lint ## The core orchestrator, indexer and serving tests on the cluster topology, then stop it.
+test-cluster: lint ## The core orchestrator, indexer and serving tests on the cluster topology, then stop the cluster.
 	@status=0; \
 	$(CLUSTER_TIER) $(UV) run pytest -m "not soak and not standalone" $(CLUSTER_TIER_TESTS) $(PYTEST_ARGS) || status=$$?; \
-	$(MAKE) --no-print-directory services-down || true; \
+	$(UV) run lockstep services down --topology cluster || true; \
 	exit $$status
 
 bench: services ## Run the benchmarks (bench/), ratios against a baseline measured in the same run.
 	$(UV) run python -m bench
+
+# Both topologies at once: the cluster variant measures each against the other in the same run.
+bench-cluster: services services-cluster ## The cluster variant: Redis Cluster and 3 OpenSearch nodes vs the single node.
+	$(UV) run python -m bench cluster
 
 soak: services ## Long-running invariant runs (pytest -m soak).
 	$(UV) run pytest -m soak $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ same data; requests alternate between them in blocks so machine noise hits both 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import statistics
@@ -44,6 +45,7 @@ THROUGHPUT_SECONDS = 3.0
 THROUGHPUT_CLIENTS = 8
 TARGET_USER_P50 = 1.2  # GET users/{id} p50, at most, vs the raw read
 TARGET_BATCH_SPEED = 0.8  # items:batch speed, at least, vs the raw read
+JSON = {"Content-Type": "application/json"}
 
 
 def baseline_app(settings: Settings) -> FastAPI:
@@ -89,7 +91,7 @@ def baseline_app_from_env() -> FastAPI:
     return baseline_app(Settings())
 
 
-def _seed(settings: Settings) -> str:
+def seed(settings: Settings) -> str:
     client = cast(redis.Redis, sync_client(settings))
     keys = Keys(settings.key_prefix)
     etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
@@ -123,12 +125,31 @@ def _seed(settings: Settings) -> str:
     return version
 
 
-def _cleanup(settings: Settings) -> None:
-    client = cast(redis.Redis, sync_client(settings))
-    names = client.keys(f"{settings.key_prefix}:*")
-    if names:
-        client.delete(*names)
+def cleanup(settings: Settings) -> None:
+    client = sync_client(settings)
+    # SCAN, not KEYS: a Redis Cluster client sends SCAN to every primary and KEYS to one node only.
+    names = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+    for start in range(0, len(names), 1000):
+        client.delete(*names[start : start + 1000])
     client.close()
+
+
+def store_environment(settings: Settings) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point a spawned process at the stores and prefixes of `settings`.
+
+    Every store variable is set, so a variable of the calling shell (the cluster tier's, say) cannot point
+    a benchmark's process at another topology than the one `settings` names.
+    """
+    return {
+        "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
+        "LOCKSTEP_INDEX_PREFIX": settings.index_prefix,
+        "LOCKSTEP_OPENSEARCH_URL": ",".join(settings.opensearch_hosts),
+        "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
+        "LOCKSTEP_REDIS_TOPOLOGY": settings.redis_topology,
+        "LOCKSTEP_REDIS_CLUSTER_NODES": json.dumps(settings.redis_cluster_nodes),
+        "LOCKSTEP_LOG_LEVEL": "warning",
+        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
+    }
 
 
 def _free_port() -> int:
@@ -154,6 +175,35 @@ def _serve(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[byt
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
 
+def serve_orchestrator(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    """The orchestrator under uvicorn, on the stores of `settings`, on a free port: its process and URL."""
+    port = _free_port()
+    server = _serve("orchestrator.main:app_from_env", port, {**os.environ, **store_environment(settings)})
+    return server, f"http://127.0.0.1:{port}"
+
+
+def reader_calls(
+    settings: Settings, url: str, version: str
+) -> tuple[httpx.Client, Callable[[int], None], Callable[[int], None]]:
+    """A reader's client of the orchestrator at `url`, and its two timed calls: GET user n, items:batch.
+
+    Each call checks its answer, so a figure is never the speed of an error.
+    """
+    key = settings.reader_keys[0].get_secret_value()
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    batch_body = orjson.dumps({"version": version, "item_ids": [str(i) for i in range(ITEMS)]})
+
+    def user(n: int) -> None:
+        response = client.get(routes.user_vector_path(TYPE, f"u{n % USERS}"))
+        assert response.status_code == 200, response.text
+
+    def batch(_n: int) -> None:
+        response = client.post(routes.items_batch_path(TYPE), content=batch_body, headers=JSON)
+        assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
+
+    return client, user, batch
+
+
 def _wait(url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -171,7 +221,7 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _latencies(
+def alternating_latencies(
     calls: dict[str, Callable[[int], None]], requests: int, block: int = 1
 ) -> dict[str, list[float]]:
     """Sequential requests, alternating blocks between the servers."""
@@ -185,7 +235,7 @@ def _latencies(
     return samples
 
 
-def _throughput(call: Callable[[int], None]) -> float:
+def throughput(call: Callable[[int], None]) -> float:
     """Requests per second with THROUGHPUT_CLIENTS concurrent sequential clients."""
     deadline = time.perf_counter() + THROUGHPUT_SECONDS
 
@@ -201,7 +251,7 @@ def _throughput(call: Callable[[int], None]) -> float:
     return total / THROUGHPUT_SECONDS
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
+def latency_summary(samples: list[float]) -> dict[str, float]:
     return {
         "p50_ms": round(statistics.median(samples) * 1000, 3),
         "p99_ms": round(_percentile(samples, 0.99) * 1000, 3),
@@ -210,57 +260,36 @@ def _summary(samples: list[float]) -> dict[str, float]:
 
 def run(settings: Settings) -> dict[str, Any]:
     """Run both servers, measure, and report the orchestrator against the raw baseline."""
-    version = _seed(settings)
-    env = {
-        **os.environ,
-        "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
-        "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
-        "LOCKSTEP_BENCH_VERSION": version,
-        "LOCKSTEP_LOG_LEVEL": "warning",
-        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
-    }
-    ours_port, raw_port = _free_port(), _free_port()
-    servers = [
-        _serve("orchestrator.main:app_from_env", ours_port, env),
-        _serve("bench.orchestrator:baseline_app_from_env", raw_port, env),
-    ]
+    version = seed(settings)
+    env = {**os.environ, **store_environment(settings), "LOCKSTEP_BENCH_VERSION": version}
+    raw_port = _free_port()
+    ours_server, ours_url = serve_orchestrator(settings)
+    servers = [ours_server, _serve("bench.orchestrator:baseline_app_from_env", raw_port, env)]
     try:
-        ours_url, raw_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{raw_port}"
+        raw_url = f"http://127.0.0.1:{raw_port}"
         _wait(ours_url + routes.HEALTHZ)
         _wait(f"{raw_url}/raw/users/u0")
-        key = settings.reader_keys[0].get_secret_value()
-        ours = httpx.Client(base_url=ours_url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        ours, ours_user, ours_batch = reader_calls(settings, ours_url, version)
         raw = httpx.Client(base_url=raw_url, timeout=10)
-
-        def ours_user(n: int) -> None:
-            response = ours.get(routes.user_vector_path(TYPE, f"u{n % USERS}"))
-            assert response.status_code == 200, response.text
 
         def raw_user(n: int) -> None:
             response = raw.get(f"/raw/users/u{n % USERS}")
             assert response.status_code == 200, response.text
 
-        item_ids = [str(i) for i in range(ITEMS)]
-        batch_body = orjson.dumps({"version": version, "item_ids": item_ids})
-        raw_body = orjson.dumps({"item_ids": item_ids})
-        json_header = {"Content-Type": "application/json"}
-
-        def ours_batch(_n: int) -> None:
-            response = ours.post(routes.items_batch_path(TYPE), content=batch_body, headers=json_header)
-            assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
+        raw_body = orjson.dumps({"item_ids": [str(i) for i in range(ITEMS)]})
 
         def raw_batch(_n: int) -> None:
-            response = raw.post("/raw/items", content=raw_body, headers=json_header)
+            response = raw.post("/raw/items", content=raw_body, headers=JSON)
             assert response.status_code == 200 and len(response.json()["ids"]) == ITEMS
 
         # Warm both (connections, caches, first-request costs) before measuring.
-        _latencies({"ours": ours_user, "raw": raw_user}, 200)
-        _latencies({"ours": ours_batch, "raw": raw_batch}, 10, block=5)
+        alternating_latencies({"ours": ours_user, "raw": raw_user}, 200)
+        alternating_latencies({"ours": ours_batch, "raw": raw_batch}, 10, block=5)
 
-        users = _latencies({"ours": ours_user, "raw": raw_user}, LATENCY_REQUESTS)
-        batches = _latencies({"ours": ours_batch, "raw": raw_batch}, BATCH_REQUESTS, block=10)
-        user_rps = {"ours": _throughput(ours_user), "raw": _throughput(raw_user)}
-        batch_rps = {"ours": _throughput(ours_batch), "raw": _throughput(raw_batch)}
+        users = alternating_latencies({"ours": ours_user, "raw": raw_user}, LATENCY_REQUESTS)
+        batches = alternating_latencies({"ours": ours_batch, "raw": raw_batch}, BATCH_REQUESTS, block=10)
+        user_rps = {"ours": throughput(ours_user), "raw": throughput(raw_user)}
+        batch_rps = {"ours": throughput(ours_batch), "raw": throughput(raw_batch)}
         ours.close()
         raw.close()
     finally:
@@ -268,19 +297,19 @@ def run(settings: Settings) -> dict[str, Any]:
             server.terminate()
         for server in servers:
             server.wait(timeout=10)
-        _cleanup(settings)
+        cleanup(settings)
 
     user_ratio = statistics.median(users["ours"]) / statistics.median(users["raw"])
     batch_ratio = statistics.median(batches["raw"]) / statistics.median(batches["ours"])
     return {
         "users_get": {
-            "orchestrator": {**_summary(users["ours"]), "rps": round(user_rps["ours"], 1)},
-            "raw_hget": {**_summary(users["raw"]), "rps": round(user_rps["raw"], 1)},
+            "orchestrator": {**latency_summary(users["ours"]), "rps": round(user_rps["ours"], 1)},
+            "raw_hget": {**latency_summary(users["raw"]), "rps": round(user_rps["raw"], 1)},
             "p50_ratio_orchestrator_over_raw": round(user_ratio, 3),
         },
         "items_batch_1000": {
-            "orchestrator": {**_summary(batches["ours"]), "rps": round(batch_rps["ours"], 1)},
-            "raw_hmget": {**_summary(batches["raw"]), "rps": round(batch_rps["raw"], 1)},
+            "orchestrator": {**latency_summary(batches["ours"]), "rps": round(batch_rps["ours"], 1)},
+            "raw_hmget": {**latency_summary(batches["raw"]), "rps": round(batch_rps["raw"], 1)},
             "speed_ratio_orchestrator_vs_raw": round(batch_ratio, 3),
             "throughput_ratio_orchestrator_vs_raw": round(batch_rps["ours"] / batch_rps["raw"], 3),
         },

@@ -11,7 +11,8 @@ import redis
 
 from bench.checks import at_least, at_most
 from contract.keys import Keys, Kind
-from contract.redis_clients import sync_client
+from contract.redis_clients import SyncRedis, sync_client
+from contract.replication import UNCONFIRMED, Replication
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.vectors import buckets_for, buckets_of
@@ -23,51 +24,38 @@ USERS, ITEMS, DIM, CHUNK = 50_000, 10_000, 64, 2000
 ROUNDS = 5
 TARGET_RATIO = 0.8
 TARGET_BYTES = 4 * DIM + 100
+ETYPE = EmbeddingType(name="bench-d64", family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
 
 
 def run(settings: Settings, users: int = USERS, items: int = ITEMS, rounds: int = ROUNDS) -> dict[str, Any]:
     """Publish `users` + `items` d=64 vectors `rounds` times each way; report throughput ratio and memory."""
     client = cast(redis.Redis, sync_client(settings))
-    keys = Keys(f"{settings.key_prefix}-bench-{uuid.uuid4().hex[:8]}")
-    rng = np.random.default_rng(0)
-    sets = {
-        Kind.USER: VectorSet(
-            tuple(str(i) for i in range(users)), rng.standard_normal((users, DIM)).astype(np.float32)
-        ),
-        Kind.ITEM: VectorSet(
-            tuple(str(i) for i in range(items)), rng.standard_normal((items, DIM)).astype(np.float32)
-        ),
-    }
-    etype = EmbeddingType(name="bench-d64", family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
-    register_type(client, keys, etype)
+    keys = bench_keys(settings)
+    sets = vector_sets(users, items)
+    register_type(client, keys, ETYPE)
     ours: list[float] = []
     raw: list[float] = []
     try:
         for round_ in range(rounds):
             # Alternate, each on a fresh version, so neither side profits from a warmer server.
-            frame = Frame.parse(f"2017-01-01..2017-02-{round_ + 2:02d}")
-            raw.append(_raw_pipeline(client, keys, etype.name, f"raw{round_}", sets))
-            started = time.perf_counter()
-            publish(
-                client, keys, etype, frame, users=sets[Kind.USER], items=sets[Kind.ITEM], chunk_size=CHUNK
-            )
-            ours.append(time.perf_counter() - started)
+            raw.append(_raw_pipeline(client, keys, ETYPE.name, f"raw{round_}", sets))
+            ours.append(timed_publish(client, keys, round_, sets))
         # Measured after the last round, over every bucket hash of the first version: each bucket is a
         # listpack (on a Redis with hash-max-listpack-value >= 4*dim, as ours has), so a vector costs its
         # 256 bytes plus a few bytes of field and entry headers, plus its share of the bucket's key and
         # of jemalloc's size-class rounding of the listpack.
-        first = read_manifest(client, keys, etype.name, Frame.parse("2017-01-01..2017-02-02").version_id)
+        first = read_manifest(client, keys, ETYPE.name, Frame.parse("2017-01-01..2017-02-02").version_id)
         assert first is not None
         memory = {
             kind.value: sum(
-                _memory(client, keys.vectors(etype.name, first.version, kind, bucket))
+                _memory(client, keys.vectors(ETYPE.name, first.version, kind, bucket))
                 for bucket in range(first.buckets.of(kind))
             )
             / len(sets[kind].ids)
             for kind in sets
         }
     finally:
-        _delete_prefix(client, keys)
+        delete_prefix(client, keys)
         client.close()
     vectors = users + items
     ours_best, raw_best = min(ours), min(raw)
@@ -87,6 +75,47 @@ def run(settings: Settings, users: int = USERS, items: int = ITEMS, rounds: int 
             at_most("Redis bytes per vector", round(per_vector, 1), TARGET_BYTES, unit=" B"),
         ],
     }
+
+
+def bench_keys(settings: Settings) -> Keys:
+    """Keys under a prefix of this run's own, so `_delete_prefix` removes only what the run wrote."""
+    return Keys(f"{settings.key_prefix}-bench-{uuid.uuid4().hex[:8]}")
+
+
+def vector_sets(users: int, items: int) -> dict[Kind, VectorSet]:
+    """The users and items to publish: random d=64 vectors, the same ones in every run (seed 0)."""
+    rng = np.random.default_rng(0)
+    return {
+        Kind.USER: VectorSet(
+            tuple(str(i) for i in range(users)), rng.standard_normal((users, DIM)).astype(np.float32)
+        ),
+        Kind.ITEM: VectorSet(
+            tuple(str(i) for i in range(items)), rng.standard_normal((items, DIM)).astype(np.float32)
+        ),
+    }
+
+
+def timed_publish(
+    client: SyncRedis,
+    keys: Keys,
+    round_: int,
+    sets: dict[Kind, VectorSet],
+    replication: Replication = UNCONFIRMED,
+) -> float:
+    """Seconds `publish` takes for `sets`, as the round's own version (a fresh frame per round)."""
+    frame = Frame.parse(f"2017-01-01..2017-02-{round_ + 2:02d}")
+    started = time.perf_counter()
+    publish(
+        client,
+        keys,
+        ETYPE,
+        frame,
+        users=sets[Kind.USER],
+        items=sets[Kind.ITEM],
+        chunk_size=CHUNK,
+        replication=replication,
+    )
+    return time.perf_counter() - started
 
 
 def _raw_pipeline(
@@ -125,7 +154,7 @@ def _memory(client: redis.Redis, key: str) -> float:
     return float(client.memory_usage(key, samples=0) or 0)
 
 
-def _delete_prefix(client: redis.Redis, keys: Keys) -> None:
+def delete_prefix(client: SyncRedis, keys: Keys) -> None:
     names = list(client.scan_iter(match=keys.all_keys_pattern(), count=1000))
     for start in range(0, len(names), 1000):
         client.unlink(*names[start : start + 1000])

@@ -40,6 +40,7 @@ import redis
 from opensearchpy import OpenSearch
 
 from bench.checks import at_least, at_most
+from bench.orchestrator import store_environment
 from contract import routes
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
@@ -64,6 +65,7 @@ CHECKED_USERS = 20  # users whose answers must agree across the sides before any
 # Against the floor (issue: serving's target re-stated): medians of per-round ratios, and CPU in ms.
 TARGETS = {"p50": 1.15, "p99": 1.3, "throughput": 0.85, "cpu_ms": 0.3}
 TYPE = "bench-d32"
+JSON_TYPE = {"Content-Type": "application/json"}
 
 Call = Callable[[int], Awaitable[list[str]]]  # one request for user n; the item ids it returned
 
@@ -74,7 +76,7 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait(url: str, limit: float = 60) -> None:
+def wait_healthy(url: str, limit: float = 60) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
@@ -86,7 +88,7 @@ def _wait(url: str, limit: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _setup(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocation]:
+def setup_world(settings: Settings, keys: Keys) -> tuple[EmbeddingType, IndexedLocation]:
     rng = np.random.default_rng(0)
     client = cast(redis.Redis, sync_client(settings))
     etype = EmbeddingType(name=TYPE, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
@@ -146,6 +148,20 @@ async def _register(settings: Settings, loc: IndexedLocation) -> None:
         await client.set_in_use(TYPE, None, loc.version, "bench")
 
 
+def recommend_call(session: aiohttp.ClientSession, urls: list[str]) -> Call:
+    """POST /v1/recommend for user n to serving at urls[n % len(urls)] (round-robin over processes)."""
+
+    async def call(n: int) -> list[str]:
+        body = {"user_id": f"u{n % USERS}", "embedding_type": TYPE, "k": K, "exclude_seen": False}
+        async with session.post(
+            urls[n % len(urls)] + "/v1/recommend", data=orjson.dumps(body), headers=JSON_TYPE
+        ) as response:
+            response.raise_for_status()
+            return [item["item_id"] for item in orjson.loads(await response.read())["items"]]
+
+    return call
+
+
 async def _block(one: Call, connections: int, first: int, requests: int) -> tuple[list[float], float]:
     """`requests` calls of `one(n)`, n from `first`, over `connections` workers: latencies, elapsed (s)."""
     latencies: list[float] = []
@@ -183,7 +199,7 @@ def _ratios(raw: dict[str, float], serving: dict[str, float]) -> dict[str, float
     }
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far (Linux /proc; 0 elsewhere, and the figure reads 0)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -192,7 +208,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _interleaved(
+async def interleaved(
     sides: dict[str, Call], connections: int, servers: dict[str, int]
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
     """ROUNDS rounds; in each, every side runs one block, in rotating order: drift of the box hits all alike.
@@ -211,10 +227,10 @@ async def _interleaved(
     for number in range(ROUNDS):
         shift = number % len(names)
         for name in names[shift:] + names[:shift]:
-            before = _cpu_seconds(servers[name]) if name in servers else 0.0
+            before = cpu_seconds(servers[name]) if name in servers else 0.0
             got, took = await _block(sides[name], connections, number * ROUND_REQUESTS, ROUND_REQUESTS)
             if name in servers:
-                cpu[name] += _cpu_seconds(servers[name]) - before
+                cpu[name] += cpu_seconds(servers[name]) - before
             latencies[name].extend(got)
             elapsed[name] += took
             rounds[name].append(_figures(got, took))
@@ -224,7 +240,7 @@ async def _interleaved(
     return figures, rounds
 
 
-def _median_ratios(base: list[dict[str, float]], side: list[dict[str, float]]) -> dict[str, float]:
+def median_ratios(base: list[dict[str, float]], side: list[dict[str, float]]) -> dict[str, float]:
     """The median over rounds of each round's side/base ratio (p50, p99, throughput)."""
     per_round = [_ratios(b, s) for b, s in zip(base, side, strict=True)]
     return {key: round(float(np.median([r[key] for r in per_round])), 3) for key in per_round[0]}
@@ -234,7 +250,6 @@ async def _measure(
     settings: Settings, etype: EmbeddingType, loc: IndexedLocation, urls: dict[str, str], pids: dict[str, int]
 ) -> dict[str, Any]:
     reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
-    json_type = {"Content-Type": "application/json"}
     orch_url, search_url = settings.orchestrator_url, settings.opensearch_endpoint
     beam = candidates(K), ef_search(settings, K)
     timeout = 30.0
@@ -263,19 +278,12 @@ async def _measure(
         aiohttp.ClientSession(headers=reader, connector=aiohttp.TCPConnector(limit=16)) as orch,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as search,
     ):
-
-        async def via_serving(n: int) -> list[str]:
-            body = {"user_id": f"u{n % USERS}", "embedding_type": TYPE, "k": K, "exclude_seen": False}
-            async with serving.post(
-                urls["serving"] + "/v1/recommend", data=orjson.dumps(body), headers=json_type
-            ) as response:
-                response.raise_for_status()
-                return [item["item_id"] for item in orjson.loads(await response.read())["items"]]
+        via_serving = recommend_call(serving, [urls["serving"]])
 
         async def via_floor(n: int) -> list[str]:
             body = {"user_id": f"u{n % USERS}"}
             async with serving.post(
-                urls["floor"] + "/v1/recommend", data=orjson.dumps(body), headers=json_type
+                urls["floor"] + "/v1/recommend", data=orjson.dumps(body), headers=JSON_TYPE
             ) as response:
                 response.raise_for_status()
                 return [str(item_id) for item_id in orjson.loads(await response.read())["items"]]
@@ -306,10 +314,10 @@ async def _measure(
                 raise RuntimeError(f"the sides disagree for user u{n}: {answers}")
         results: dict[str, Any] = {}
         for connections in (1, 8):
-            figures, rounds = await _interleaved(sides, connections, pids)
+            figures, rounds = await interleaved(sides, connections, pids)
             results[f"c{connections}"] = {
                 **figures,
-                "serving_vs_floor_median": _median_ratios(rounds["floor"], rounds["serving"]),
+                "serving_vs_floor_median": median_ratios(rounds["floor"], rounds["serving"]),
                 "serving_p50_vs_raw_per_round": [
                     round(s["p50_ms"] / r["p50_ms"], 3)
                     for r, s in zip(rounds["raw"], rounds["serving"], strict=True)
@@ -334,43 +342,77 @@ async def _measure(
         return results
 
 
-def run(settings: Settings) -> dict[str, Any]:
-    """Set up a 5k-item world, start orchestrator + serving processes, measure both sides, clean up."""
+def world_settings(settings: Settings) -> Settings:
+    """`settings` with a prefix of this run's own and free ports for the orchestrator and serving."""
     token = f"b{uuid.uuid4().hex[:8]}"
-    orch_port, serving_port, floor_port = _port(), _port(), _port()
-    settings = settings.model_copy(
+    return settings.model_copy(
         update={
             "key_prefix": token,
             "index_prefix": token,
-            "orchestrator_url": f"http://127.0.0.1:{orch_port}",
-            "serving_url": f"http://127.0.0.1:{serving_port}",
+            "orchestrator_url": f"http://127.0.0.1:{_port()}",
+            "serving_url": f"http://127.0.0.1:{_port()}",
         }
     )
-    keys = Keys(token)
-    etype, loc = _setup(settings, keys)
-    env = {
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    return {
         **os.environ,
-        "LOCKSTEP_KEY_PREFIX": token,
-        "LOCKSTEP_INDEX_PREFIX": token,
+        **store_environment(settings),
         "LOCKSTEP_ORCHESTRATOR_URL": settings.orchestrator_url,
         "LOCKSTEP_SERVING_URL": settings.serving_url,
-        "LOCKSTEP_OPENSEARCH_URL": settings.opensearch_endpoint,
-        "LOCKSTEP_REDIS_URL": settings.redis_endpoint,
         "LOCKSTEP_ORCHESTRATOR_POLL_SECONDS": "0.5",
         "LOCKSTEP_SERVING_USER_CACHE_SECONDS": "0",
         "LOCKSTEP_SERVING_RESULT_CACHE_SECONDS": "0",
-        "LOCKSTEP_LOG_LEVEL": "warning",
-        "LOCKSTEP_DEVELOPMENT": "1" if settings.development else "0",  # the dev-* keys it calls with
     }
+
+
+def start_stack(
+    settings: Settings, loc: IndexedLocation, processes: list[subprocess.Popen[bytes]], servings: int = 1
+) -> list[str]:
+    """The orchestrator (with `loc` registered and in use), then `servings` serving processes: their URLs.
+
+    Each process is appended to `processes` as soon as it starts, so the caller's cleanup stops it even
+    when a later start fails. The first serving listens on settings.serving_url, the others on free ports.
+    """
+    env = _environment(settings)
     cli = [sys.executable, "-c", "from cli.main import app; app()"]
-    processes = []
+    processes.append(subprocess.Popen([*cli, "orchestrator", "serve"], env=env))
+    wait_healthy(settings.orchestrator_url)
+    asyncio.run(_register(settings, loc))
+    ports = [int(settings.serving_url.rsplit(":", 1)[1])] + [_port() for _ in range(servings - 1)]
+    for port in ports:
+        processes.append(subprocess.Popen([*cli, "serving", "serve", "--port", str(port)], env=env))
+    return [f"http://127.0.0.1:{port}" for port in ports]
+
+
+def stop_stack(settings: Settings, loc: IndexedLocation, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the processes, delete the run's index, template and keys."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=20)
+    search = OpenSearch(hosts=settings.opensearch_hosts, timeout=60)
+    search.indices.delete(index=loc.index, ignore_unavailable=True)
+    search.indices.delete_index_template(name=f"{settings.index_prefix}-items", ignore=404)
+    search.close()
+    client = sync_client(settings)
+    batch = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
+    if batch:
+        client.delete(*batch)
+    client.close()
+
+
+def run(settings: Settings) -> dict[str, Any]:
+    """Set up a 5k-item world, start orchestrator + serving processes, measure both sides, clean up."""
+    settings = world_settings(settings)
+    etype, loc = setup_world(settings, Keys(settings.key_prefix))
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        processes.append(subprocess.Popen([*cli, "orchestrator", "serve"], env=env))
-        _wait(settings.orchestrator_url)
-        asyncio.run(_register(settings, loc))
-        processes.append(subprocess.Popen([*cli, "serving", "serve"], env=env))
+        start_stack(settings, loc, processes)
+        floor_port = _port()
         floor_env = {
-            **env,
+            **_environment(settings),
             "BENCH_FLOOR_LOCATION": loc.model_dump_json(),
             "BENCH_FLOOR_TYPE": TYPE,
             "BENCH_FLOOR_SIMILARITY": etype.similarity.value,
@@ -387,25 +429,13 @@ def run(settings: Settings) -> dict[str, Any]:
         ]
         processes.append(subprocess.Popen([*floor, *flags, "--no-access-log"], env=floor_env))
         floor_url = f"http://127.0.0.1:{floor_port}"
-        _wait(settings.serving_url)
-        _wait(floor_url)
+        wait_healthy(settings.serving_url)
+        wait_healthy(floor_url)
         urls = {"serving": settings.serving_url, "floor": floor_url}
         pids = {"serving": processes[1].pid, "floor": processes[2].pid}
         figures = asyncio.run(_measure(settings, etype, loc, urls, pids))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
-        search = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=60)
-        search.indices.delete(index=loc.index, ignore_unavailable=True)
-        search.indices.delete_index_template(name=f"{token}-items", ignore=404)
-        search.close()
-        client = cast(redis.Redis, sync_client(settings))
-        batch = list(client.scan_iter(match=f"{token}:*", count=1000))
-        if batch:
-            client.delete(*batch)
-        client.close()
+        stop_stack(settings, loc, processes)
     checks = []
     for level in ("c1", "c8"):
         ratio = figures[level]["serving_vs_floor_median"]
