@@ -166,6 +166,12 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=500)
+    expected: str | None = Field(
+        default=None,
+        description="The in_use version the caller rolls back from: when in_use is another, 409 "
+        "InUseConflict and nothing moves, so a retry after a lost answer never rolls back twice. Omitted: "
+        "from whatever is in use.",
+    )
 
 
 class InUseChange(BaseModel):

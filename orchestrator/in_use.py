@@ -143,8 +143,12 @@ async def rollback(
     reason: str,
     caller: Caller,
     replication: Replication = UNCONFIRMED,
+    expected: str | None = None,
 ) -> InUseChange:
-    """Move in_use back to the newest earlier version that is still published and indexed."""
+    """Move in_use back to the newest earlier version that is still published and indexed.
+
+    With `expected`, only from that version (InUseConflict otherwise): a retried rollback moves once.
+    """
     in_use_key, published_key, indexed_key = (
         keys.in_use(type_name),
         keys.published(type_name),
@@ -160,6 +164,8 @@ async def rollback(
         if raw_current is None:
             raise NoRollbackTarget(f"type {type_name} has no in_use version to roll back from")
         current = text(raw_current)
+        if expected is not None and current != expected:
+            raise InUseConflict(f"expected: in_use of {type_name} is {current!r}, not {expected!r}")
         published = [text(v) for v in raw_published]
         indexed = {text(v) for v in raw_indexed}
         target = await _rollback_target(redis, keys, type_name, current, published, indexed)

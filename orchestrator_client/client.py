@@ -189,11 +189,14 @@ class OrchestratorClient:
         update = InUseUpdate(expected=expected, version=version, reason=reason)
         return await self._model(InUseChange, "PUT", routes.in_use_path(type_name), update)
 
-    async def rollback(self, type_name: str, reason: str = "") -> InUseChange:
-        """Move in_use back to the newest earlier version still published and indexed (admin key)."""
-        return await self._model(
-            InUseChange, "POST", routes.rollback_path(type_name), RollbackRequest(reason=reason)
-        )
+    async def rollback(self, type_name: str, reason: str = "", expected: str | None = None) -> InUseChange:
+        """Move in_use back to the newest earlier version still published and indexed (admin key).
+
+        With `expected` (the in_use seen), only from that version: InUseConflict otherwise, so retrying
+        after a lost answer never rolls back twice.
+        """
+        request = RollbackRequest(reason=reason, expected=expected)
+        return await self._model(InUseChange, "POST", routes.rollback_path(type_name), request)
 
     async def healthz(self) -> None:
         """Return when the process answers (OrchestratorUnavailable otherwise)."""

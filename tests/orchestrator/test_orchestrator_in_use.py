@@ -120,6 +120,32 @@ async def test_rollback_goes_to_newest_earlier_published_and_indexed(
         assert history[0]["reason"] == "bad model" and history[0]["role"] == "admin"
 
 
+async def test_a_rollback_from_an_expected_version_moves_once_however_often_it_is_sent(
+    app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
+) -> None:
+    """A retry of a rollback whose answer was lost (a failover) gets 409 instead of rolling back twice."""
+    async with app_client(orch_settings) as client:
+        etype, (v1, v2, v3) = _three_versions(fixtures)
+        for v in (v1, v2, v3):
+            fixtures.mark_indexed(etype, v)
+        fixtures.set_in_use(etype, v3)
+        url = routes.rollback_path(etype.name)
+        admin = auth(orch_settings, "admin")
+        body = {"reason": "bad model", "expected": v3}
+
+        first = await client.post(url, json=body, headers=admin)
+        assert first.status_code == 200, first.text
+        assert (first.json()["from_version"], first.json()["to_version"]) == (v3, v2)
+        before = fixtures.snapshot()
+        retried = await client.post(url, json=body, headers=admin)
+        assert retried.status_code == 409 and retried.json()["error"] == "InUseConflict"
+        assert f"is {v2!r}, not {v3!r}" in retried.json()["detail"]
+        assert fixtures.snapshot() == before
+        history = (await client.get(routes.in_use_history_path(etype.name), headers=admin)).json()
+        assert [(h["from_version"], h["to_version"]) for h in history[:1]] == [(v3, v2)]
+        assert sum(1 for h in history if h["reason"] == "bad model") == 1
+
+
 async def test_rollback_refuses_when_earlier_versions_are_unpublished_or_unindexed(
     app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
 ) -> None:

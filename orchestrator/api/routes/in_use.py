@@ -75,7 +75,8 @@ async def set_in_use(type_name: TypeName, body: InUseUpdate, ctx: IndexerDep) ->
     response_model=InUseChange,
     summary="Roll in_use back",
     description=f"{role_line(Role.ADMIN)} Moves in_use to the newest version earlier than the current one "
-    "that is still published and still indexed; otherwise 409 NoRollbackTarget with the reason.",
+    "that is still published and still indexed; otherwise 409 NoRollbackTarget with the reason. With "
+    "`expected`, only from that version (409 InUseConflict otherwise), so a retry never rolls back twice.",
     responses=documented(UnknownType, NoRollbackTarget, InUseConflict, *AUTH_ERRORS),
     openapi_extra=role_doc(Role.ADMIN),
 )
@@ -87,8 +88,9 @@ async def rollback(
     """Admin rollback."""
     state = ctx.state
     await type_entry(state, type_name)
+    body = body or RollbackRequest()
     change = await in_use.rollback(
-        state.redis, state.keys, type_name, body.reason if body else "", ctx.caller, state.replication
+        state.redis, state.keys, type_name, body.reason, ctx.caller, state.replication, body.expected
     )
     state.metrics.in_use[type_name] = change.to_version
     return change
