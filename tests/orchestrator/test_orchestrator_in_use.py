@@ -23,6 +23,15 @@ def _three_versions(fixtures: Fixtures) -> tuple[EmbeddingType, list[str]]:
     return etype, versions
 
 
+def _all_indexed_third_in_use(fixtures: Fixtures) -> tuple[EmbeddingType, list[str]]:
+    """Three published versions, each indexed, the newest in use: the start of every rollback."""
+    etype, versions = _three_versions(fixtures)
+    for v in versions:
+        fixtures.mark_indexed(etype, v)
+    fixtures.set_in_use(etype, versions[-1])
+    return etype, versions
+
+
 def _put(expected: str | None, version: str, reason: str = "test") -> dict[str, str | None]:
     return {"expected": expected, "version": version, "reason": reason}
 
@@ -91,10 +100,7 @@ async def test_rollback_goes_to_newest_earlier_published_and_indexed(
     app_client: AppFactory, fixtures: Fixtures, orch_settings: Settings
 ) -> None:
     async with app_client(orch_settings) as client:
-        etype, (v1, v2, v3) = _three_versions(fixtures)
-        for v in (v1, v2, v3):
-            fixtures.mark_indexed(etype, v)
-        fixtures.set_in_use(etype, v3)
+        etype, (v1, v2, v3) = _all_indexed_third_in_use(fixtures)
         url = routes.rollback_path(etype.name)
         admin = auth(orch_settings, "admin")
 
@@ -125,10 +131,7 @@ async def test_a_rollback_from_an_expected_version_moves_once_however_often_it_i
 ) -> None:
     """A retry of a rollback whose answer was lost (a failover) gets 409 instead of rolling back twice."""
     async with app_client(orch_settings) as client:
-        etype, (v1, v2, v3) = _three_versions(fixtures)
-        for v in (v1, v2, v3):
-            fixtures.mark_indexed(etype, v)
-        fixtures.set_in_use(etype, v3)
+        etype, (_v1, v2, v3) = _all_indexed_third_in_use(fixtures)
         url = routes.rollback_path(etype.name)
         admin = auth(orch_settings, "admin")
         body = {"reason": "bad model", "expected": v3}
