@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -12,11 +13,13 @@ from typing import Any
 
 from bench.checks import summary
 from contract.settings import Settings
+from stack.services import client_environment
 
 # Each module exposes `run(settings) -> dict` and owns its baseline.
-BENCHMARKS = ("publish", "orchestrator", "indexing", "serving")
-# Run only when named: `cluster` needs the cluster topology up besides the single node (make bench-cluster).
-ON_REQUEST = ("cluster",)
+BENCHMARKS = ("publish", "orchestrator", "indexing", "serving", "overload")
+# Run only when named: `cluster` needs the cluster topology up besides the single node (make bench-cluster);
+# `partitions` builds three layouts of a 50k-item news catalog (minutes); `scale` is make bench-scale.
+ON_REQUEST = ("cluster", "partitions", "scale")
 RESULTS = Path("out/bench.json")
 
 
@@ -27,7 +30,10 @@ def main(selected: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {[*BENCHMARKS, *ON_REQUEST]}", file=sys.stderr)
         return 2
-    base = Settings(development=True)  # the benchmarks drive their own apps with the dev-* keys
+    # The benchmarks drive their own apps with the dev-* keys; they and every process they start log in
+    # to the stack's Redis as `lockstep services env` says (its app user).
+    os.environ.update(client_environment(Settings(development=True)))
+    base = Settings(development=True)
     results: dict[str, Any] = {}
     for name in names:
         # A prefix per benchmark: nothing it writes touches the demo's or another run's data.

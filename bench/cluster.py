@@ -197,16 +197,18 @@ def _serving(cluster: Settings) -> dict[str, Any]:
             wait_healthy(url)
         second = processes[2].pid  # orchestrator, first serving, second serving
         before = cpu_seconds(second)
-        figures = asyncio.run(_serving_rounds(urls))
+        figures = asyncio.run(_serving_rounds(urls, settings.reader_key.get_secret_value()))
         figures["second_process_cpu_seconds"] = round(cpu_seconds(second) - before, 2)
     finally:
         stop_stack(settings, loc, processes)
     return figures
 
 
-async def _serving_rounds(urls: list[str]) -> dict[str, Any]:
+async def _serving_rounds(urls: list[str], key: str) -> dict[str, Any]:
     # Enough pooled connections for 32 concurrent requests to each process.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2 * max(CONNECTIONS))) as session:
+    connector = aiohttp.TCPConnector(limit=2 * max(CONNECTIONS))
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         calls: dict[str, Call] = {
             "one": recommend_call(session, urls[:1]),
             "two": recommend_call(session, urls),

@@ -45,6 +45,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def orchestrator_in_thread(settings: Settings) -> tuple[uvicorn.Server, threading.Thread]:
+    """The orchestrator app served in a daemon thread at settings.orchestrator_url (stop: should_exit)."""
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=int(settings.orchestrator_url.rsplit(":", 1)[1]),
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return server, thread
+
+
 def _drop_prefix(settings: Settings) -> None:
     client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=120)
     client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
@@ -60,7 +75,19 @@ def _unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 def _items(n: int) -> list[Item]:
     return [
-        Item(str(i), f"book {i}", ("someone",), 2000, "en", 4.0, 100, ("fiction",)) for i in range(1, n + 1)
+        Item.from_document(
+            {
+                "item_id": str(i),
+                "title": f"book {i}",
+                "authors": ["someone"],
+                "year": 2000,
+                "language": "en",
+                "average_rating": 4.0,
+                "ratings_count": 100,
+                "tags": ["fiction"],
+            }
+        )
+        for i in range(1, n + 1)
     ]
 
 
@@ -164,16 +191,7 @@ async def _run(settings: Settings, n: int, dim: int, queries: int, compare_bulk:
         users=VectorSet(tuple(f"u{i}" for i in range(100)), users),
         items=VectorSet(tuple(i.item_id for i in items), matrix),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=int(settings.orchestrator_url.rsplit(":", 1)[1]),
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server, thread = orchestrator_in_thread(settings)
     search = build_client(settings, timeout=600)
     try:
         async with connect_orchestrator(settings, timeout=60) as orch:

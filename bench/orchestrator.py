@@ -140,7 +140,12 @@ def store_environment(settings: Settings) -> dict[str, str]:
     Every store variable is set, so a variable of the calling shell (the cluster tier's, say) cannot point
     a benchmark's process at another topology than the one `settings` names.
     """
-    return {
+    login = {}
+    if settings.redis_username is not None:
+        login["LOCKSTEP_REDIS_USERNAME"] = settings.redis_username
+    if settings.redis_password is not None:
+        login["LOCKSTEP_REDIS_PASSWORD"] = settings.redis_password.get_secret_value()
+    return login | {
         "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
         "LOCKSTEP_INDEX_PREFIX": settings.index_prefix,
         "LOCKSTEP_OPENSEARCH_URL": ",".join(settings.opensearch_hosts),

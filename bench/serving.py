@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -52,9 +52,9 @@ from orchestrator_client import OrchestratorClient
 from search.client import build_client
 from search.opensearch import HITS_ONLY
 from search.port import SearchEngine
-from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, index_action, knn_body
+from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, candidates, index_action, knn_body
 from search.templates import install_items_template, vector_slot_mappings
-from serving.knn import candidates, ef_search
+from serving.knn import ef_search
 from training.publish import VectorSet, publish
 from training.registry import register_type
 
@@ -274,7 +274,7 @@ async def _measure(
     )
     own_search = build_client(settings, timeout=timeout, pool_size=16)
     async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as serving,
+        aiohttp.ClientSession(headers=reader, connector=aiohttp.TCPConnector(limit=16)) as serving,
         aiohttp.ClientSession(headers=reader, connector=aiohttp.TCPConnector(limit=16)) as orch,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as search,
     ):
@@ -368,7 +368,11 @@ def _environment(settings: Settings) -> dict[str, str]:
 
 
 def start_stack(
-    settings: Settings, loc: IndexedLocation, processes: list[subprocess.Popen[bytes]], servings: int = 1
+    settings: Settings,
+    loc: IndexedLocation,
+    processes: list[subprocess.Popen[bytes]],
+    servings: int = 1,
+    serving_env: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The orchestrator (with `loc` registered and in use), then `servings` serving processes: their URLs.
 
@@ -382,7 +386,8 @@ def start_stack(
     asyncio.run(_register(settings, loc))
     ports = [int(settings.serving_url.rsplit(":", 1)[1])] + [_port() for _ in range(servings - 1)]
     for port in ports:
-        processes.append(subprocess.Popen([*cli, "serving", "serve", "--port", str(port)], env=env))
+        serve = [*cli, "serving", "serve", "--port", str(port)]
+        processes.append(subprocess.Popen(serve, env={**env, **(serving_env or {})}))
     return [f"http://127.0.0.1:{port}" for port in ports]
 
 

@@ -19,8 +19,8 @@ from contract.settings import Settings
 from contract.types import Similarity
 from orchestrator_client import OrchestratorClient
 from search.client import build_client
-from search.requests import VersionedKnnQuery
-from serving.knn import candidates, ef_search
+from search.requests import VersionedKnnQuery, candidates
+from serving.knn import ef_search
 
 K = 10
 

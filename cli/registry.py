@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from cli import catalog as catalog_cli
 from cli import evaluate as evaluate_cli
 from cli import redis_keys as redis_keys_cli
+from crash import cli as crash_cli
 from demo import cli as demo_cli
 from indexer import cli as indexer_cli
 from orchestrator import cli as orchestrator_cli
@@ -19,10 +21,12 @@ _COMMAND_MODULES = (
     training_cli,
     redis_keys_cli,
     evaluate_cli,
+    catalog_cli,
     orchestrator_cli,
     indexer_cli,
     serving_cli,
     demo_cli,
+    crash_cli,
 )
 
 

@@ -15,9 +15,11 @@ class ErrorName(StrEnum):
     NOT_FOUND = "NotFound"  # 404: no route at that path
     METHOD_NOT_ALLOWED = "MethodNotAllowed"  # 405
     BODY_TOO_LARGE = "BodyTooLarge"  # 413: over contract.wire.MAX_BODY_BYTES
+    UNSUPPORTED_MEDIA_TYPE = "UnsupportedMediaType"  # 415: a body that is not application/json
     INVALID_FIELD = "InvalidField"  # 422: the detail names the field, e.g. attributes[0].weight
     HTTP_ERROR = "HTTPError"  # any other refusal of the web framework itself
     INTERNAL_ERROR = "InternalError"  # 500: a bug; the detail never carries a traceback
+    OVERLOADED = "Overloaded"  # 503 with Retry-After: the process is at its *_max_in_flight; retry
 
     # Either service: what the request names.
     UNKNOWN_TYPE = "UnknownType"  # 404
@@ -34,8 +36,9 @@ class ErrorName(StrEnum):
     VERSION_IN_USE = "VersionInUse"  # 409
     CORRUPT_DATA = "CorruptData"  # 500
     REDIS_UNAVAILABLE = "RedisUnavailable"  # 503 with Retry-After
+    CATALOG_SCHEMA_CHANGED = "CatalogSchemaChanged"  # 409: the catalog was written under another item schema
 
-    # Serving.
+    # Serving, and the orchestrator's catalog.
     UNKNOWN_ITEM = "UnknownItem"  # 404
     UNKNOWN_ASSET = "UnknownAsset"  # 404: the explorer has no such file
     NOT_SERVABLE = "NotServable"  # 409

@@ -6,6 +6,9 @@ A tree is a pydantic discriminated union on `op`:
 - `{"op": "not", "child": {...}}` — the child does not match;
 - `{"op": "in", "field": F, "values": [...]}` — the field (or, for list fields, any element) is one of values;
 - `{"op": "range", "field": F, "gte"|"gt"|"lte"|"lt": number}` — numeric bounds (INTEGER/FLOAT fields);
+
+Numbers must fit the field: INTEGER fields hold 32-bit integers (contract.items.INTEGER_MIN..INTEGER_MAX),
+so `in` values and `range` bounds outside that are refused, and FLOAT bounds must be finite doubles.
 - `{"op": "exists", "field": F}` — the field holds a value (a non-empty list for list fields).
 
 Use `Filter` as a field type (or `parse_filter`) so the size limits apply: they are checked on the raw input
@@ -16,6 +19,7 @@ by an iterative walk before pydantic builds the tree, so a depth-100 tree is a c
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
@@ -24,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -32,25 +37,47 @@ from pydantic import (
     model_validator,
 )
 
-from contract.items import FILTERABLE_FIELDS, ITEM_FIELDS, FieldKind
+from contract.items import INTEGER_MAX, INTEGER_MIN, FieldKind, parse_date, schema
 
 MAX_DEPTH: Final = 8
 MAX_NODES: Final = 256
 MAX_VALUES: Final = 1000
 MAX_VALUE_LENGTH: Final = 256
 
-_RANGE_KINDS: Final = frozenset({FieldKind.INTEGER, FieldKind.FLOAT})
-_IN_KINDS: Final = frozenset({FieldKind.KEYWORD, FieldKind.KEYWORDS, FieldKind.INTEGER})
+_RANGE_KINDS: Final = frozenset({FieldKind.INTEGER, FieldKind.FLOAT, FieldKind.DATE})
+_IN_KINDS: Final = frozenset({FieldKind.KEYWORD, FieldKind.KEYWORDS, FieldKind.INTEGER, FieldKind.BOOLEAN})
+_IN_TYPES: Final[dict[FieldKind, type]] = {FieldKind.INTEGER: int, FieldKind.BOOLEAN: bool}
 
 Number = StrictInt | StrictFloat
-Value = Annotated[StrictStr, Field(min_length=1, max_length=MAX_VALUE_LENGTH)] | StrictInt
+# A date field's bounds are ISO 8601 strings (contract.items.parse_date), normalised to UTC.
+Bound = StrictInt | StrictFloat | Annotated[StrictStr, Field(max_length=40)]
+Value = Annotated[StrictStr, Field(min_length=1, max_length=MAX_VALUE_LENGTH)] | StrictInt | StrictBool
+
+
+def _fits(kind: FieldKind, value: int | float) -> bool:
+    """Whether a number fits the field's index type (checked without float() on a huge int, which raises)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if kind is FieldKind.INTEGER:
+        return INTEGER_MIN <= value <= INTEGER_MAX
+    return -sys.float_info.max <= value <= sys.float_info.max
+
+
+def _range_of(kind: FieldKind) -> str:
+    if kind is FieldKind.INTEGER:
+        return f"a finite number within {INTEGER_MIN}..{INTEGER_MAX} (the index type is a 32-bit integer)"
+    return "a finite number"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _known_field(name: str) -> str:
-    if name not in FILTERABLE_FIELDS:
-        raise ValueError(
-            f"unknown filter field {name!r}; allowed fields: {', '.join(sorted(FILTERABLE_FIELDS))}"
-        )
+    allowed = schema().filterable()
+    if name not in allowed:
+        raise ValueError(f"unknown filter field {name!r}; allowed fields: {', '.join(sorted(allowed))}")
     return name
 
 
@@ -90,17 +117,23 @@ class InFilter(_Node):
 
     @model_validator(mode="after")
     def _fits_kind(self) -> InFilter:
-        kind = ITEM_FIELDS[self.field]
+        kind = schema().kinds()[self.field]
         if kind not in _IN_KINDS:
             raise ValueError(
                 f"'in' does not apply to {kind.value} field {self.field!r}; use 'range' or 'exists'"
             )
-        wanted = int if kind is FieldKind.INTEGER else str
+        wanted = _IN_TYPES.get(kind, str)
         wrong = [v for v in self.values if type(v) is not wanted]
         if wrong:
             raise ValueError(
                 f"values of {kind.value} field {self.field!r} must be {wanted.__name__}s, got {wrong[0]!r}"
             )
+        if kind is FieldKind.INTEGER:
+            outside = [v for v in self.values if isinstance(v, int) and not _fits(kind, v)]
+            if outside:
+                raise ValueError(
+                    f"values of {self.field!r} must each be {_range_of(kind)}, got {_shown(outside[0])}"
+                )
         return self
 
 
@@ -109,33 +142,46 @@ class RangeFilter(_Node):
 
     op: Literal["range"] = "range"
     field: str
-    gte: Number | None = None
-    gt: Number | None = None
-    lte: Number | None = None
-    lt: Number | None = None
+    gte: Bound | None = None
+    gt: Bound | None = None
+    lte: Bound | None = None
+    lt: Bound | None = None
 
     _field = field_validator("field")(_known_field)
 
     @model_validator(mode="after")
     def _fits_kind(self) -> RangeFilter:
-        kind = ITEM_FIELDS[self.field]
+        kind = schema().kinds()[self.field]
         if kind not in _RANGE_KINDS:
             raise ValueError(
-                f"'range' applies only to integer/float fields, not {kind.value} field {self.field!r}"
+                f"'range' applies only to integer/float/date fields, not {kind.value} field {self.field!r}"
             )
         bounds = self.bounds()
         if not bounds:
             raise ValueError(f"range on {self.field!r} needs at least one of gte, gt, lte, lt")
         for name, value in bounds.items():
-            if not math.isfinite(value):
-                raise ValueError(f"range bound {name} of {self.field!r} must be finite, got {value!r}")
+            if kind is FieldKind.DATE:
+                try:
+                    # Normalised in place (frozen model): OpenSearch and `matches` compare UTC strings.
+                    object.__setattr__(self, name, parse_date(value))
+                except ValueError as exc:
+                    raise ValueError(f"range bound {name} of date field {self.field!r} {exc}") from None
+                continue
+            if isinstance(value, str):
+                raise ValueError(
+                    f"range bound {name} of {self.field!r} must be {_range_of(kind)}, got {value!r}"
+                )
+            if not _fits(kind, value):
+                raise ValueError(
+                    f"range bound {name} of {self.field!r} must be {_range_of(kind)}, got {_shown(value)}"
+                )
         if self.gte is not None and self.gt is not None:
             raise ValueError(f"range on {self.field!r}: give gte or gt, not both")
         if self.lte is not None and self.lt is not None:
             raise ValueError(f"range on {self.field!r}: give lte or lt, not both")
         return self
 
-    def bounds(self) -> dict[str, int | float]:
+    def bounds(self) -> dict[str, int | float | str]:
         """The bounds that are set, by name."""
         return {
             name: value
@@ -212,6 +258,12 @@ Filter = Annotated[FilterNode, BeforeValidator(check_limits)]
 _ADAPTER: TypeAdapter[FilterNode] = TypeAdapter(Filter)
 
 
+def filter_schema() -> dict[str, Any]:
+    """The JSON Schema of a filter tree (with its own `$defs`)."""
+    schema: dict[str, Any] = _ADAPTER.json_schema()
+    return schema
+
+
 def parse_filter(data: object) -> FilterNode:
     """Validate raw JSON-like data into a filter tree (raises pydantic.ValidationError)."""
     return _ADAPTER.validate_python(data)
@@ -263,11 +315,55 @@ def matches(node: FilterNode, doc: Mapping[str, object]) -> bool:
 
 
 def _in_range(node: RangeFilter, value: object) -> bool:
+    if isinstance(value, str):  # a date: UTC ISO strings of one format order as the moments do
+        bounds = node.bounds()
+        if not all(isinstance(b, str) for b in bounds.values()):
+            return False
+        return all(_compare(op, value, bound) for op, bound in bounds.items())
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
-    return (
-        (node.gte is None or value >= node.gte)
-        and (node.gt is None or value > node.gt)
-        and (node.lte is None or value <= node.lte)
-        and (node.lt is None or value < node.lt)
-    )
+    return all(_compare(op, value, bound) for op, bound in node.bounds().items())
+
+
+def _compare(op: str, value: Any, bound: Any) -> bool:
+    try:
+        return bool(_OPS[op](value, bound))
+    except TypeError:  # a number against a date bound, or the reverse: no match
+        return False
+
+
+_OPS: Final = {
+    "gte": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
+
+
+MAX_PARTITIONS: Final = 64
+
+Partitions = Annotated[
+    list[Annotated[StrictStr, Field(min_length=1, max_length=MAX_VALUE_LENGTH)]],
+    Field(
+        min_length=1,
+        max_length=MAX_PARTITIONS,
+        description="Answer from these partitions only (values of the item schema's partition field).",
+    ),
+]
+"""A request's partitions: the type to use for request fields."""
+
+
+def scoped(node: FilterNode | None, partitions: list[str] | None) -> FilterNode | None:
+    """The filter tree restricted to `partitions` (an `in` on the schema's partition field, AND the tree).
+
+    ValueError when the schema declares no partition field.
+    """
+    if partitions is None:
+        return node
+    field = schema().partition
+    if field is None:
+        raise ValueError(f"the item schema {schema().name!r} declares no partition field")
+    scope = InFilter(field=field, values=tuple(dict.fromkeys(partitions)))
+    if node is None:
+        return scope
+    return AndFilter(children=(scope, node))

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 
@@ -41,7 +41,7 @@ class IndexedLocation(BaseModel):
     vector_field: str
     version_field: str
     indexed_at: datetime
-    item_count: int
+    item_count: StrictInt = Field(ge=0)
 
 
 def field_stem(type_name: str) -> str:
@@ -72,3 +72,24 @@ def shadow_index(index_prefix: str, type_name: str, version: str) -> str:
 def live_index(index_prefix: str) -> str:
     """The one live index incremental mode keeps, holding every incremental type's slots."""
     return f"{index_prefix}-items-live"
+
+
+def foreign_location(index_prefix: str, type_name: str, location: IndexedLocation) -> str | None:
+    """Why a recorded location is not where our indexer puts `type_name` (None when it is).
+
+    Readers route searches by it (serving's `/{index}/_search`), so a location naming any other index or
+    field (another prefix's, another type's, a path with `/` or `?`) is refused where it is read.
+    """
+    if location.mode is Mode.SHADOW:
+        expected = shadow_index(index_prefix, type_name, location.version)
+    else:
+        expected = live_index(index_prefix)
+    if location.index != expected:
+        return f"index {location.index!r} of version {location.version!r} is not {expected!r}"
+    fields = {(vector_field(type_name, slot), version_field(type_name, slot)) for slot in Slot}
+    if (location.vector_field, location.version_field) not in fields:
+        return (
+            f"fields {location.vector_field!r}/{location.version_field!r} of version {location.version!r} "
+            f"are not a slot of type {type_name!r}"
+        )
+    return None

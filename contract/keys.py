@@ -3,8 +3,9 @@
 Hash tags (the part in braces, which alone decides a key's Redis Cluster slot) keep every atomic operation
 on one slot: a type's control keys (manifests, published set, sequence, pending markers, in_use, audit,
 indexed, publish locks) share the tag `{type}`; a version's vector buckets are spread over slots on
-purpose, a tag per group of buckets. Keys without braces (the registry, profiles and their index, the
-catalog stream, the indexer locks) are each used alone and hash on their whole name.
+purpose, a tag per group of buckets. The item catalog (items, their id set, the schema record and the change
+stream) shares the tag `{catalog}`, so an item is written together with its change event. Keys without braces
+(the registry, profiles and their index, the indexer locks) are each used alone and hash on their whole name.
 """
 
 from __future__ import annotations
@@ -100,9 +101,25 @@ class Keys:
         """
         return f"{self.prefix}:profile-users"
 
+    def catalog_tag(self) -> str:
+        """The start of every catalog key: the prefix and the catalog's hash tag."""
+        return f"{self.prefix}:{{catalog}}"
+
+    def catalog_item(self, item_id: str) -> str:
+        """Hash: one item's fields, each value JSON-encoded (a patch writes only the fields it names)."""
+        return f"{self.catalog_tag()}:item:{item_id}"
+
+    def catalog_ids(self) -> str:
+        """Set: the id of every item in the catalog."""
+        return f"{self.catalog_tag()}:ids"
+
+    def catalog_schema(self) -> str:
+        """String: JSON of the item schema the catalog was first written with (name, fingerprint, fields)."""
+        return f"{self.catalog_tag()}:schema"
+
     def catalog_changes(self) -> str:
         """Stream: item catalog changes (upsert/delete) the incremental indexer consumes."""
-        return f"{self.prefix}:catalog:changes"
+        return f"{self.catalog_tag()}:changes"
 
     def indexer_lock(self, target: str) -> str:
         """String with expiry: held by the one indexer cycle running against `target`."""

@@ -49,6 +49,32 @@ def _timeouts(timeout: float | None) -> dict[str, Any]:
     return {} if timeout is None else {"socket_timeout": timeout, "socket_connect_timeout": timeout}
 
 
+def login_options(settings: StoreSettings) -> dict[str, Any]:
+    """redis-py keyword arguments that log in (ACL user and password) and verify a TLS server (rediss://),
+    for a client made from a URL (`from_url` takes TLS itself from the rediss:// scheme).
+
+    A user or password written in redis_url takes precedence over these (redis-py's from_url).
+    """
+    options: dict[str, Any] = {}
+    if settings.redis_username is not None:
+        options["username"] = settings.redis_username
+    if settings.redis_password is not None:
+        options["password"] = settings.redis_password.get_secret_value()
+    if settings.redis_tls:
+        options["ssl_cert_reqs"] = "required"
+        if settings.redis_ca_file is not None:
+            options["ssl_ca_certs"] = str(settings.redis_ca_file)
+    return options
+
+
+def node_login_options(settings: StoreSettings) -> dict[str, Any]:
+    """`login_options` for a client made from a host and port (a cluster's nodes, a check of one node)."""
+    options = login_options(settings)
+    if settings.redis_tls:
+        options["ssl"] = True
+    return options
+
+
 def sync_client(
     settings: StoreSettings, *, timeout: float | None = None, replica_reads: bool = False, **options: Any
 ) -> SyncRedis:
@@ -58,6 +84,10 @@ def sync_client(
     """
     options = {**_timeouts(timeout), **options}
     replicas = replica_reads and settings.redis_replica_reads
+    if settings.redis_topology != "standalone":
+        options = {**node_login_options(settings), **options}
+    else:
+        options = {**login_options(settings), **options}
     if settings.redis_topology == "cluster":
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in cluster_seeds(settings)],  # type: ignore[no-untyped-call]
@@ -103,6 +133,10 @@ def async_client(
     """An asyncio client of the configured topology (see `sync_client`); no I/O happens yet."""
     options = {**_timeouts(timeout), **options}
     replicas = replica_reads and settings.redis_replica_reads
+    if settings.redis_topology != "standalone":
+        options = {**node_login_options(settings), **options}
+    else:
+        options = {**login_options(settings), **options}
     if settings.redis_topology == "cluster":
         return _safe_connections(
             AsyncRedisCluster(

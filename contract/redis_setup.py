@@ -27,7 +27,14 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
 from contract.keys import Keys, LegacyKeys
-from contract.redis_clients import REDIS_FAILURES, AsyncRedis, SyncRedis, cluster_seeds, sync_client
+from contract.redis_clients import (
+    REDIS_FAILURES,
+    AsyncRedis,
+    SyncRedis,
+    cluster_seeds,
+    node_login_options,
+    sync_client,
+)
 from contract.replication import NotReplicated
 from contract.settings import StoreSettings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
@@ -167,11 +174,16 @@ def _raise(found: Sequence[str]) -> None:
 # Blocking variant (training, the indexer, the CLI).
 
 
-def _node(host: str, port: int, timeout: float) -> redis.Redis:
+def _node(host: str, port: int, timeout: float, settings: StoreSettings) -> redis.Redis:
     """A client of one node for a check: one attempt, since what it finds now is the answer (redis-py's
     default retries an unreachable node with backoff for seconds, and a probe asks every node)."""
     return redis.Redis(
-        host, port, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        host,
+        port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        **node_login_options(settings),
     )
 
 
@@ -193,7 +205,7 @@ def _sync_nodes(client: SyncRedis, settings: StoreSettings) -> list[tuple[str, r
         return [
             (
                 node.name,
-                _node(node.host, node.port, timeout),
+                _node(node.host, node.port, timeout, settings),
                 node.server_type == "primary",
             )
             for node in client.get_nodes()  # type: ignore[no-untyped-call]
@@ -207,7 +219,7 @@ def _sync_nodes(client: SyncRedis, settings: StoreSettings) -> list[tuple[str, r
         host, port = manager.discover_master(settings.redis_sentinel_master)
         nodes = [(f"{host}:{port}", client, True)]
         for host, port in manager.discover_slaves(settings.redis_sentinel_master):
-            nodes.append((f"{host}:{port}", _node(host, port, timeout), False))
+            nodes.append((f"{host}:{port}", _node(host, port, timeout, settings), False))
     return nodes
 
 
@@ -215,7 +227,7 @@ def _seed_failure(settings: StoreSettings, exc: RedisClusterException) -> RedisE
     """Why a cluster client could not start: what its seed nodes say of themselves, else its own error."""
     facts = []
     for host, port in cluster_seeds(settings):
-        node = _node(host, port, settings.request_timeout_seconds)
+        node = _node(host, port, settings.request_timeout_seconds, settings)
         try:
             facts.append(_node_facts(node, f"{host}:{port}"))
         except (redis.ConnectionError, redis.TimeoutError):
@@ -290,7 +302,7 @@ def _legacy_types(client: SyncRedis, keys: Keys) -> list[str]:
 # Asyncio variant (the orchestrator, serving).
 
 
-def _async_node(host: str, port: int, timeout: float) -> aioredis.Redis:
+def _async_node(host: str, port: int, timeout: float, settings: StoreSettings) -> aioredis.Redis:
     """`_node` for asyncio."""
     return aioredis.Redis(
         host=host,
@@ -298,6 +310,7 @@ def _async_node(host: str, port: int, timeout: float) -> aioredis.Redis:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=AsyncRetry(NoBackoff(), 0),
+        **node_login_options(settings),
     )
 
 
@@ -319,7 +332,7 @@ async def _async_nodes(client: AsyncRedis, settings: StoreSettings) -> list[tupl
         return [
             (
                 node.name,
-                _async_node(node.host, int(node.port), timeout),
+                _async_node(node.host, int(node.port), timeout, settings),
                 node.server_type == "primary",
             )
             for node in client.get_nodes()
@@ -333,7 +346,7 @@ async def _async_nodes(client: AsyncRedis, settings: StoreSettings) -> list[tupl
         host, port = await manager.discover_master(settings.redis_sentinel_master)
         nodes = [(f"{host}:{port}", client, True)]
         for host, port in await manager.discover_slaves(settings.redis_sentinel_master):
-            nodes.append((f"{host}:{port}", _async_node(host, port, timeout), False))
+            nodes.append((f"{host}:{port}", _async_node(host, port, timeout, settings), False))
     return nodes
 
 
@@ -344,7 +357,7 @@ async def check_async(client: AsyncRedis, settings: StoreSettings, keys: Keys) -
     except RedisClusterException as exc:
         facts = []
         for host, port in cluster_seeds(settings):
-            node = _async_node(host, port, settings.request_timeout_seconds)
+            node = _async_node(host, port, settings.request_timeout_seconds, settings)
             try:
                 facts.append(await _async_node_facts(node, f"{host}:{port}"))
             except (redis.ConnectionError, redis.TimeoutError):
@@ -377,7 +390,7 @@ async def cluster_states(settings: StoreSettings) -> str:
     all at once, so a probe takes one timeout at most however many nodes are unreachable."""
 
     async def said(host: str, port: int) -> str:
-        node = _async_node(host, port, settings.request_timeout_seconds)
+        node = _async_node(host, port, settings.request_timeout_seconds, settings)
         try:
             info = _text(await node.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
             return f"{host}:{port} {_facts(f'{host}:{port}', {'cluster_enabled': 1}, info, {}).cluster_state}"

@@ -14,6 +14,9 @@ IN_USE = f"{TYPE}/in-use"
 IN_USE_HISTORY = f"{TYPE}/in-use/history"
 ROLLBACK = f"{TYPE}/rollback"
 INDEXED = f"{TYPE}/indexed/{{version}}"
+CATALOG_ITEM = "/v1/items/{item_id}"
+CATALOG_BATCH = "/v1/items:batch"
+ITEM_SCHEMA = "/v1/item-schema"
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
 METRICS = "/metrics"
@@ -72,3 +75,8 @@ def rollback_path(type_name: str) -> str:
 def indexed_path(type_name: str, version: str) -> str:
     """PUT / DELETE: a version's indexed record."""
     return INDEXED.format(type_name=_segment(type_name), version=_segment(version))
+
+
+def catalog_item_path(item_id: str) -> str:
+    """GET, PUT, PATCH, DELETE: one item of the catalog."""
+    return CATALOG_ITEM.format(item_id=_segment(item_id))

@@ -35,7 +35,8 @@ def _default_state_dir() -> Path:
 DEV_READER_KEYS = ("dev-reader-1", "dev-reader-2")
 DEV_INDEXER_KEYS = ("dev-indexer-1", "dev-indexer-2")
 DEV_ADMIN_KEYS = ("dev-admin-1", "dev-admin-2")
-DEV_KEYS = frozenset((*DEV_READER_KEYS, *DEV_INDEXER_KEYS, *DEV_ADMIN_KEYS))
+DEV_CATALOG_KEYS = ("dev-catalog-1", "dev-catalog-2")
+DEV_KEYS = frozenset((*DEV_READER_KEYS, *DEV_INDEXER_KEYS, *DEV_ADMIN_KEYS, *DEV_CATALOG_KEYS))
 
 # The local stack `lockstep services up` runs: one OpenSearch node and one Redis, or a 3-node OpenSearch
 # cluster and a Redis Cluster of 3 primaries + 3 replicas.
@@ -60,7 +61,29 @@ class StoreSettings(_FromEnv):
     )
     redis_url: str | None = Field(
         None,
-        description="An existing Redis to use (redis://host:port/db); when set, `services up` starts none.",
+        description="An existing Redis to use (redis://host:port/db, or rediss:// for TLS); when set, "
+        "`services up` starts none.",
+    )
+    redis_username: str | None = Field(
+        None,
+        description="ACL user to log in to Redis as, with redis_password (`lockstep services env` prints "
+        "those of our own Redis); empty: none (or only redis_password, for a `requirepass` server).",
+    )
+    redis_password: SecretStr | None = Field(None, description="Password of redis_username.")
+    redis_ca_file: Path | None = Field(
+        None,
+        description="CA certificate(s) (PEM) that verify a TLS Redis: a rediss:// redis_url (the cluster "
+        "topology's nodes then all speak TLS); empty: the system's CAs.",
+    )
+    opensearch_username: str | None = Field(
+        None, description="User for HTTP basic auth to OpenSearch (a cluster with the security plugin)."
+    )
+    opensearch_password: SecretStr | None = Field(None, description="Password of opensearch_username.")
+    opensearch_ca_file: Path | None = Field(
+        None, description="CA certificate(s) (PEM) that verify an https:// OpenSearch; empty: the system's."
+    )
+    opensearch_verify_certs: bool = Field(
+        True, description="Verify an https:// OpenSearch's certificate and host name (off: tests only)."
     )
     opensearch_port: int = Field(9250, ge=1024, le=65535, description="HTTP port of the local OpenSearch.")
     redis_port: int = Field(6390, ge=1024, le=65535, description="Port of the local Redis.")
@@ -109,15 +132,22 @@ class StoreSettings(_FromEnv):
     @field_validator("index_prefix", "key_prefix")
     @classmethod
     def _safe_prefix(cls, value: str) -> str:
-        if not _NAME_PREFIX.match(value):
+        if not _NAME_PREFIX.fullmatch(value):
             raise ValueError(f"prefix {value!r} must match {_NAME_PREFIX.pattern} (lowercase, no ':' or '*')")
+        return value
+
+    @field_validator("redis_ca_file", "opensearch_ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
         return value
 
     @field_validator("redis_cluster_nodes", "redis_sentinel_hosts")
     @classmethod
     def _host_ports(cls, value: list[str]) -> list[str]:
         for entry in value:
-            if not _HOST_PORT.match(entry):
+            if not _HOST_PORT.fullmatch(entry):
                 raise ValueError(f"{entry!r} is not host:port")
         return value
 
@@ -145,7 +175,7 @@ class StoreSettings(_FromEnv):
         if value is None:
             return None
         hosts = [host.strip() for host in value.split(",")]
-        bad = [host for host in hosts if not _HTTP_HOST.match(host)]
+        bad = [host for host in hosts if not _HTTP_HOST.fullmatch(host)]
         if bad:
             raise ValueError(
                 f"{bad[0]!r} is not http(s)://host[:port]; give one URL or several, comma-separated"
@@ -169,6 +199,11 @@ class StoreSettings(_FromEnv):
         """The Redis URL in effect: the configured server, or the local one."""
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
 
+    @property
+    def redis_tls(self) -> bool:
+        """Whether Redis is reached over TLS (a rediss:// URL)."""
+        return self.redis_endpoint.startswith("rediss://")
+
 
 class DataSettings(_FromEnv):
     """Where the example data lives (training, the indexer's catalog, the demo)."""
@@ -176,6 +211,10 @@ class DataSettings(_FromEnv):
     data_dir: Path = Field(
         _REPO_ROOT.parent / "shared" / "data" / "goodbooks",
         description="goodbooks CSVs (books, tags, book_tags, ratings); default: shared/ beside the clone.",
+    )
+    catalog_schema: Path = Field(
+        _REPO_ROOT / "examples" / "goodbooks" / "schema.yaml",
+        description="The item schema (YAML, contract.items.ItemSchema) every process of a deployment reads.",
     )
 
 
@@ -216,6 +255,9 @@ class StackSettings(StoreSettings, DataSettings):
     opensearch_user: str = Field(
         "lockstep-opensearch", description="System user that runs OpenSearch when we are root."
     )
+    redis_system_user: str = Field(
+        "lockstep-redis", description="System user that runs Redis when we are root."
+    )
     maven_repository: str = Field(
         "https://repo1.maven.org/maven2", description="Maven repository the OpenSearch zips come from."
     )
@@ -230,7 +272,7 @@ class StackSettings(StoreSettings, DataSettings):
     @field_validator("opensearch_heap", "opensearch_node_heap")
     @classmethod
     def _heap_format(cls, value: str) -> str:
-        if not _HEAP.match(value):
+        if not _HEAP.fullmatch(value):
             raise ValueError(f"heap {value!r} must look like 512m or 2g")
         return value
 
@@ -321,6 +363,28 @@ class IndexSettings(_FromEnv):
         description="Copies of each shard that must be active before a live-index write proceeds "
         "(`all`, or a number from 1 to live_replicas + 1).",
     )
+    live_max_deleted_ratio: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="When deleted documents (item updates and deletions leave them) pass this share of the "
+        "live index, the incremental indexer expunges them at the end of its cycle (a merge of the segments "
+        "holding them): searches stop walking them.",
+    )
+    live_max_changes: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="Catalog changes one incremental cycle applies at most (its mini-batch); more wait for "
+        "the next cycles. A metadata-only change writes no vector again.",
+    )
+    live_expunge_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="At most one expunge of the live index per this many seconds (a merge costs I/O and CPU; "
+        "deletions only become mergeable once OpenSearch's retention lease has moved past them, ~30 s).",
+    )
     index_green_timeout_seconds: float = Field(
         300.0,
         gt=0,
@@ -343,13 +407,60 @@ class IndexSettings(_FromEnv):
         return self
 
 
+class HttpServerSettings(_FromEnv):
+    """What both web services bound per connection: the time a client has to send a request."""
+
+    request_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="Time a client has to send a whole request (headers and body) once it connects or "
+        "starts one; past it the connection is closed (slow or idle clients hold no connection forever).",
+    )
+
+
 class OrchestratorLink(_FromEnv):
     """Where a client process finds the orchestrator."""
 
     orchestrator_url: str = Field("http://127.0.0.1:8701", description="Where the orchestrator listens.")
 
 
-class OrchestratorSettings(StoreSettings, OrchestratorLink):
+class ApiKeySettings(_FromEnv):
+    """The API keys a service accepts, by role (the orchestrator and serving read the same variables)."""
+
+    development: bool = Field(
+        False,
+        description="Accept the shipped dev-* API keys (the demo and tests set it; never in production).",
+    )
+    reader_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_READER_KEYS],
+        description="API keys of the reader role (serving's key to the orchestrator; callers of "
+        "serving's recommend/similar/types); JSON list.",
+    )
+    indexer_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_INDEXER_KEYS],
+        description="API keys of the indexer role; JSON list.",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_ADMIN_KEYS],
+        description="API keys of the admin role (also serving's user data: user list, history); JSON list.",
+    )
+    catalog_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr(k) for k in DEV_CATALOG_KEYS],
+        description="API keys of the catalog role (the orchestrator's item writes: PUT/PATCH/DELETE "
+        "/v1/items, POST /v1/items:batch); JSON list.",
+    )
+
+    @model_validator(mode="after")
+    def _long_keys(self) -> ApiKeySettings:
+        for role in ("reader_keys", "indexer_keys", "admin_keys", "catalog_keys"):
+            keys = [k.get_secret_value() for k in getattr(self, role)]
+            if any(len(k) < 8 for k in keys):
+                raise ValueError(f"{role}: every API key must be at least 8 characters")
+        return self
+
+
+class OrchestratorSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServerSettings):
     """The orchestrator process: its poll, its cache, and the API keys it accepts."""
 
     orchestrator_poll_seconds: float = Field(
@@ -358,30 +469,13 @@ class OrchestratorSettings(StoreSettings, OrchestratorLink):
     orchestrator_cache_entries: int = Field(
         100_000, ge=0, le=10_000_000, description="Vectors the orchestrator caches in process (0 disables)."
     )
-    development: bool = Field(
-        False,
-        description="Accept the shipped dev-* API keys (the demo and tests set it; never in production).",
+    orchestrator_max_in_flight: int = Field(
+        256,
+        ge=1,
+        le=100_000,
+        description="Requests an orchestrator process works on at once; beyond that 503 Overloaded + "
+        "Retry-After at once (its requests are short Redis reads: every serving process's calls meet here).",
     )
-    reader_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr(k) for k in DEV_READER_KEYS],
-        description="API keys of the reader role (serving); JSON list.",
-    )
-    indexer_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr(k) for k in DEV_INDEXER_KEYS],
-        description="API keys of the indexer role; JSON list.",
-    )
-    admin_keys: list[SecretStr] = Field(
-        default_factory=lambda: [SecretStr(k) for k in DEV_ADMIN_KEYS],
-        description="API keys of the admin role; JSON list.",
-    )
-
-    @model_validator(mode="after")
-    def _long_keys(self) -> OrchestratorSettings:
-        for role in ("reader_keys", "indexer_keys", "admin_keys"):
-            keys = [k.get_secret_value() for k in getattr(self, role)]
-            if any(len(k) < 8 for k in keys):
-                raise ValueError(f"{role}: every API key must be at least 8 characters")
-        return self
 
 
 class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, OrchestratorLink):
@@ -410,8 +504,8 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
     )
 
 
-class ServingSettings(StoreSettings, OrchestratorLink):
-    """The serving process: its dependency budgets, caches, A/B split and query width."""
+class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServerSettings):
+    """The serving process: keys it accepts, dependency budgets, caches, A/B split and query width."""
 
     serving_url: str = Field("http://127.0.0.1:8702", description="Where the serving API listens.")
     reader_key: SecretStr = Field(
@@ -433,6 +527,21 @@ class ServingSettings(StoreSettings, OrchestratorLink):
     )
     serving_opensearch_timeout_seconds: float = Field(
         2.0, gt=0, le=60, description="Serving's timeout per OpenSearch call (then it degrades)."
+    )
+    serving_max_in_flight: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="Requests a serving process works on at once; beyond that 503 Overloaded + Retry-After "
+        "at once instead of queueing (health and metrics routes are not counted). The default only stops "
+        "unbounded queues; for latency under overload set a few per core (`make bench`'s overload: 4).",
+    )
+    serving_deadline_seconds: float = Field(
+        2.5,
+        gt=0,
+        le=60,
+        description="Serving's budget per request: each dependency call gets what is left of it (at most its "
+        "own timeout), so a request never waits on its dependencies past it.",
     )
     serving_staleness_seconds: float = Field(
         1.0, gt=0, le=60, description="Longest serving keeps a type's in-use version / index routing cached."

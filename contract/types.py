@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+from contract.patterns import python_regex, schema_pattern
+
+_TYPE_NAME = "[a-z0-9][a-z0-9._-]{0,63}"
+TYPE_NAME = python_regex(_TYPE_NAME)
+TYPE_NAME_PATTERN = schema_pattern(_TYPE_NAME)  # for pydantic/FastAPI `pattern=` and the OpenAPI document
+NAMESPACE = python_regex("[a-z][a-z0-9_]{0,31}")
 MAX_DIM = 4096
 
 
@@ -28,6 +31,44 @@ class Similarity(StrEnum):
     L2 = "l2"
 
 
+class Encoder(StrEnum):
+    """How the index stores a type's vectors for its HNSW graph (the full vectors are always kept too)."""
+
+    FLOAT = "float"  # 32-bit floats as published
+    SQ7 = "sq7"  # lucene scalar quantization, 7 bits per dimension
+    SQ1 = "sq1"  # lucene scalar quantization, 1 bit per dimension: refused (see IndexParams)
+
+
+class IndexParams(BaseModel):
+    """A type's own k-NN index parameters; one left out takes its setting (search.templates.effective)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    m: int | None = Field(default=None, ge=2, le=100, description="HNSW graph degree (hnsw_m).")
+    ef_construction: int | None = Field(
+        default=None, ge=8, le=4096, description="HNSW build-time beam width (hnsw_ef_construction)."
+    )
+    ef_search: int | None = Field(
+        default=None,
+        ge=8,
+        le=10000,
+        description="HNSW query-time beam width of serving and of the recall gate (serving_ef_search).",
+    )
+    encoder: Encoder = Field(default=Encoder.FLOAT, description="float, or lucene scalar quantization.")
+
+    @field_validator("encoder")
+    @classmethod
+    def _encoder(cls, value: Encoder) -> Encoder:
+        if value is Encoder.SQ1:
+            # Verified on OpenSearch 3.6 + k-NN 3.6.0.0 from Maven: the first k-NN query of a 1-bit field
+            # loads a native SIMD library (opensearchknn_simd) the Maven build lacks, and the node exits.
+            raise ValueError(
+                "encoder 'sq1' is refused: searching a 1-bit lucene field needs the k-NN native SIMD "
+                "library, which the Maven k-NN build lacks (the first query kills the node); use 'sq7'"
+            )
+        return value
+
+
 class EmbeddingType(BaseModel):
     """A registered embedding type."""
 
@@ -41,11 +82,14 @@ class EmbeddingType(BaseModel):
         default=(), description="Namespaces of attribute vectors (indirect families), e.g. item, tag, author."
     )
     description: str = Field(default="", max_length=500)
+    index: IndexParams = Field(
+        default_factory=IndexParams, description="This type's k-NN index parameters (defaults: settings)."
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not TYPE_NAME.match(value):
+        if not TYPE_NAME.fullmatch(value):
             raise ValueError(f"type name {value!r} must match {TYPE_NAME.pattern}")
         return value
 
@@ -53,7 +97,7 @@ class EmbeddingType(BaseModel):
     @classmethod
     def _namespaces(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for ns in value:
-            if not NAMESPACE.match(ns):
+            if not NAMESPACE.fullmatch(ns):
                 raise ValueError(f"attribute namespace {ns!r} must match {NAMESPACE.pattern}")
         if len(set(value)) != len(value):
             raise ValueError("attribute_namespaces must be distinct")

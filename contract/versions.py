@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-VERSION_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9]{8}T[0-9]{6}Z$")
+from contract.patterns import python_regex, schema_pattern
+
+_VERSION_ID = "[0-9]{8}T[0-9]{6}Z-[0-9]{8}T[0-9]{6}Z"
+VERSION_ID = python_regex(_VERSION_ID)
+VERSION_ID_PATTERN = schema_pattern(_VERSION_ID)  # for pydantic/FastAPI `pattern=` and the OpenAPI document
 _STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -40,7 +43,7 @@ class Frame:
     @classmethod
     def from_version_id(cls, version_id: str) -> Frame:
         """The frame a version id names."""
-        if not VERSION_ID.match(version_id):
+        if not VERSION_ID.fullmatch(version_id):
             raise ValueError(f"version id {version_id!r} must match {VERSION_ID.pattern}")
         start, end = version_id.split("-")
         return cls(
@@ -66,4 +69,4 @@ def order_key(frame_end: datetime, seq: int) -> tuple[datetime, int]:
 
 def is_version_id(text: str) -> bool:
     """Whether `text` is a well-formed version id."""
-    return bool(VERSION_ID.match(text))
+    return bool(VERSION_ID.fullmatch(text))

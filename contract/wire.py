@@ -5,21 +5,30 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator, model_validator
 
 from contract.errors import ErrorName
 from contract.indexing import IndexedLocation
 from contract.manifest import Manifest
 from contract.types import EmbeddingType
+from contract.versions import VERSION_ID_PATTERN
 
-ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@/+-]{0,127}$")
+# No "/": user ids travel in the orchestrator's paths, where a decoded "/" would name another route.
+ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
+ATTRIBUTE_ID_SCHEMA = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*:[A-Za-z0-9_.:@+-]*$"
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: every service refuses a longer request body with 413 BodyTooLarge
-# MAX_ATTRIBUTES attributes at their longest (a 128-character id and a 23-character weight, as json.dumps
-# writes them) take 875 KB: the longest legal list fits MAX_BODY_BYTES with room for the other fields.
-MAX_ATTRIBUTES = 5_000
+# Bounded by time, not by the body limit: at 5,000 attributes eight concurrent requests (serving parses the
+# list, the orchestrator parses and aggregates it) outlasted serving's 0.5 s orchestrator budget and opened
+# its breaker for every other client; 1,000 at their longest take 175 KB and stay well inside it
+# (tests/serving/test_serving_isolation.py).
+MAX_ATTRIBUTES = 1_000
 MAX_BATCH_ITEMS = 1_000
+# Item ids excluded from one search: a request's own exclude_item_ids, and also the cap on everything
+# serving excludes for it (those ids first, then the items named as attributes, then the seen items, newest
+# first); seen items past it may be recommended again.
+MAX_EXCLUDED = 10_000
 MAX_WEIGHT = 1e6
 
 
@@ -35,13 +44,15 @@ class WeightedAttribute(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(max_length=128)
-    weight: float = Field(default=1.0)
+    # The schema's pattern says what the validator below checks: ENTITY_ID with a ':' after the first
+    # character (pydantic's own `pattern=` could not say both).
+    id: str = Field(max_length=128, json_schema_extra={"pattern": ATTRIBUTE_ID_SCHEMA})
+    weight: StrictFloat = Field(default=1.0, description="A JSON number (not a string, not a boolean).")
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if ":" not in value or not ENTITY_ID.match(value):
+        if ":" not in value or not ENTITY_ID.fullmatch(value):
             raise ValueError(f"attribute id {value!r} must be 'namespace:id' ({ENTITY_ID.pattern})")
         return value
 
@@ -107,11 +118,19 @@ class UserVector(BaseModel):
 class AggregateRequest(BaseModel):
     """POST /v1/embedding-types/{type}/users:aggregate: explicit attributes, or a user's stored profile."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["attributes"], "properties": {"attributes": {"type": "array"}}},
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+            ]
+        },
+    )
 
-    attributes: list[WeightedAttribute] | None = Field(default=None, max_length=MAX_ATTRIBUTES)
-    user_id: str | None = Field(default=None, max_length=128)
-    normalize: bool = Field(default=True, description="Scale the sum to unit length.")
+    attributes: list[WeightedAttribute] | None = Field(default=None, min_length=1, max_length=MAX_ATTRIBUTES)
+    user_id: str | None = Field(default=None, max_length=128, pattern=ENTITY_ID.pattern)
+    normalize: StrictBool = Field(default=True, description="Scale the sum to unit length.")
 
     @model_validator(mode="after")
     def _one_source(self) -> AggregateRequest:
@@ -127,13 +146,15 @@ class ItemsBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: str
-    item_ids: list[str] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    version: str = Field(pattern=VERSION_ID_PATTERN)
+    item_ids: list[Annotated[str, Field(max_length=128, pattern=ENTITY_ID.pattern)]] = Field(
+        min_length=1, max_length=MAX_BATCH_ITEMS, json_schema_extra={"uniqueItems": True}
+    )
     attributes: dict[str, list[WeightedAttribute]] = Field(
         default_factory=dict,
         description="Per item id: aggregate its vector from these attributes when the version has none.",
     )
-    normalize: bool = Field(default=False, description="Scale aggregated item vectors to unit length.")
+    normalize: StrictBool = Field(default=False, description="Scale aggregated item vectors to unit length.")
 
 
 class ItemsBatchResponse(BaseModel):
@@ -154,9 +175,10 @@ class InUseUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     expected: str | None = Field(
-        description="The in_use version the caller believes is current (null: none)."
+        pattern=VERSION_ID_PATTERN,
+        description="The in_use version the caller believes is current (null: none).",
     )
-    version: str
+    version: str = Field(pattern=VERSION_ID_PATTERN)
     reason: str = Field(default="", max_length=500)
 
 
@@ -168,6 +190,7 @@ class RollbackRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
     expected: str | None = Field(
         default=None,
+        pattern=VERSION_ID_PATTERN,
         description="The in_use version the caller rolls back from: when in_use is another, 409 "
         "InUseConflict and nothing moves, so a retry after a lost answer never rolls back twice. Omitted: "
         "from whatever is in use.",
@@ -183,3 +206,45 @@ class InUseChange(BaseModel):
     from_version: str | None
     to_version: str
     reason: str
+
+
+# --- the item catalog (orchestrator: /v1/items) ----------------------------------------------------------
+
+MAX_CATALOG_BATCH = 1_000  # items (upserts and deletes together) per POST /v1/items:batch
+
+
+class CatalogBatchRequest(BaseModel):
+    """POST /v1/items:batch: items to create or replace (whole) and ids to delete; all checked first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upsert: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=MAX_CATALOG_BATCH,
+        description="Whole items of the item schema, each with its item_id.",
+    )
+    delete: list[Annotated[str, Field(max_length=128, pattern=ENTITY_ID.pattern)]] = Field(
+        default_factory=list, max_length=MAX_CATALOG_BATCH, description="Ids of items to delete."
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> CatalogBatchRequest:
+        if not self.upsert and not self.delete:
+            raise ValueError("give at least one item in upsert or one id in delete")
+        if len(self.upsert) + len(self.delete) > MAX_CATALOG_BATCH:
+            raise ValueError(f"upsert and delete together hold more than {MAX_CATALOG_BATCH} entries")
+        return self
+
+
+class CatalogBatchResponse(BaseModel):
+    """What a batch wrote."""
+
+    upserted: int = Field(description="Items created or replaced.")
+    deleted: int = Field(description="Items deleted (ids of no stored item are not counted).")
+
+
+class CatalogDeleted(BaseModel):
+    """DELETE /v1/items/{item_id}."""
+
+    item_id: str
+    deleted: bool

@@ -11,12 +11,29 @@ import typer
 if TYPE_CHECKING:
     from contract.settings import Settings
     from demo.deployment import Deployment
+    from demo.examples import Example
 
 TOPOLOGY_HELP = (
     "single: one orchestrator and one serving process on the single-node stack; cluster: replicas of each "
     "on the cluster topology, with a node of each cluster killed mid-rollout. "
     "Default: LOCKSTEP_TOPOLOGY (single)."
 )
+
+
+EXAMPLE_HELP = (
+    "goodbooks: books and ratings, three types trained here. news: a synthetic catalog of articles "
+    "(examples/news) partitioned by region, two types published from its vector files; its own key and "
+    "index prefix (news-<prefix>) and ports (8703, 8704 unless LOCKSTEP_ORCHESTRATOR_URL / "
+    "LOCKSTEP_SERVING_URL say otherwise)."
+)
+
+
+def _example(name: str) -> Example:
+    from demo.examples import EXAMPLES
+
+    if name not in EXAMPLES:
+        raise typer.BadParameter(" or ".join(EXAMPLES), param_hint="--example")
+    return EXAMPLES[name]
 
 
 def _deployment(
@@ -39,12 +56,16 @@ def register(app: typer.Typer) -> None:
     @group.callback(invoke_without_command=True)
     def demo(
         ctx: typer.Context,
+        example: str = typer.Option("goodbooks", help=EXAMPLE_HELP),
         duration: float = typer.Option(60.0, min=1, help="Seconds of load during the rollout (at least)."),
         concurrency: int = typer.Option(8, min=1, max=256, help="Concurrent clients of the load generator."),
         users: int = typer.Option(3, min=0, max=20, help="Users whose recommendations are printed."),
         every: str = typer.Option("5s", help="Indexer cycle period."),
         limit: int | None = typer.Option(
-            None, min=1, help="Index only the first N catalog items (quick runs, tests)."
+            None,
+            min=1,
+            help="Load only the first N goodbooks books into the catalog; news: N articles instead of "
+            "20,000 (quick runs, tests).",
         ),
         ready_timeout: float = typer.Option(900.0, min=1, help="Seconds to wait for the first index builds."),
         rollout_timeout: float = typer.Option(
@@ -83,6 +104,7 @@ def register(app: typer.Typer) -> None:
 
         if topology not in (None, "single", "cluster"):
             raise typer.BadParameter("single or cluster", param_hint="--topology")
+        chosen_example = _example(example)
 
         # Piped output (make demo | tee, CI logs) would otherwise be squeezed to 80 columns,
         # hiding titles and version ids in the tables.
@@ -99,9 +121,9 @@ def register(app: typer.Typer) -> None:
             quality_users=quality_users,
         )
         try:
-            settings = Settings()
+            settings = chosen_example.settings(Settings(), os.environ)
             chosen = _deployment(settings, topology, replicas, orchestrator_port, serving_port)
-            summary = asyncio.run(run(settings, options, console, chosen))
+            summary = asyncio.run(run(settings, options, console, chosen, chosen_example))
         except DemoError as exc:
             console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
             raise typer.Exit(1) from exc
@@ -117,22 +139,33 @@ def register(app: typer.Typer) -> None:
             None, help="Stop only this demo's processes (single or cluster). Default: both."
         ),
         replicas: int = typer.Option(2, min=2, max=8, help="Cluster topology: replicas it was started with."),
+        example: str | None = typer.Option(
+            None, help="Stop only this example's demo (goodbooks or news). Default: every example's."
+        ),
     ) -> None:
         """Stop the demo's orchestrators, serving processes and indexers (the stack stays: services down)."""
         from contract.settings import Settings
+        from demo.examples import EXAMPLES
         from demo.flow import stop_processes
 
-        settings = Settings()
+        examples = list(EXAMPLES.values()) if example is None else [_example(example)]
         stopped: list[str] = []
-        for chosen in ("single", "cluster"):
-            if topology in (None, chosen):
-                stopped += stop_processes(settings, _deployment(settings, chosen, replicas, 8711, 8721))
+        for each in examples:
+            settings = each.settings(Settings(), os.environ)
+            for chosen in ("single", "cluster"):
+                if topology in (None, chosen):
+                    deployment = _deployment(settings, chosen, replicas, 8711, 8721)
+                    stopped += [
+                        f"{name} ({each.name})" if each.prefix else name
+                        for name in stop_processes(settings, deployment, each)
+                    ]
         typer.echo(f"stopped {', '.join(stopped)}" if stopped else "no demo process was running")
 
     @group.command()
     def status(
         topology: str | None = typer.Option(None, help="single or cluster. Default: LOCKSTEP_TOPOLOGY."),
         replicas: int = typer.Option(2, min=2, max=8, help="Cluster topology: replicas it was started with."),
+        example: str = typer.Option("goodbooks", help="goodbooks or news."),
     ) -> None:
         """The demo's background processes: pid, running or not, log file."""
         from contract.settings import Settings
@@ -140,10 +173,11 @@ def register(app: typer.Typer) -> None:
         from demo.layout import Layout
         from demo.plan import process_names
 
-        settings = Settings()
+        chosen_example = _example(example)
+        settings = chosen_example.settings(Settings(), os.environ)
         chosen = _deployment(settings, topology, replicas, 8711, 8721)
         layout = Layout.of(settings, chosen.topology)
-        for name in process_names(chosen):
+        for name in process_names(chosen, chosen_example.types):
             record = processes.running(layout, name)
             state = f"running, pid {record.pid}" if record else "not running"
             typer.echo(f"{name:22} {state:22} {layout.log_file(name)}")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import time
 from collections import Counter
@@ -98,18 +99,24 @@ class ClusterTargets:
     restart_log: Path
 
 
-async def _lockstep_json(targets: ClusterTargets, *args: str) -> Any:
+async def _lockstep_json(lockstep: Sequence[str], env: Mapping[str, str], *args: str) -> Any:
     process = await asyncio.create_subprocess_exec(
-        *targets.lockstep, *args, env=dict(targets.env), stdout=asyncio.subprocess.PIPE
+        *lockstep, *args, env=dict(env), stdout=asyncio.subprocess.PIPE
     )
     stdout, _ = await process.communicate()
     return json.loads(stdout)  # `services status` exits 1 while unhealthy, and still prints its JSON
 
 
+async def stack_pids(lockstep: Sequence[str], env: Mapping[str, str], topology: str) -> dict[str, int]:
+    """Pid of each running node of a topology of the stack `env` names, by node name (`lockstep services
+    status --json`; the single topology's are `opensearch` and `redis`)."""
+    status = await _lockstep_json(lockstep, env, "services", "status", "--json", "--topology", topology)
+    return {node["name"]: int(node["pid"]) for node in status["nodes"] if node.get("pid")}
+
+
 async def node_pids(targets: ClusterTargets) -> dict[str, int]:
     """Pid of each running node of the cluster topology, by node name."""
-    status = await _lockstep_json(targets, "services", "status", "--json", "--topology", "cluster")
-    return {node["name"]: int(node["pid"]) for node in status["nodes"] if node.get("pid")}
+    return await stack_pids(targets.lockstep, targets.env, "cluster")
 
 
 # --- OpenSearch --------------------------------------------------------------------------------------------
@@ -190,14 +197,22 @@ async def opensearch_back(targets: ClusterTargets, victim: str) -> str | None:
 # --- Redis -------------------------------------------------------------------------------------------------
 
 
-def _node(port: int) -> aioredis.Redis:
-    # Probes report what is: no retries, short timeouts (a killed node must not stall the loop).
-    return aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0, socket_connect_timeout=1.0)
+def _node(targets: ClusterTargets, port: int) -> aioredis.Redis:
+    # Probes report what is: no retries, short timeouts (a killed node must not stall the loop). They log in
+    # as the demo's processes do (`lockstep services env`).
+    return aioredis.Redis(
+        host="127.0.0.1",
+        port=port,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        username=targets.env.get("LOCKSTEP_REDIS_USERNAME"),
+        password=targets.env.get("LOCKSTEP_REDIS_PASSWORD"),
+    )
 
 
-async def _slot_primary(port: int, key: str) -> tuple[int, int]:
+async def _slot_primary(targets: ClusterTargets, port: int, key: str) -> tuple[int, int]:
     """(slot of `key`, port of its primary) as the node on `port` sees it."""
-    client = _node(port)
+    client = _node(targets, port)
     try:
         slot = int(await client.cluster("keyslot", key))
         for start, end, primary, *_ in await client.cluster("slots"):
@@ -208,9 +223,9 @@ async def _slot_primary(port: int, key: str) -> tuple[int, int]:
     raise FaultError(f"no node serves slot {slot} of {key}")
 
 
-async def _replica_of(ports: Sequence[int], primary: int) -> int | None:
+async def _replica_of(targets: ClusterTargets, ports: Sequence[int], primary: int) -> int | None:
     for port in ports:
-        client = _node(port)
+        client = _node(targets, port)
         try:
             info = await client.info("replication")
             if info.get("role") == "slave" and int(info.get("master_port", 0)) == primary:
@@ -225,8 +240,8 @@ async def _replica_of(ports: Sequence[int], primary: int) -> int | None:
 async def redis_victim(targets: ClusterTargets) -> tuple[int, int, str]:
     """(port of the primary of the first control key's slot, port of its replica, what it holds)."""
     key = targets.control_keys[0]
-    slot, primary = await _slot_primary(targets.redis_ports[0], key)
-    replica = await _replica_of(targets.redis_ports, primary)
+    slot, primary = await _slot_primary(targets, targets.redis_ports[0], key)
+    replica = await _replica_of(targets, targets.redis_ports, primary)
     if replica is None:
         raise FaultError(f"the primary on port {primary} (slot {slot}) has no replica to take over")
     return primary, replica, f"primary of slot {slot} ({key}: the type's control keys), replica on :{replica}"
@@ -238,7 +253,7 @@ async def redis_promoted(targets: ClusterTargets, victim: int, replica: int) -> 
     for port in targets.redis_ports:
         if port == victim:
             continue
-        client = _node(port)
+        client = _node(targets, port)
         try:
             info = await client.cluster("info")
             states.append(str(info.get("cluster_state")))
@@ -253,9 +268,9 @@ async def redis_promoted(targets: ClusterTargets, victim: int, replica: int) -> 
     return None
 
 
-async def redis_back(port: int) -> str | None:
+async def redis_back(targets: ClusterTargets, port: int) -> str | None:
     """What shows the killed primary back: it answers, as a replica (of its promoted one) with its link up."""
-    client = _node(port)
+    client = _node(targets, port)
     try:
         info = await client.info("replication")
     except RedisError:
@@ -289,25 +304,50 @@ async def _wait_recovered(stats: LoadStats, since: float, deadline: float) -> No
         await asyncio.sleep(POLL_SECONDS * 5)
 
 
-def _kill(pid: int) -> float:
+def kill(pid: int) -> float:
+    """SIGKILL a node; when it was sent (wall clock)."""
     os.kill(pid, signal.SIGKILL)
     return time.time()
 
 
-async def _restart(targets: ClusterTargets) -> bool:
-    """`lockstep services up --topology cluster`: starts the nodes that do not run, returns once healthy."""
-    with targets.restart_log.open("ab") as log:
+async def services_up(lockstep: Sequence[str], env: Mapping[str, str], topology: str, log_path: Path) -> bool:
+    """`lockstep services up --topology T`: starts the nodes that do not run, returns once healthy."""
+    with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            *targets.lockstep,
+            *lockstep,
             "services",
             "up",
             "--topology",
-            "cluster",
-            env=dict(targets.env),
+            topology,
+            env=dict(env),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
         return await process.wait() == 0
+
+
+async def services_login(
+    lockstep: Sequence[str], env: Mapping[str, str], topology: str, role: str
+) -> dict[str, str]:
+    """The Redis login `lockstep services env --role <role>` prints for the stack that runs (empty for a
+    Redis without our users), as an operator would get it: LOCKSTEP_REDIS_USERNAME/PASSWORD."""
+    argv = [*lockstep, "services", "env", "--role", role, "--topology", topology]
+    process = await asyncio.create_subprocess_exec(*argv, env=dict(env), stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv)}` exited with {process.returncode}")
+    found: dict[str, str] = {}
+    for line in out.decode().splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export":
+            name, _, value = words[1].partition("=")
+            if name in ("LOCKSTEP_REDIS_USERNAME", "LOCKSTEP_REDIS_PASSWORD"):
+                found[name] = value
+    return found
+
+
+async def _restart(targets: ClusterTargets) -> bool:
+    return await services_up(targets.lockstep, targets.env, "cluster", targets.restart_log)
 
 
 async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -> None:
@@ -317,7 +357,7 @@ async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -
         name, reason = await opensearch_victim(targets)
         url = targets.opensearch_urls[int(name.rsplit("-", 1)[1]) - 1]
         log.step = f"killing OpenSearch {name}"
-        killed = _kill(pids[name])
+        killed = kill(pids[name])
         log.faults.append(Fault("opensearch", name, pids[name], reason, killed))
         log.step = f"OpenSearch {name} killed: waiting for its primaries to be promoted elsewhere"
         at, seen = await _wait_for(
@@ -330,7 +370,7 @@ async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -
         primary, replica, reason = await redis_victim(targets)
         redis_name = f"redis-{targets.redis_ports.index(primary) + 1}"
         log.step = f"killing Redis {redis_name}"
-        killed = _kill(pids[redis_name])
+        killed = kill(pids[redis_name])
         log.faults.append(Fault("redis", redis_name, pids[redis_name], reason, killed))
         log.step = f"Redis {redis_name} killed: waiting for its replica to take over"
         at, seen = await _wait_for(
@@ -346,7 +386,7 @@ async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -
         deadline = time.time() + RESTART_TIMEOUT_SECONDS
         watches = {
             "opensearch": asyncio.create_task(_wait_for(lambda: opensearch_back(targets, name), deadline)),
-            "redis": asyncio.create_task(_wait_for(lambda: redis_back(primary), deadline)),
+            "redis": asyncio.create_task(_wait_for(lambda: redis_back(targets, primary), deadline)),
         }
         for index, fault in enumerate(log.faults):
             at, _ = await watches[fault.service]

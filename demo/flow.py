@@ -10,32 +10,37 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, replace
+from typing import IO, Any, cast
 
 import httpx
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.live import Live
 
+from catalog.store import CatalogStore
+from contract.items import load_schema
 from contract.keys import Keys
 from contract.profiles import Profile
 from contract.redis_clients import async_client
+from contract.replication import Replication
 from contract.settings import Settings
 from contract.wire import TypeInfo
 from demo import observer, processes
 from demo.deployment import Deployment
-from demo.faults import ClusterTargets, FaultLog, run_faults
+from demo.examples import GOODBOOKS, Example
+from demo.faults import ClusterTargets, FaultLog, run_faults, services_login
 from demo.layout import Layout, lockstep_command
 from demo.load import LoadStats, run_load
 from demo.plan import (
     FIRST_HISTORY,
-    TYPE_MODES,
+    SERVING,
     IndexerPlan,
     frame_arg,
     indexer_name,
     indexer_spec,
-    next_frame,
+    modes_of,
     process_names,
     service_specs,
     types_of,
@@ -46,10 +51,9 @@ from demo.recovery import recoveries
 from demo.report import live_panel, quality_table, recommendations_table, states_table, summary_table
 from demo.staleness import Change, staleness
 from demo.summary import ClusterFindings, Summary, TypeRollout, summarize
-from demo.verify import VectorReader, recompute, sample
+from demo.verify import PartitionReport, VectorReader, check_partitions, partition_scoped, recompute, sample
 from orchestrator_client import OrchestratorClient
 
-TYPES = list(TYPE_MODES)
 PROFILE_SAMPLE = 2000  # users the load generator picks from
 SETTLE_SECONDS = 3.0  # keep serving this long after the last type advanced
 
@@ -88,12 +92,44 @@ class Context:
     keys: Keys
     orchestrator: OrchestratorClient  # reader role
     deployment: Deployment
+    example: Example = GOODBOOKS
     began: float = 0.0  # monotonic start of the run, for the step headers
+    serving_env: tuple[tuple[str, str], ...] = ()  # serving's own Redis login (read-only user)
+
+
+def _types(ctx: Context) -> list[str]:
+    """The example's demo types, in order."""
+    return list(ctx.example.types)
 
 
 def _step(ctx: Context, number: int, title: str) -> None:
     elapsed = time.monotonic() - ctx.began
     ctx.console.rule(f"[bold]{number}/8 {title}[/] [dim]at {elapsed:.0f}s", align="left")
+
+
+async def stack_login(ctx: Context, role: str) -> dict[str, str]:
+    """The Redis login of `role` for the stack that runs (empty for a Redis without our users)."""
+    try:
+        return await services_login(ctx.lockstep, ctx.env, ctx.deployment.topology, role)
+    except RuntimeError as exc:
+        raise DemoError(str(exc)) from exc
+
+
+async def log_in(ctx: Context) -> None:
+    """Every later step and process logs in to the stack's Redis: the app user, serving its read-only one."""
+    login = await stack_login(ctx, "app")
+    if not login:
+        return
+    ctx.env.update(login)
+    ctx.serving_env = tuple((await stack_login(ctx, "serving")).items())
+    ctx.settings = ctx.settings.model_copy(
+        update={
+            "redis_username": login["LOCKSTEP_REDIS_USERNAME"],
+            "redis_password": SecretStr(login["LOCKSTEP_REDIS_PASSWORD"]),
+        }
+    )
+    await ctx.redis.aclose()
+    ctx.redis = cast(Redis, async_client(ctx.settings))
 
 
 async def _command(ctx: Context, argv: Sequence[str], what: str) -> None:
@@ -108,9 +144,15 @@ async def _command(ctx: Context, argv: Sequence[str], what: str) -> None:
 # --- 1, 2: stack, versions, profiles ----------------------------------------------------------------------
 
 
+async def load_catalog(ctx: Context) -> None:
+    """The example's items into the catalog store (all, or the first --limit)."""
+    for argv in ctx.example.catalog(ctx.layout.root, ctx.options.limit):
+        await _command(ctx, [*ctx.lockstep, *argv], "loading the catalog")
+
+
 async def published_counts(ctx: Context) -> dict[str, int]:
     """Published versions per demo type, read from Redis."""
-    return {name: int(await ctx.redis.zcard(ctx.keys.published(name))) for name in TYPES}
+    return {name: int(await ctx.redis.zcard(ctx.keys.published(name))) for name in _types(ctx)}
 
 
 async def profile_sample(ctx: Context, size: int) -> list[Profile]:
@@ -134,9 +176,10 @@ async def profile_sample(ctx: Context, size: int) -> list[Profile]:
 
 
 async def first_versions(ctx: Context) -> list[Profile]:
-    """Train and publish a first version of each type that has none; load profiles when absent.
+    """Publish a first version of each type that has none (goodbooks: trained); the load's users.
 
-    Profiles are loaded as they stood when the first versions were trained (the first FIRST_HISTORY of each
+    The news example's users are its synthetic ones. goodbooks' are its stored profiles, loaded when absent
+    as they stood when the first versions were trained (the first FIRST_HISTORY of each
     user's ratings): the quality step then measures on ratings neither the vectors nor the profiles hold.
     They stay so: reloading them under load would change aggregated user vectors that serving caches for
     its user-cache TTL, and the verification recomputes similarities from the profiles as they are.
@@ -147,10 +190,12 @@ async def first_versions(ctx: Context) -> list[Profile]:
     if reused:
         ctx.console.print(f"reusing published versions of {', '.join(reused)}")
     if missing:
-        argv = [*ctx.lockstep, "train", "--history", str(FIRST_HISTORY)]
-        for name in missing:
-            argv += ["--type", name]
-        await _command(ctx, argv, "training the first versions")
+        for argv in ctx.example.first_versions(ctx.layout.root, ctx.options.limit, missing):
+            await _command(ctx, [*ctx.lockstep, *argv], "publishing the first versions")
+    if ctx.example.users is not None:
+        users = ctx.example.users(ctx.layout.root, ctx.options.limit)[:PROFILE_SAMPLE]
+        ctx.console.print(f"{len(users)} synthetic users (a vector in every version) for the load generator")
+        return users
     profiles = await profile_sample(ctx, PROFILE_SAMPLE)
     if profiles:
         ctx.console.print("reusing the user profiles in Redis")
@@ -221,17 +266,20 @@ async def _ensure(ctx: Context, spec: Spec) -> tuple[Record, bool]:
 async def start_processes(ctx: Context) -> dict[str, Record]:
     """Orchestrator, serving API and one indexer per mode, reusing those already running."""
     records: dict[str, Record] = {}
-    plan = IndexerPlan(every=ctx.options.every, limit=ctx.options.limit)
+    plan = IndexerPlan(every=ctx.options.every)
     specs = service_specs(ctx.deployment, ctx.lockstep)
     orchestrators = ctx.deployment.orchestrator_urls
-    for number, mode in enumerate(sorted({*TYPE_MODES.values()}, key=lambda m: m.value)):
+    for number, mode in enumerate(modes_of(ctx.example.types)):
         name = indexer_name(mode)
         existing = processes.running(ctx.layout, name)
         port = existing.port if existing is not None and existing.port else _free_port()
         # Indexers spread over the orchestrators too.
         upstream = orchestrators[number % len(orchestrators)]
-        specs.append(indexer_spec(ctx.lockstep, mode, types_of(mode), plan, port, upstream))
+        names = types_of(mode, ctx.example.types)
+        specs.append(indexer_spec(ctx.lockstep, mode, names, plan, port, upstream))
     for spec in specs:
+        if spec.name.startswith(SERVING):
+            spec = replace(spec, env=(*spec.env, *ctx.serving_env))
         record, reused = await _ensure(ctx, spec)
         records[spec.name] = record
         verb = "reusing" if reused else "started"
@@ -241,7 +289,7 @@ async def start_processes(ctx: Context) -> dict[str, Record]:
 
 def check_indexers(ctx: Context) -> None:
     """Fail with the log's tail when an indexer process has died."""
-    for mode in {*TYPE_MODES.values()}:
+    for mode in modes_of(ctx.example.types):
         name = indexer_name(mode)
         if processes.running(ctx.layout, name) is None:
             raise DemoError(
@@ -253,8 +301,8 @@ def check_indexers(ctx: Context) -> None:
 # --- 4: first index builds --------------------------------------------------------------------------------
 
 
-def _modes() -> dict[str, str]:
-    return {name: mode.value for name, mode in TYPE_MODES.items()}
+def _modes(ctx: Context) -> dict[str, str]:
+    return {name: mode.value for name, mode in ctx.example.types.items()}
 
 
 def _progress(info: TypeInfo | None) -> str:
@@ -268,9 +316,9 @@ async def wait_in_use(ctx: Context) -> dict[str, TypeInfo]:
     began = time.monotonic()
     with ctx.console.status("waiting for the first index builds") as status:
         while True:
-            states = await observer.states(ctx.orchestrator, TYPES)
+            states = await observer.states(ctx.orchestrator, _types(ctx))
             if all(info is not None and info.in_use is not None for info in states.values()):
-                ctx.console.print(states_table(states, _modes()))
+                ctx.console.print(states_table(states, _modes(ctx)))
                 return {name: info for name, info in states.items() if info is not None}
             check_indexers(ctx)
             elapsed = time.monotonic() - began
@@ -290,15 +338,24 @@ async def wait_in_use(ctx: Context) -> dict[str, TypeInfo]:
 async def show_recommendations(ctx: Context, profiles: Sequence[Profile]) -> None:
     """A table per user: the top 5 of each type."""
     chosen = sorted(profiles, key=lambda p: (-len(p.interactions), p.user_id))[: ctx.options.users]
-    async with httpx.AsyncClient(base_url=ctx.settings.serving_url, timeout=30.0) as client:
+    reader = {"Authorization": f"Bearer {ctx.settings.reader_key.get_secret_value()}"}
+    async with httpx.AsyncClient(base_url=ctx.settings.serving_url, timeout=30.0, headers=reader) as client:
         for profile in chosen:
             answers: dict[str, dict[str, Any]] = {}
-            for name in TYPES:
+            for name in _types(ctx):
                 response = await client.post(
                     "/v1/recommend", json={"user_id": profile.user_id, "embedding_type": name, "k": 5}
                 )
                 answers[name] = response.json()
-            ctx.console.print(recommendations_table(profile.user_id, len(profile.interactions), answers))
+            ctx.console.print(
+                recommendations_table(
+                    profile.user_id,
+                    len(profile.interactions),
+                    answers,
+                    ctx.example.detail,
+                    ctx.example.history,
+                )
+            )
 
 
 # --- 6: quality through serving --------------------------------------------------------------------------
@@ -306,6 +363,14 @@ async def show_recommendations(ctx: Context, profiles: Sequence[Profile]) -> Non
 
 async def quality(ctx: Context, before: Mapping[str, TypeInfo]) -> list[TypeQuality]:
     """Recall on ratings the in-use versions never saw, and served top-10 against the exact top-10."""
+    if not ctx.example.held_out_ratings:
+        ctx.console.print(
+            f"skipped for the {ctx.example.name} example: it has no ratings to hold out, and `lockstep eval "
+            "--via-serving` samples its users from stored profiles, which it has none of (its users are "
+            "vectors); the rollout below still recomputes every sampled similarity from Redis",
+            highlight=False,
+        )
+        return []
     holdout = ctx.layout.root / "holdout.csv.gz"
     users = ctx.options.quality_users
     try:
@@ -328,10 +393,14 @@ async def quality(ctx: Context, before: Mapping[str, TypeInfo]) -> list[TypeQual
 async def rollout(
     ctx: Context, profiles: Sequence[Profile], before: Mapping[str, TypeInfo]
 ) -> tuple[str, LoadStats, float, FaultLog | None]:
-    """Serve a steady load while the next version of each type is trained, published and indexed."""
+    """Serve a steady load while the next version of each type is trained (or its files published), then
+    indexed."""
+    types = _types(ctx)
     ends = {name: max((v.frame_end for v in info.published), default=None) for name, info in before.items()}
-    frame = next_frame(ends)
+    frame = ctx.example.next_frame(ends)
     target = frame.version_id
+    published = {name: len(info.published) for name, info in before.items()}
+    publishing = ctx.example.next_version(ctx.layout.root, ctx.options.limit, frame, published)
     ctx.console.print(
         f"next version of every type: {target} (frame {frame_arg(frame)}); "
         f"{ctx.options.concurrency} clients call POST /v1/recommend meanwhile"
@@ -342,19 +411,22 @@ async def rollout(
     load = asyncio.create_task(
         run_load(
             ctx.deployment.serving_urls,
+            ctx.settings.reader_key.get_secret_value(),
             profiles,
-            TYPES,
+            types,
             ctx.options.concurrency,
             stop,
             stats,
             ctx.options.seed,
+            ctx.example.filters,
+            ctx.example.partitions,
         )
     )
     train_log = ctx.layout.log_file("train")
     advanced_at: dict[str, float] = {}
     training = "starts shortly"
     failure: str | None = None
-    trainer: asyncio.subprocess.Process | None = None
+    trainer: asyncio.Task[str | None] | None = None
     fault_log = FaultLog() if ctx.deployment.clustered else None
     faults: asyncio.Task[None] | None = None
     lead = min(5.0, ctx.options.duration / 4)  # serve the old versions a moment before anything changes
@@ -367,21 +439,18 @@ async def rollout(
             while True:
                 elapsed = time.monotonic() - began
                 if trainer is None and elapsed >= lead:
-                    argv = [*ctx.lockstep, "train", "--frame", frame_arg(frame)]
-                    for name in TYPES:
-                        argv += ["--type", name]
-                    trainer = await asyncio.create_subprocess_exec(
-                        *argv, env=ctx.env, stdout=log, stderr=asyncio.subprocess.STDOUT
-                    )
+                    commands = [[*ctx.lockstep, *argv] for argv in publishing]
+                    trainer = asyncio.create_task(_in_turn(commands, ctx.env, log))
                     training_began = elapsed
                     training = f"running (log {train_log})"
-                if trainer is not None and trainer.returncode is not None and training.startswith("running"):
-                    if trainer.returncode != 0:
-                        failure = f"`lockstep train` exited with {trainer.returncode}; see {train_log}"
+                if trainer is not None and trainer.done() and training.startswith("running"):
+                    refused = trainer.result()
+                    if refused is not None:
+                        failure = f"{refused}; see {train_log}"
                         training = "FAILED"
                     else:
                         training = f"published {target} for every type in {elapsed - training_began:.0f}s"
-                states = await observer.states(ctx.orchestrator, TYPES)
+                states = await observer.states(ctx.orchestrator, types)
                 for name, info in states.items():
                     if info is not None and info.in_use == target and name not in advanced_at:
                         advanced_at[name] = elapsed
@@ -389,7 +458,7 @@ async def rollout(
                 if fault_log is not None and faults is None and training.startswith("published"):
                     faults = asyncio.create_task(
                         run_faults(
-                            fault_targets(ctx, [n for n in TYPES if n not in advanced_at]), stats, fault_log
+                            fault_targets(ctx, [n for n in types if n not in advanced_at]), stats, fault_log
                         )
                     )
                 live.update(
@@ -402,6 +471,7 @@ async def rollout(
                         advanced_at,
                         training,
                         None if fault_log is None else (fault_log.error or fault_log.step),
+                        ctx.example.verb,
                     )
                 )
                 if failure is not None:
@@ -413,7 +483,7 @@ async def rollout(
                     break
                 if load.done():
                     break  # re-raised below
-                everything = len(advanced_at) == len(TYPES)
+                everything = len(advanced_at) == len(types)
                 if (
                     elapsed >= ctx.options.duration
                     and everything
@@ -435,22 +505,43 @@ async def rollout(
             faults.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await faults
-        if trainer is not None and trainer.returncode is None:
+        if trainer is not None and not trainer.done():
             if failure is None:
-                await trainer.wait()
+                await trainer
             else:
-                trainer.terminate()
-                await trainer.wait()
+                trainer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await trainer
     seconds = time.monotonic() - began
     if failure is not None:
         ctx.console.print(f"[red]{failure}")
     return target, stats, seconds, fault_log
 
 
+async def _in_turn(commands: Sequence[Sequence[str]], env: Mapping[str, str], log: IO[bytes]) -> str | None:
+    """Run commands one after the other, output to `log`; None when all succeed, else which one failed.
+
+    Cancelled, it terminates the command that runs.
+    """
+    for argv in commands:
+        process = await asyncio.create_subprocess_exec(
+            *argv, env=dict(env), stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            code = await process.wait()
+        except asyncio.CancelledError:
+            process.terminate()
+            await process.wait()
+            raise
+        if code != 0:
+            return f"`{' '.join(argv)}` exited with {code}"
+    return None
+
+
 def fault_targets(ctx: Context, pending: Sequence[str]) -> ClusterTargets:
     """The cluster's nodes, our indices, and the control keys of the types still rolling out first."""
     settings = ctx.settings
-    ordered = [*pending, *(n for n in TYPES if n not in pending)]
+    ordered = [*pending, *(n for n in _types(ctx) if n not in pending)]
     return ClusterTargets(
         opensearch_urls=tuple(settings.opensearch_hosts),
         redis_ports=tuple(int(node.rsplit(":", 1)[1]) for node in settings.redis_cluster_nodes),
@@ -474,8 +565,9 @@ async def verify(
     measured: Sequence[TypeQuality],
     fault_log: FaultLog | None,
 ) -> Summary:
-    """Recompute a sample of similarities from Redis and build the summary."""
-    after = await observer.states(ctx.orchestrator, TYPES)
+    """Recompute a sample of similarities from Redis, check partition-scoped answers against the catalog,
+    and build the summary."""
+    after = await observer.states(ctx.orchestrator, _types(ctx))
     types = {name: info.type for name, info in before.items()}
     with ctx.console.status("recomputing explained similarities from the stored vectors"):
         sim = await recompute(
@@ -484,7 +576,7 @@ async def verify(
     served = Counter((o.embedding_type, o.version) for o in stats.outcomes if o.status == 200)
     rollouts: list[TypeRollout] = []
     changes: list[Change] = []
-    for name in TYPES:
+    for name in _types(ctx):
         info = after.get(name)
         freshness: float | None = None
         if info is not None:
@@ -498,7 +590,7 @@ async def verify(
         rollouts.append(
             TypeRollout(
                 type_name=name,
-                mode=TYPE_MODES[name].value,
+                mode=ctx.example.types[name].value,
                 before=before[name].in_use,
                 target=target,
                 after=info.in_use if info is not None else None,
@@ -519,7 +611,22 @@ async def verify(
             staleness_bound=ctx.settings.serving_staleness_seconds
             + ctx.settings.serving_orchestrator_timeout_seconds,
         )
-    return summarize(stats, seconds, ctx.options.concurrency, sim, rollouts, measured, servers, cluster)
+    partitions = await partition_report(ctx, stats) if ctx.example.partitions else None
+    return summarize(
+        stats, seconds, ctx.options.concurrency, sim, rollouts, measured, servers, cluster, partitions
+    )
+
+
+async def partition_report(ctx: Context, stats: LoadStats) -> PartitionReport:
+    """Each partition-scoped answer's items against their partition field as the catalog store holds it."""
+    item_schema = load_schema(ctx.example.schema)
+    field = item_schema.partition
+    if field is None:
+        raise DemoError(f"the {ctx.example.name} example names partitions, but its schema has no partition")
+    store = CatalogStore(ctx.redis, ctx.keys, item_schema, Replication.of(ctx.settings))
+    ids = sorted({i.item_id for o in partition_scoped(stats.outcomes) for i in o.items})
+    docs = await store.get(ids)
+    return check_partitions(stats.outcomes, {i: str(doc.get(field)) for i, doc in docs.items()})
 
 
 def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
@@ -528,7 +635,8 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
     orchestrator = ctx.settings.orchestrator_url.rstrip("/")
     ctx.console.rule("[bold]running", align="left")
     lines = [
-        f"explorer page          {serving}/",
+        # The key rides in the fragment, which the browser never sends; the page sends it as a header.
+        f"explorer page          {serving}/#key={ctx.settings.admin_keys[0].get_secret_value()}",
         f"serving API docs       {serving}/docs",
         f"orchestrator API docs  {orchestrator}/docs",
         f"metrics                {serving}/metrics  {orchestrator}/metrics",
@@ -536,7 +644,7 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
     if ctx.deployment.clustered:
         lines.append(f"serving replicas       {'  '.join(ctx.deployment.serving_urls)}")
         lines.append(f"orchestrator replicas  {'  '.join(ctx.deployment.orchestrator_urls)}")
-    for mode in sorted({*TYPE_MODES.values()}, key=lambda m: m.value):
+    for mode in modes_of(ctx.example.types):
         record = records.get(indexer_name(mode))
         if record is not None and record.port:
             lines.append(
@@ -549,14 +657,22 @@ def print_where(ctx: Context, records: Mapping[str, Record]) -> None:
         "`lockstep demo down --topology cluster` (demo only)"
         if ctx.deployment.clustered
         else "stop                   make down (demo processes and the stack); "
-        "`lockstep demo down` (demo only)",
+        f"`lockstep demo down{'' if ctx.example is GOODBOOKS else f' --example {ctx.example.name}'}` "
+        "(demo only)",
     ]
     for line in lines:
         ctx.console.print(line, highlight=False)
 
 
-async def run(settings: Settings, options: Options, console: Console, deployment: Deployment) -> Summary:
-    """Every step; the summary says whether the checks passed."""
+async def run(
+    settings: Settings,
+    options: Options,
+    console: Console,
+    deployment: Deployment,
+    example: Example = GOODBOOKS,
+) -> Summary:
+    """Every step on the example's catalog (settings already have its prefixes: Example.settings); the
+    summary says whether the checks passed."""
     settings = deployment.settings(settings)
     redis = cast(Redis, async_client(settings))  # a cluster client has the same commands
     orchestrator = observer.reader(settings)
@@ -570,6 +686,7 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         # Commands the demo runs (eval, train) talk to the first replica of each service.
         env={
             **os.environ,
+            **example.env(settings),
             **deployment.env,
             "LOCKSTEP_ORCHESTRATOR_URL": settings.orchestrator_url,
             "LOCKSTEP_SERVING_URL": settings.serving_url,
@@ -579,6 +696,7 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         keys=Keys(settings.key_prefix),
         orchestrator=orchestrator,
         deployment=deployment,
+        example=example,
         began=time.monotonic(),
     )
     ctx.layout.root.mkdir(parents=True, exist_ok=True)
@@ -590,7 +708,9 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         await _command(
             ctx, [*ctx.lockstep, "services", "up", "--topology", deployment.topology], "starting the stack"
         )
-        _step(ctx, 2, "first versions of each type, user profiles")
+        await log_in(ctx)
+        _step(ctx, 2, f"the {example.name} catalog, first versions of each type, users")
+        await load_catalog(ctx)
         profiles = await first_versions(ctx)
         _step(ctx, 3, "orchestrator, serving API, indexers (shadow and incremental)")
         records = await start_processes(ctx)
@@ -616,10 +736,11 @@ async def run(settings: Settings, options: Options, console: Console, deployment
         return summary
     finally:
         await orchestrator.aclose()
-        await redis.aclose()
+        await ctx.redis.aclose()
 
 
-def stop_processes(settings: Settings, deployment: Deployment) -> list[str]:
-    """Stop the demo's background processes (indexers first, the orchestrators last)."""
+def stop_processes(settings: Settings, deployment: Deployment, example: Example = GOODBOOKS) -> list[str]:
+    """Stop the demo's background processes (indexers first, the orchestrators last); `settings` with the
+    example's prefixes (Example.settings)."""
     layout = Layout.of(settings, deployment.topology)
-    return processes.stop_all(layout, list(reversed(process_names(deployment))))
+    return processes.stop_all(layout, list(reversed(process_names(deployment, example.types))))

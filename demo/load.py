@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import httpx
 
+from contract.errors import ErrorName
 from contract.profiles import Profile
 
 # Business filters a shop would send; each keeps plenty of books in play (goodbooks' curated tags,
@@ -37,6 +38,7 @@ FILTERS: Final[tuple[dict[str, Any] | None, ...]] = (
         ],
     },
 )
+PARTITION_SHARE: Final = 0.3  # requests that name partitions (one or two), when the example has them
 ATTRIBUTE_SHARE: Final = 0.1  # requests that send attributes (a user's recent items) instead of a user id
 TYPED_SHARE: Final = 0.75  # requests that name an embedding type; the rest go by the A/B split
 
@@ -66,6 +68,7 @@ class Outcome:
     error: str | None = None
     server: int = 0  # which serving URL answered (index into the list given to run_load)
     retry_after: bool = False  # a Retry-After header came with it (a 503 that says when to retry)
+    error_name: str | None = None  # the `error` of a refusal in the one error shape (None: not that shape)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,9 @@ class LoadStats:
     # When the load began, on the wall clock: outcome times are seconds after it, fault and in_use
     # change times (wall clock, from other processes) are converted to the same scale.
     began_wall: float = field(default_factory=time.time)
+    # Requests serving shed (503 Overloaded): retried after their Retry-After, as a client's retry policy
+    # would, so they are not outcomes of their own.
+    shed: int = 0
 
     def since_start(self, wall: float) -> float:
         """A wall-clock time as seconds after the load began (the scale of Outcome.at)."""
@@ -96,8 +102,15 @@ class LoadStats:
         return sum(1 for o in self.outcomes if o.status == 0)
 
 
-def request_body(rng: random.Random, profiles: Sequence[Profile], types: Sequence[str]) -> dict[str, Any]:
-    """A random /v1/recommend body: a user (or their recent items), maybe a type, maybe a filter."""
+def request_body(
+    rng: random.Random,
+    profiles: Sequence[Profile],
+    types: Sequence[str],
+    filters: Sequence[dict[str, Any] | None] = FILTERS,
+    partitions: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A random /v1/recommend body: a user (or their recent items), maybe a type, maybe a filter, maybe
+    one or two of `partitions`."""
     profile = rng.choice(profiles)
     body: dict[str, Any] = {"k": 10, "explain": True}
     if rng.random() < ATTRIBUTE_SHARE:
@@ -107,10 +120,23 @@ def request_body(rng: random.Random, profiles: Sequence[Profile], types: Sequenc
         body["user_id"] = profile.user_id
     if rng.random() < TYPED_SHARE:
         body["embedding_type"] = rng.choice(list(types))
-    chosen = rng.choice(FILTERS)
+    chosen = rng.choice(list(filters))
     if chosen is not None:
         body["filters"] = chosen
+    if partitions and rng.random() < PARTITION_SHARE:
+        body["partitions"] = rng.sample(list(partitions), min(len(partitions), rng.choice((1, 2))))
     return body
+
+
+def error_name(response: httpx.Response) -> str | None:
+    """The `error` of a body in the one error shape (`{"error": name, "detail": text}`), else None."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("error"), str) and isinstance(data.get("detail"), str):
+        return str(data["error"])
+    return None
 
 
 def parse_outcome(
@@ -126,6 +152,7 @@ def parse_outcome(
             error=response.text[:300],
             server=server,
             retry_after="retry-after" in response.headers,
+            error_name=error_name(response),
         )
     data = response.json()
     items = tuple(
@@ -152,25 +179,31 @@ def parse_outcome(
 
 async def run_load(
     serving_urls: Sequence[str],
+    key: str,
     profiles: Sequence[Profile],
     types: Sequence[str],
     concurrency: int,
     stop: asyncio.Event,
     stats: LoadStats,
     seed: int = 7,
+    filters: Sequence[dict[str, Any] | None] = FILTERS,
+    partitions: Sequence[str] = (),
 ) -> None:
     """`concurrency` clients send requests back to back until `stop` is set, round-robin over the URLs."""
     began = time.perf_counter()
     stats.began_wall = time.time()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    clients = [httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) for url in serving_urls]
+    headers = {"Authorization": f"Bearer {key}"}
+    clients = [
+        httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits, headers=headers) for url in serving_urls
+    ]
     turn = itertools.count()
     try:
 
         async def worker(number: int) -> None:
             rng = random.Random(seed * 1000 + number)
             while not stop.is_set():
-                body = request_body(rng, profiles, types)
+                body = request_body(rng, profiles, types, filters, partitions)
                 server = next(turn) % len(clients)
                 sent = time.perf_counter()
                 try:
@@ -184,7 +217,12 @@ async def run_load(
                     await asyncio.sleep(0.1)  # a refused connection would otherwise spin
                     continue
                 now = time.perf_counter()
-                stats.outcomes.append(parse_outcome(sent - began, now - sent, body, response, server))
+                outcome = parse_outcome(sent - began, now - sent, body, response, server)
+                if outcome.status == 503 and outcome.error_name == ErrorName.OVERLOADED:
+                    stats.shed += 1
+                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                    continue
+                stats.outcomes.append(outcome)
 
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
     finally:

@@ -40,11 +40,11 @@ def replica_name(service: str, number: int, replicas: int) -> str:
     return service if replicas == 1 else f"{service}-{number}"
 
 
-def process_names(deployment: Deployment | None = None) -> list[str]:
+def process_names(deployment: Deployment | None = None, types: Mapping[str, Mode] = TYPE_MODES) -> list[str]:
     """Every background process of the demo in start order (stop in reverse); the single demo's by default."""
     orchestrators = len(deployment.orchestrator_urls) if deployment else 1
     servings = len(deployment.serving_urls) if deployment else 1
-    modes = sorted({m for m in TYPE_MODES.values()}, key=lambda m: m.value)
+    modes = modes_of(types)
     return [
         *(replica_name(ORCHESTRATOR, n, orchestrators) for n in range(1, orchestrators + 1)),
         *(replica_name(SERVING, n, servings) for n in range(1, servings + 1)),
@@ -63,7 +63,6 @@ class IndexerPlan:
     """How the demo's indexers run."""
 
     every: str = "5s"
-    limit: int | None = None  # index only the first N catalog items (tests)
 
 
 def service_specs(deployment: Deployment, lockstep: Sequence[str]) -> list[Spec]:
@@ -111,16 +110,19 @@ def indexer_spec(
     argv = [*lockstep, "index", "run", "--mode", mode.value, "--every", plan.every]
     for name in types:
         argv += ["--type", name]
-    if plan.limit is not None:
-        argv += ["--limit", str(plan.limit)]
     argv += ["--metrics-port", str(metrics_port)]
     env = (("LOCKSTEP_ORCHESTRATOR_URL", orchestrator_url),) if orchestrator_url else ()
     return Spec(indexer_name(mode), tuple(argv), port=metrics_port, env=env)
 
 
-def types_of(mode: Mode) -> list[str]:
-    """The demo types an indexer of `mode` handles."""
-    return [name for name, m in TYPE_MODES.items() if m is mode]
+def types_of(mode: Mode, types: Mapping[str, Mode] = TYPE_MODES) -> list[str]:
+    """The demo types (of `types`, name -> mode) an indexer of `mode` handles."""
+    return [name for name, m in types.items() if m is mode]
+
+
+def modes_of(types: Mapping[str, Mode] = TYPE_MODES) -> list[Mode]:
+    """The indexing modes the demo types use, in a fixed order: one indexer process each."""
+    return sorted(set(types.values()), key=lambda m: m.value)
 
 
 def next_frame(latest_ends: Mapping[str, datetime | None]) -> Frame:

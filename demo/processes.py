@@ -132,6 +132,11 @@ def stop(layout: Layout, name: str, timeout: float = 20.0) -> bool:
     return True
 
 
+def kill(pid: int) -> None:
+    """SIGKILL a process started here, with its group (no chance to clean up: the crasher's fault)."""
+    _signal_group(pid, signal.SIGKILL)
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     # The process leads its own session (start_new_session), so its group id is its pid: uvicorn
     # workers and the like go with it.

@@ -16,10 +16,16 @@ from demo.summary import Summary
 from demo.verify import mixes_versions, percentile
 
 
-def recommendations_table(user_id: str, history: int, answers: Mapping[str, dict[str, Any]]) -> Table:
-    """One user's top items per type: title, authors, score, scorer, version."""
-    table = Table(title=f"user {user_id} ({history} books in their profile)", title_justify="left")
-    for column in ("type", "version", "#", "title", "authors", "score", "scorer"):
+def recommendations_table(
+    user_id: str,
+    history: int,
+    answers: Mapping[str, dict[str, Any]],
+    detail: str = "authors",
+    history_of: str = "books in their profile",
+) -> Table:
+    """One user's top items per type: title, the `detail` field (authors), score, scorer, version."""
+    table = Table(title=f"user {user_id} ({history} {history_of})", title_justify="left")
+    for column in ("type", "version", "#", "title", detail, "score", "scorer"):
         table.add_column(column, no_wrap=column in ("type", "version", "#", "score", "scorer"))
     for type_name, answer in answers.items():
         if "items" not in answer:
@@ -33,7 +39,7 @@ def recommendations_table(user_id: str, history: int, answers: Mapping[str, dict
                 str(answer.get("version")) if rank == 1 else "",
                 str(rank),
                 str(item.get("title") or item["item_id"]),
-                ", ".join(item.get("authors") or [])[:60],
+                _text(item.get(detail))[:60],
                 f"{item['score']:.4f}",
                 f"{item['scorer']} {item.get('version') or ''}".strip()
                 if item.get("version") != answer.get("version")
@@ -41,6 +47,13 @@ def recommendations_table(user_id: str, history: int, answers: Mapping[str, dict
             )
         table.add_section()
     return table
+
+
+def _text(value: Any) -> str:
+    """A field's value as a table cell: lists joined, nothing as empty."""
+    if value is None:
+        return ""
+    return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def states_table(states: Mapping[str, TypeInfo | None], modes: Mapping[str, str]) -> Table:
@@ -66,6 +79,7 @@ def live_panel(
     advanced_at: Mapping[str, float],
     training: str,
     faults: str | None = None,
+    verb: str = "training",
 ) -> Group:
     """What the rollout looks like right now."""
     outcomes = stats.outcomes
@@ -76,6 +90,7 @@ def live_panel(
         f"requests {len(outcomes)}  served {len(served)}  ",
         (f"5xx {stats.count(500, 600)}  ", "red" if stats.count(500, 600) else ""),
         (f"no response {stats.transport_errors}  ", "red" if stats.transport_errors else ""),
+        f"shed+retried {stats.shed}  ",
         (f"mixed {sum(1 for o in served if mixes_versions(o))}  ", ""),
         f"p50 {percentile(recent, 0.5):.0f} ms  p99 {percentile(recent, 0.99):.0f} ms (last 500)",
     )
@@ -95,7 +110,7 @@ def live_panel(
             else Text("pending", style="yellow"),
             ", ".join(f"{v[-16:]}: {n}" for v, n in sorted(counts.items())),
         )
-    lines = [head, Text(f"training: {training}")]
+    lines = [head, Text(f"{verb}: {training}")]
     if faults is not None:
         lines.append(Text(f"faults: {faults}"))
     return Group(*lines, table)
@@ -127,6 +142,15 @@ def summary_table(summary: Summary) -> Group:
             f"max |error| {summary.similarity_max_error:.1e}",
         ),
     )
+    if summary.partition_responses is not None:
+        rows = (
+            *rows,
+            (
+                "partition-scoped answers",
+                f"{summary.partition_items} items in {summary.partition_responses} responses, "
+                f"{summary.partition_violations} from other partitions",
+            ),
+        )
     for name, value in rows:
         figures.add_row(name, value)
     types = Table()
@@ -156,6 +180,8 @@ def summary_table(summary: Summary) -> Group:
     parts.append(checks)
     for line in summary.similarity_mismatches[:5]:
         parts.append(Text(f"mismatch: {line}", style="red"))
+    for line in summary.partition_examples[:5]:
+        parts.append(Text(f"outside its partitions: {line}", style="red"))
     return Group(*parts)
 
 

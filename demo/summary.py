@@ -12,7 +12,7 @@ from demo.load import LoadStats
 from demo.quality import EXACT_TARGET, TypeQuality
 from demo.recovery import Recovery
 from demo.staleness import ReplicaStaleness
-from demo.verify import SimilarityReport, mixes_versions, percentile
+from demo.verify import PartitionReport, SimilarityReport, mixes_versions, percentile
 
 FAULT_BOUND_SECONDS = 60.0  # promotion and recovery after a killed node must each take less
 
@@ -97,6 +97,11 @@ class Summary:
     scorers: dict[str, int] = field(default_factory=dict)
     per_server: dict[str, int] = field(default_factory=dict)  # requests per serving replica
     cluster: ClusterFindings | None = None
+    # Requests that named partitions (None: the example's requests name none) and items from elsewhere.
+    partition_responses: int | None = None
+    partition_items: int | None = None
+    partition_violations: int | None = None
+    partition_examples: list[str] = field(default_factory=list)  # the first violations, for the log
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -123,6 +128,7 @@ def summarize(
     quality: Sequence[TypeQuality],
     servers: Sequence[str] = (),
     cluster: ClusterFindings | None = None,
+    partitions: PartitionReport | None = None,
 ) -> Summary:
     """Figures and checks from what the clients saw, the recomputation, the rollouts (and the faults)."""
     outcomes = stats.outcomes
@@ -158,6 +164,10 @@ def summarize(
         scorers=dict(scorers),
         per_server={url: sum(1 for o in outcomes if o.server == n) for n, url in enumerate(servers)},
         cluster=cluster,
+        partition_responses=None if partitions is None else partitions.responses,
+        partition_items=None if partitions is None else partitions.items,
+        partition_violations=None if partitions is None else len(partitions.violations),
+        partition_examples=[] if partitions is None else partitions.violations[:20],
     )
     checks = [
         Check("requests served", len(served) > 0, f"{len(served)} of {len(outcomes)}"),
@@ -182,6 +192,15 @@ def summarize(
             f"{len(similarity.mismatches)} mismatches, max |error| {similarity.max_error:.2e}",
         ),
     ]
+    if partitions is not None:
+        checks.append(
+            Check(
+                "answers within the partitions named",
+                partitions.items > 0 and not partitions.violations,
+                f"{len(partitions.violations)} of {partitions.items} items in {partitions.responses} "
+                "partition-scoped responses from other partitions (must be 0)",
+            )
+        )
     for rollout in rollouts:
         checks.append(
             Check(

@@ -1,9 +1,10 @@
-"""What the demo verifies: no response mixes versions, and explained similarities match the stored vectors."""
+"""What the demo verifies: no response mixes versions, explained similarities match the stored vectors, and
+answers to requests that name partitions come from those partitions only."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,20 @@ REL_TOLERANCE = 1e-3
 
 def mixes_versions(outcome: Outcome) -> bool:
     """Whether an embedding-scored item of the response has a version other than the response's."""
-    scored = [item for item in outcome.items if item.scorer == "embedding"]
+    return mixed(outcome.version, scored_versions(outcome))
+
+
+def scored_versions(outcome: Outcome) -> list[str | None]:
+    """The version of each embedding-scored item of the response, in order."""
+    return [item.version for item in outcome.items if item.scorer == "embedding"]
+
+
+def mixed(version: str | None, scored: Sequence[str | None]) -> bool:
+    """The version invariant on what a response says: a response with embedding-scored items names one
+    version, and every one of those items carries it."""
     if not scored:
         return False
-    return outcome.version is None or any(item.version != outcome.version for item in scored)
+    return version is None or any(item != version for item in scored)
 
 
 def checkable(outcome: Outcome) -> bool:
@@ -200,3 +211,38 @@ def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     rank = max(1, int(np.ceil(share * len(ordered))))
     return ordered[rank - 1]
+
+
+@dataclass
+class PartitionReport:
+    """Responses to requests that named partitions, and items they returned from elsewhere."""
+
+    responses: int = 0
+    items: int = 0
+    violations: list[str] = field(default_factory=list)
+
+
+def partition_scoped(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """Served responses to requests that named partitions."""
+    return [o for o in outcomes if o.status == 200 and o.body.get("partitions")]
+
+
+def check_partitions(outcomes: Sequence[Outcome], partition_of: Mapping[str, str]) -> PartitionReport:
+    """Every item of a partition-scoped response must be, in the catalog, in one of the partitions named.
+
+    `partition_of` maps item ids to their partition field's value as the catalog store holds it; an item
+    the catalog does not hold counts as a violation too.
+    """
+    report = PartitionReport()
+    for outcome in partition_scoped(outcomes):
+        named = set(outcome.body["partitions"])
+        report.responses += 1
+        for item in outcome.items:
+            report.items += 1
+            found = partition_of.get(item.item_id)
+            if found not in named:
+                report.violations.append(
+                    f"item {item.item_id} ({'not in the catalog' if found is None else found}) answered "
+                    f"a request for {sorted(named)}"
+                )
+    return report

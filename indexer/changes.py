@@ -1,62 +1,21 @@
-"""Catalog changes: a Redis Stream read through a consumer group, acknowledged only after indexing."""
+"""Catalog changes: the store's change stream read through a consumer group, acknowledged only after indexing.
+
+Acknowledged entries are trimmed from the stream (up to the oldest one still pending), so it holds only what
+the indexer has not applied yet.
+"""
 
 from __future__ import annotations
 
-import json
 import socket
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
+from catalog.changes import CatalogChange, decode
 from contract.keys import Keys
-from indexer.catalog import Item
 
 GROUP = "indexer"
-
-
-class ChangeKind(StrEnum):
-    """What happened to an item."""
-
-    UPSERT = "upsert"
-    DELETE = "delete"
-
-
-@dataclass(frozen=True)
-class CatalogChange:
-    """One stream entry: an upsert carries the item, a delete only its id."""
-
-    entry_id: str
-    kind: ChangeKind
-    item_id: str
-    item: Item | None
-
-
-def publish_change(
-    client: redis.Redis, keys: Keys, kind: ChangeKind, item: Item | None = None, item_id: str | None = None
-) -> str:
-    """Append a change to the stream (the catalog side, demos and tests); returns the entry id."""
-    if kind is ChangeKind.UPSERT:
-        if item is None:
-            raise ValueError("an upsert needs the item")
-        fields: dict[Any, Any] = {
-            "kind": kind.value,
-            "item_id": item.item_id,
-            "item": json.dumps(item.document()),
-        }
-    else:
-        target = item_id or (item.item_id if item else None)
-        if not target:
-            raise ValueError("a delete needs item_id")
-        fields = {"kind": kind.value, "item_id": target}
-    entry = client.xadd(keys.catalog_changes(), fields)
-    return entry.decode() if isinstance(entry, bytes) else str(entry)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class ChangeConsumer:
@@ -80,7 +39,24 @@ class ChangeConsumer:
                 raise
         self._grouped = True
 
-    async def read(self, count: int = 1000) -> list[CatalogChange]:
+    async def position(self) -> str:
+        """The newest entry's id ("0-0" if none): a catalog read started after now includes up to it."""
+        newest: Any = await self._client.xrevrange(self._stream, count=1)
+        return _text(newest[0][0]) if newest else "0-0"
+
+    async def start_at(self, entry_id: str) -> None:
+        """Forget every entry up to `entry_id` (the live index was started from a catalog read after it).
+
+        The group is made anew there, so nothing read before (and not acknowledged) is applied again over
+        the newer catalog; the entries are trimmed.
+        """
+        await self._client.xgroup_destroy(self._stream, GROUP)
+        await self._client.xgroup_create(self._stream, GROUP, id=entry_id, mkstream=True)
+        self._grouped = True
+        if entry_id != "0-0":
+            await self._client.xtrim(self._stream, minid=_after(entry_id), approximate=False)
+
+    async def read(self, count: int) -> list[CatalogChange]:
         """Entries not yet acknowledged: first those this consumer read before (a crashed cycle), then new."""
         await self._ensure_group()
         changes = await self._read("0", count)
@@ -95,19 +71,36 @@ class ChangeConsumer:
             for entry_id, fields in entries:
                 if not fields:  # pending entry deleted from the stream: nothing to index
                     continue
-                data = {_text(k): _text(v) for k, v in fields.items()}
-                kind = ChangeKind(data["kind"])
-                item = Item.from_document(json.loads(data["item"])) if kind is ChangeKind.UPSERT else None
-                out.append(CatalogChange(_text(entry_id), kind, data["item_id"], item))
+                out.append(decode(entry_id, fields))
         return out
 
     async def ack(self, changes: list[CatalogChange]) -> None:
-        """Acknowledge indexed changes."""
-        if changes:
-            await self._client.xack(self._stream, GROUP, *[c.entry_id for c in changes])
+        """Acknowledge indexed changes, and trim the stream up to the oldest entry still pending."""
+        if not changes:
+            return
+        await self._client.xack(self._stream, GROUP, *[c.entry_id for c in changes])
+        summary = await self._client.xpending(self._stream, GROUP)
+        oldest = summary.get("min") if summary.get("pending") else None
+        # MINID keeps entries at or after it: the oldest pending one, else the next after the last acked.
+        keep = _text(oldest) if oldest else _after(max((c.entry_id for c in changes), key=_entry_order))
+        await self._client.xtrim(self._stream, minid=keep, approximate=False)
 
     async def pending(self) -> int:
         """How many entries are read but not acknowledged."""
         await self._ensure_group()
         info = await self._client.xpending(self._stream, GROUP)
         return int(info["pending"])
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    millis, seq = entry_id.split("-")
+    return int(millis), int(seq)
+
+
+def _after(entry_id: str) -> str:
+    millis, seq = _entry_order(entry_id)
+    return f"{millis}-{seq + 1}"

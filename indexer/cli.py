@@ -1,4 +1,4 @@
-"""`lockstep index shadow|incremental|run` and `lockstep catalog publish-change`."""
+"""`lockstep index shadow|incremental|run`."""
 
 from __future__ import annotations
 
@@ -37,27 +37,31 @@ def _step_hook() -> Callable[[str], Awaitable[None]] | None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `index` and `catalog` command groups."""
+    """Add the `index` command group."""
     index = typer.Typer(
         help="Index item vectors into OpenSearch (shadow or incremental).", no_args_is_help=True
     )
-    catalog = typer.Typer(help="Item catalog changes for the incremental indexer.", no_args_is_help=True)
 
-    def _runner(limit: int | None, batch_size: int, lock_wait: float) -> Runner:
+    def _runner(batch_size: int, lock_wait: float) -> Runner:
         """The process's runner (call it inside the event loop that runs its cycles)."""
         import sys
 
+        from contract.items import SchemaError, schema
         from contract.settings import IndexerSettings
         from indexer.logs import configure
         from indexer.metrics import IndexerMetrics
         from indexer.scheduler import Runner
 
+        try:
+            schema()
+        except SchemaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         settings = IndexerSettings.model_validate({})
         configure(settings.log_level)
         return Runner(
             settings,
             IndexerMetrics.create(),
-            catalog_limit=limit,
             batch_size=batch_size,
             progress=sys.stderr.isatty(),
             step=_step_hook(),
@@ -74,7 +78,6 @@ def register(app: typer.Typer) -> None:
 
     def _one_cycle(
         mode: str,
-        limit: int | None,
         types: list[str] | None,
         batch_size: int,
         lock_wait: float,
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
         from indexer.errors import CYCLE_FAILURES
 
         async def cycle() -> object:
-            runner = _runner(limit, batch_size, lock_wait)
+            runner = _runner(batch_size, lock_wait)
             try:
                 await runner.check_redis()
                 return await (runner.shadow if mode == "shadow" else runner.incremental)(types, switch_mode)
@@ -96,7 +99,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{mode} cycle failed: {exc}", err=True)
             raise typer.Exit(1) from exc
 
-    limit_opt = typer.Option(None, "--limit", help="Index only the first N catalog items (demos, tests).")
     types_opt = typer.Option(
         None, "--type", help="Only these embedding types (repeatable; default: all types of this mode)."
     )
@@ -111,25 +113,23 @@ def register(app: typer.Typer) -> None:
 
     @index.command()
     def shadow(
-        limit: int | None = limit_opt,
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
         lock_wait: float = wait_opt,
         switch_mode: bool = switch_opt,
     ) -> None:
         """One shadow cycle: build, verify and promote the latest version of each type."""
-        _one_cycle("shadow", limit, types, batch_size, lock_wait, switch_mode)
+        _one_cycle("shadow", types, batch_size, lock_wait, switch_mode)
 
     @index.command()
     def incremental(
-        limit: int | None = limit_opt,
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
         lock_wait: float = wait_opt,
         switch_mode: bool = switch_opt,
     ) -> None:
         """One incremental mini-batch cycle on the live index."""
-        _one_cycle("incremental", limit, types, batch_size, lock_wait, switch_mode)
+        _one_cycle("incremental", types, batch_size, lock_wait, switch_mode)
 
     @index.command()
     def run(
@@ -138,7 +138,6 @@ def register(app: typer.Typer) -> None:
         metrics_port: int | None = typer.Option(
             None, "--metrics-port", help="Serve Prometheus /metrics here."
         ),
-        limit: int | None = limit_opt,
         types: list[str] | None = types_opt,
         batch_size: int = batch_opt,
         switch_mode: bool = switch_opt,
@@ -156,7 +155,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc), param_hint="--every") from exc
 
         async def forever() -> None:
-            runner = _runner(limit, batch_size, 0.0)
+            runner = _runner(batch_size, 0.0)
             if metrics_port is not None:
                 start_http_server(metrics_port, addr="127.0.0.1", registry=runner.metrics.registry)
             stop = asyncio.Event()
@@ -170,40 +169,4 @@ def register(app: typer.Typer) -> None:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the loop cancels the run, clients close
             asyncio.run(forever())
 
-    @catalog.command("publish-change")
-    def publish_change(
-        item_id: str = typer.Argument(..., help="The item's id (goodbooks book_id)."),
-        delete: bool = typer.Option(False, "--delete", help="Delete the item instead of upserting it."),
-        title: str | None = typer.Option(None, "--title", help="New title (upsert)."),
-    ) -> None:
-        """Push a catalog change (upsert from goodbooks, optionally retitled, or delete) to the stream."""
-        from typing import cast
-
-        import redis
-
-        from contract.keys import Keys
-        from contract.redis_clients import sync_client
-        from contract.settings import IndexerSettings
-        from indexer.catalog import load_catalog
-        from indexer.changes import ChangeKind
-        from indexer.changes import publish_change as push
-
-        settings = IndexerSettings.model_validate({})
-        client = cast(redis.Redis, sync_client(settings))  # a cluster client has the same commands
-        keys = Keys(settings.key_prefix)
-        if delete:
-            entry = push(client, keys, ChangeKind.DELETE, item_id=item_id)
-        else:
-            found = [i for i in load_catalog(settings.data_dir) if i.item_id == item_id]
-            if not found:
-                raise typer.BadParameter(f"no goodbooks item {item_id!r}", param_hint="item_id")
-            item = found[0]
-            if title is not None:
-                from dataclasses import replace
-
-                item = replace(item, title=title)
-            entry = push(client, keys, ChangeKind.UPSERT, item)
-        typer.echo(entry)
-
     app.add_typer(index, name="index")
-    app.add_typer(catalog, name="catalog")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,14 +11,15 @@ from functools import partial
 
 import redis.asyncio as aioredis
 
+from catalog.changes import CatalogChange, ChangeKind
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
 from contract.settings import IndexerSettings
 from contract.wire import MAX_BATCH_ITEMS, TypeInfo
 from indexer import promotion
 from indexer.bulk import BulkWriter
-from indexer.catalog import Item
-from indexer.changes import CatalogChange, ChangeConsumer, ChangeKind
+from indexer.catalog import CatalogReader, Item
+from indexer.changes import ChangeConsumer
 from indexer.clock import Clock, system_clock
 from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
@@ -30,11 +32,13 @@ from search.requests import (
     BulkAction,
     ItemDocument,
     SlotVector,
+    carrying_query,
     clear_slot_action,
     delete_action,
     lacking_query,
     update_action,
 )
+from search.results import IndexStats
 from search.templates import install_items_template, layout_of, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.incremental")
@@ -56,6 +60,20 @@ class TypeResult:
 
 
 @dataclass
+class ExpungeBudget:
+    """When this process last expunged the live index (kept across cycles by the runner)."""
+
+    last: datetime | None = None
+
+    def spend(self, now: datetime, interval: timedelta) -> bool:
+        """Whether an expunge may run now; if so, it counts as run."""
+        if self.last is not None and now - self.last < interval:
+            return False
+        self.last = now
+        return True
+
+
+@dataclass
 class IncrementalResult:
     """What one incremental cycle did."""
 
@@ -63,6 +81,8 @@ class IncrementalResult:
     deleted: int = 0
     bootstrapped: bool = False
     types: list[TypeResult] = field(default_factory=list)
+    stats: IndexStats | None = None  # the live index after the cycle (and its maintenance)
+    expunged: bool = False  # deleted documents were merged away this cycle
 
 
 class IncrementalIndexer:
@@ -80,6 +100,7 @@ class IncrementalIndexer:
         batch_size: int = 500,
         progress: bool = False,
         clock: Clock = system_clock,
+        expunges: ExpungeBudget | None = None,
     ) -> None:
         self.settings = settings
         self.search = search
@@ -90,6 +111,7 @@ class IncrementalIndexer:
         self.live = live_index(settings.index_prefix)
         self.changes = ChangeConsumer(redis_client, keys)
         self.clock = clock
+        self.expunges = expunges or ExpungeBudget()
 
     def _writer(self, type_name: str = "") -> BulkWriter:
         counted = self.metrics.docs_indexed.labels("incremental", type_name).inc if type_name else None
@@ -109,7 +131,7 @@ class IncrementalIndexer:
                 await writer.submit(actions[start : start + self.batch_size])
         return writer.written
 
-    async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: Sequence[Item]) -> bool:
+    async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: CatalogReader) -> bool:
         if await self.search.index_exists(self.live):
             for info in infos:
                 await self.search.add_vector_slots(self.live, vector_slot_mappings(info.type, self.settings))
@@ -121,28 +143,85 @@ class IncrementalIndexer:
         await self.search.create_index(
             self.live, slots, self.settings.hnsw_ef_search, layout=layout_of(self.settings, Mode.INCREMENTAL)
         )
-        # The live index starts from the whole catalog; changes from the stream follow.
-        await self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in catalog])
+        # The live index starts from the whole catalog, read after `mark`: the changes up to it are in that
+        # read, so the stream is applied from there on (a 1M-item load is not replayed change by change).
+        mark = await self.changes.position()
+        items = await catalog()
+        await self._write([update_action(self.live, ItemDocument(i.item_id, i.document())) for i in items])
         await self.search.refresh(self.live)
+        await self.changes.start_at(mark)
         return True
 
     async def cycle(
-        self, catalog: Sequence[Item], types: Sequence[str] | None, still_locked: Callable[[], None]
+        self, catalog: CatalogReader, types: Sequence[str] | None, still_locked: Callable[[], None]
     ) -> list[IncrementalResult]:
         """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
         infos = [i for i in await self.orchestrator.list_types() if types is None or i.type.name in types]
         result = IncrementalResult()
         result.bootstrapped = await self._ensure_index(infos, catalog)
-        changes = await self.changes.read()
+        changes = await self.changes.read(self.settings.live_max_changes)
         result.changes = len(changes)
         upserts = _last_upserts(changes)
         deletes = {c.item_id for c in changes if c.kind is ChangeKind.DELETE and c.item_id not in upserts}
         actions: list[BulkAction] = [
-            update_action(self.live, ItemDocument(item.item_id, item.document())) for item in upserts.values()
+            update_action(self.live, ItemDocument(i.item_id, i.replacement())) for i in upserts.values()
         ]
         actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
-        await self._write(actions)
         result.deleted = len(deletes)
+        plans, held = await self._plans(infos)
+        # Which upserted items still need a slot's vector is read from the index as it was before this
+        # cycle (a partial update keeps a document's slots), so it is asked while the fields are written.
+        asked = [
+            (info.type.name, slot, version)
+            for info, p in plans.values()
+            for slot, version in p.writes.items()
+            if not (p.full_pass and slot is p.target)
+        ]
+        upserted = sorted(upserts)
+        # A failure of either fails the cycle: nothing is acknowledged, the next cycle applies it all again.
+        _written, lacking = await asyncio.gather(self._write(actions), self._lacking(upserted, asked))
+        if any(p.full_pass for _i, p in plans.values()):
+            await self.search.refresh(self.live)
+            all_ids = [item_id async for item_id in self.search.iter_item_ids(self.live)]
+        else:
+            all_ids = []
+        for info, p in plans.values():
+            tr = TypeResult(
+                info.type.name,
+                info.in_use,
+                info.latest,
+                waiting_until=p.wait_until,
+                held_back=held.get(info.type.name),
+            )
+            result.types.append(tr)
+            for slot, version in p.writes.items():
+                ids = (
+                    all_ids
+                    if (p.full_pass and slot is p.target)
+                    else lacking[(info.type.name, slot, version)]
+                )
+                if p.evict is not None and slot is p.target:
+                    # Withdraw the old occupant before its vectors are overwritten: nobody is routed to it.
+                    await self.orchestrator.forget_indexed(info.type.name, p.evict)
+                if ids:
+                    tr.written += await self._fill(info, slot, version, ids)
+            if p.target is not None:
+                tr.target = p.writes[p.target]
+        await self.search.refresh(self.live)
+        # Acknowledge only now: the changes are indexed and visible to search.
+        await self.changes.ack(changes)
+        for tr in result.types:
+            info, p = plans[tr.type_name]
+            if p.promote and p.target is not None and info.latest is not None:
+                still_locked()
+                await self._promote(info, p.target, info.latest, tr)
+        await self._maintain(result)
+        return [result]
+
+    async def _plans(
+        self, infos: Sequence[TypeInfo]
+    ) -> tuple[dict[str, tuple[TypeInfo, SlotPlan]], dict[str, str]]:
+        """Each type's slot plan for this cycle, and the types whose latest is held back (with why)."""
         plans: dict[str, tuple[TypeInfo, SlotPlan]] = {}
         now = self.clock()
         grace = timedelta(seconds=self.settings.slot_grace_seconds + self.settings.request_timeout_seconds)
@@ -171,38 +250,52 @@ class IncrementalIndexer:
                 in_use_since=decision.in_use_since,
             )
             plans[name] = (info, p)
-        if any(p.full_pass for _i, p in plans.values()):
-            await self.search.refresh(self.live)
-            all_ids = [item_id async for item_id in self.search.iter_item_ids(self.live)]
-        else:
-            all_ids = []
-        for info, p in plans.values():
-            tr = TypeResult(
-                info.type.name,
-                info.in_use,
-                info.latest,
-                waiting_until=p.wait_until,
-                held_back=held.get(info.type.name),
+        return plans, held
+
+    async def _maintain(self, result: IncrementalResult) -> None:
+        """Report the live index's shape; expunge deleted documents past live_max_deleted_ratio.
+
+        Updates and deletions leave deleted documents in their segments until a merge drops them, and
+        every search still walks them (and their HNSW graph nodes): churn slows queries unless merged away.
+        At most one expunge per live_expunge_interval_seconds: OpenSearch keeps recent deletions (its
+        retention lease) until it has synced past them, so an expunge right after churn may merge nothing.
+        """
+        stats = await self.search.index_stats(self.live)
+        interval = timedelta(seconds=self.settings.live_expunge_interval_seconds)
+        if stats.deleted_ratio > self.settings.live_max_deleted_ratio and self.expunges.spend(
+            self.clock(), interval
+        ):
+            log.info(
+                "expunging deleted documents of the live index",
+                extra={"index": self.live, "deleted_ratio": round(stats.deleted_ratio, 3)},
             )
-            result.types.append(tr)
-            for slot, version in p.writes.items():
-                ids = all_ids if (p.full_pass and slot is p.target) else sorted(upserts)
-                if p.evict is not None and slot is p.target:
-                    # Withdraw the old occupant before its vectors are overwritten: nobody is routed to it.
-                    await self.orchestrator.forget_indexed(info.type.name, p.evict)
-                if ids:
-                    tr.written += await self._fill(info, slot, version, ids)
-            if p.target is not None:
-                tr.target = p.writes[p.target]
-        await self.search.refresh(self.live)
-        # Acknowledge only now: the changes are indexed and visible to search.
-        await self.changes.ack(changes)
-        for tr in result.types:
-            info, p = plans[tr.type_name]
-            if p.promote and p.target is not None and info.latest is not None:
-                still_locked()
-                await self._promote(info, p.target, info.latest, tr)
-        return [result]
+            await self.search.expunge_deletes(self.live)
+            await self.search.refresh(self.live)  # the stats (and searches) see the merged segments
+            self.metrics.expunges.inc()
+            result.expunged = True
+            stats = await self.search.index_stats(self.live)
+        result.stats = stats
+        self.metrics.live_segments.set(stats.segments)
+        self.metrics.live_deleted_ratio.set(stats.deleted_ratio)
+        self.metrics.live_bytes.set(stats.size_bytes)
+
+    async def _lacking(
+        self, ids: Sequence[str], slots: Sequence[tuple[str, Slot, str]]
+    ) -> dict[tuple[str, Slot, str], list[str]]:
+        """Per (type, slot, version), those of `ids` whose document does not carry the version in the slot:
+        new items, or a slot moving on.
+
+        One that does keeps its vector through the partial update of its fields (vectors of a version never
+        change), so an update of metadata alone writes no vector again.
+        """
+        lacking: dict[tuple[str, Slot, str], list[str]] = {}
+        for name, slot, version in slots:
+            carrying: set[str] = set()
+            if ids:
+                query = carrying_query(ids, version_field(name, slot), version)
+                carrying = {item_id async for item_id in self.search.iter_item_ids(self.live, query)}
+            lacking[(name, slot, version)] = [item_id for item_id in ids if item_id not in carrying]
+        return lacking
 
     async def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
         name = info.type.name
@@ -288,8 +381,8 @@ def _last_upserts(changes: Sequence[CatalogChange]) -> dict[str, Item]:
     """The final state of each item changed in this batch (a later delete cancels an earlier upsert)."""
     latest: dict[str, Item] = {}
     for change in changes:
-        if change.kind is ChangeKind.UPSERT and change.item is not None:
-            latest[change.item_id] = change.item
+        if change.kind is ChangeKind.UPSERT and change.doc is not None:
+            latest[change.item_id] = Item.stored(change.doc)
         else:
             latest.pop(change.item_id, None)
     return latest

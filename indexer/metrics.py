@@ -9,16 +9,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 @dataclass(frozen=True)
 class IndexerMetrics:
-    """Docs indexed, cycle duration, freshness (latest published -> in_use) and failures."""
+    """Docs indexed, cycle duration, completed cycles, freshness (latest published -> in_use) and failures."""
 
     registry: CollectorRegistry
     docs_indexed: Counter
     cycle_seconds: Histogram
     freshness_seconds: Gauge
     failures: Counter
+    cycles: Counter
     promotions: Counter
     held_back: Gauge
     switch_leftovers: Counter
+    live_segments: Gauge
+    live_deleted_ratio: Gauge
+    live_bytes: Gauge
+    expunges: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IndexerMetrics:
@@ -48,6 +53,12 @@ class IndexerMetrics:
             failures=Counter(
                 "lockstep_indexer_failures", "Failed cycles, by reason.", ["mode", "reason"], registry=reg
             ),
+            cycles=Counter(
+                "lockstep_indexer_cycles",
+                "Cycles of `index run` that completed (lock taken, no failure).",
+                ["mode"],
+                registry=reg,
+            ),
             promotions=Counter(
                 "lockstep_indexer_promotions", "Versions advanced to in_use.", ["mode", "type"], registry=reg
             ),
@@ -55,6 +66,22 @@ class IndexerMetrics:
                 "lockstep_indexer_latest_held_back",
                 "1 while a type's latest is deliberately not promoted (rolled back from, or not newer).",
                 ["mode", "type"],
+                registry=reg,
+            ),
+            live_segments=Gauge(
+                "lockstep_indexer_live_segments", "Segments of the live index (primaries).", registry=reg
+            ),
+            live_deleted_ratio=Gauge(
+                "lockstep_indexer_live_deleted_ratio",
+                "Deleted documents per document stored in the live index (primaries).",
+                registry=reg,
+            ),
+            live_bytes=Gauge(
+                "lockstep_indexer_live_bytes", "Bytes of the live index on disk (primaries).", registry=reg
+            ),
+            expunges=Counter(
+                "lockstep_indexer_live_expunges",
+                "Merges of the live index that expunged deleted documents (live_max_deleted_ratio passed).",
                 registry=reg,
             ),
             switch_leftovers=Counter(

@@ -13,16 +13,20 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 
+from catalog.store import CatalogStore
 from contract.indexing import Mode, live_index, shadow_index
+from contract.items import schema
 from contract.keys import Keys
 from contract.redis_clients import async_client
 from contract.redis_setup import check_async
+from contract.replication import Replication
 from contract.settings import IndexerSettings
 from contract.wire import TypeInfo
 from indexer import leftovers
-from indexer.catalog import Item, load_catalog
+from indexer.catalog import Item
 from indexer.clock import Clock, system_clock
-from indexer.errors import CYCLE_FAILURES, ClusterError, LockBusyError, ModeConflictError
+from indexer.errors import CYCLE_FAILURES, CatalogEmptyError, ClusterError, LockBusyError, ModeConflictError
+from indexer.incremental import ExpungeBudget, IncrementalIndexer
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
 from orchestrator_client import OrchestratorClient
@@ -80,13 +84,12 @@ class Runner:
 
     settings: IndexerSettings
     metrics: IndexerMetrics
-    catalog_limit: int | None = None
     batch_size: int = 500
     progress: bool = False
     step: Callable[[str], Awaitable[None]] | None = None
     lock_wait_seconds: float = 0.0
     clock: Clock = system_clock
-    _catalog: list[Item] | None = None
+    _expunges: ExpungeBudget = field(default_factory=ExpungeBudget)
 
     def __post_init__(self) -> None:
         # A cluster client has the same commands; `start` refuses a Redis set up wrongly.
@@ -94,6 +97,7 @@ class Runner:
         self.keys = Keys(self.settings.key_prefix)
         self.search = build_client(self.settings, timeout=SEARCH_TIMEOUT_SECONDS)
         self.orchestrator = connect_orchestrator(self.settings)
+        self.store = CatalogStore(self.redis, self.keys, schema(), Replication.of(self.settings))
 
     async def check_redis(self) -> None:
         """Refuse a Redis set up wrongly (RedisSetupError naming the node and the setting)."""
@@ -111,11 +115,16 @@ class Runner:
         if problems:
             raise ClusterError("; ".join(problems))
 
-    def catalog(self) -> list[Item]:
-        """The goodbooks catalog (read once per process)."""
-        if self._catalog is None:
-            self._catalog = load_catalog(self.settings.data_dir, self.catalog_limit)
-        return self._catalog
+    async def catalog(self) -> list[Item]:
+        """Every item of the catalog store, as of now (CatalogEmptyError before anything was loaded)."""
+        await self.store.check_schema()
+        items = [Item.stored(doc) async for batch in self.store.items() for doc in batch]
+        if not items:
+            raise CatalogEmptyError(
+                f"the catalog under key prefix {self.settings.key_prefix!r} is empty: load it with "
+                "`lockstep catalog load FILE` (or `lockstep catalog goodbooks` for the example)"
+            )
+        return items
 
     def lock(self, target: str) -> IndexerLock:
         """The lock of one target (a shadow alias or the live index)."""
@@ -186,7 +195,7 @@ class Runner:
             self.settings,
             self.search,
             self.orchestrator,
-            self.catalog(),
+            self.catalog,
             self.metrics,
             batch_size=self.batch_size,
             progress=self.progress,
@@ -211,7 +220,6 @@ class Runner:
 
     async def incremental(self, types: Sequence[str] | None = None, switch: bool = False) -> CycleReport:
         """One incremental mini-batch cycle on the live index (all types of this mode, by default)."""
-        from indexer.incremental import IncrementalIndexer
 
         began = time.perf_counter()
         report = CycleReport("incremental")
@@ -224,6 +232,7 @@ class Runner:
             if not names:
                 # No type to index: leave the catalog changes in the stream for a cycle that has one.
                 return report
+            await self.store.check_schema()  # the live index and the changes follow the recorded schema
             async with self.lock(live_index(self.settings.index_prefix)) as held:
                 incremental = IncrementalIndexer(
                     self.settings,
@@ -235,8 +244,9 @@ class Runner:
                     batch_size=self.batch_size,
                     progress=self.progress,
                     clock=self.clock,
+                    expunges=self._expunges,
                 )
-                report.results = await incremental.cycle(self.catalog(), names, held.check)
+                report.results = await incremental.cycle(self.catalog, names, held.check)
             for result in report.results:
                 for type_result in result.types:
                     type_result.removed = await self._retire_shadow_indices(type_result.type_name)
@@ -312,6 +322,7 @@ class Runner:
             began = time.monotonic()
             try:
                 await cycle(types, switch)
+                self.metrics.cycles.labels(mode).inc()
             except LockBusyError as exc:
                 log.info("cycle skipped: lock busy", extra={"mode": mode, "reason": str(exc)})
             except CYCLE_FAILURES as exc:

@@ -22,11 +22,12 @@ from contract.indexing import (
     version_field,
 )
 from contract.settings import IndexerSettings
+from contract.types import Encoder
 from contract.versions import VERSION_ID
 from contract.wire import TypeInfo
 from indexer import promotion
 from indexer.bulk import BulkWriter
-from indexer.catalog import Item
+from indexer.catalog import CatalogReader, Item
 from indexer.clock import Clock, system_clock
 from indexer.copies import check_copies, replicate
 from indexer.errors import VerificationError
@@ -36,9 +37,16 @@ from indexer.recall import exact_scores, recall_with_ties
 from orchestrator_client import ItemVectors, OrchestratorClient
 from orchestrator_client.errors import InUseConflict, OrchestratorCallError
 from search.port import SearchEngine
-from search.requests import ItemDocument, SlotVector, VersionedKnnQuery, count_body, index_action
+from search.requests import (
+    ItemDocument,
+    SlotVector,
+    VersionedKnnQuery,
+    candidates,
+    count_body,
+    index_action,
+)
 from search.results import id_digest
-from search.templates import install_items_template, layout_of, vector_slot_mappings
+from search.templates import effective, install_items_template, layout_of, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.shadow")
 
@@ -72,6 +80,7 @@ class ShadowResult:
     built: bool = False
     promoted: bool = False
     recall: float | None = None
+    recall_params: dict[str, int | str] = field(default_factory=dict)  # what the gate measured with
     docs: int = 0
     timings: BuildTimings = field(default_factory=BuildTimings)
     removed: list[str] = field(default_factory=list)
@@ -98,7 +107,7 @@ async def shadow_indices(search: SearchEngine, index_prefix: str, type_name: str
     """Shadow indices of a type (any version), by exact name shape, not just a prefix match."""
     alias = items_alias(index_prefix, type_name)
     names = await search.list_indices(f"{alias}-*")
-    return [n for n in names if VERSION_ID.match(n[len(alias) + 1 :].upper())]
+    return [n for n in names if VERSION_ID.fullmatch(n[len(alias) + 1 :].upper())]
 
 
 async def _no_step(_where: str) -> None:
@@ -113,7 +122,7 @@ class ShadowIndexer:
         settings: IndexerSettings,
         search: SearchEngine,
         orchestrator: OrchestratorClient,
-        catalog: Sequence[Item],
+        catalog: Sequence[Item] | CatalogReader,
         metrics: IndexerMetrics,
         *,
         batch_size: int = 500,
@@ -125,7 +134,9 @@ class ShadowIndexer:
         self.settings = settings
         self.search = search
         self.orchestrator = orchestrator
-        self.catalog = list(catalog)
+        # A reader is called by the first build of the cycle: a cycle with nothing to build reads nothing.
+        self._reader: CatalogReader | None = catalog if callable(catalog) else None
+        self.catalog: list[Item] = [] if callable(catalog) else list(catalog)
         self.metrics = metrics
         self.batch_size = batch_size
         self.progress = progress
@@ -250,6 +261,8 @@ class ShadowIndexer:
         The load runs without replicas and without refresh; the replicas are added after the merge, and the
         build waits for every copy (green) before it verifies them all.
         """
+        if self._reader is not None:
+            self.catalog, self._reader = list(await self._reader()), None
         name = info.type.name
         index = shadow_index(self.settings.index_prefix, name, version)
         if await self.search.index_exists(index):
@@ -302,6 +315,7 @@ class ShadowIndexer:
         await self.step("replicated")
         began = time.perf_counter()
         matrix = np.concatenate(rows) if rows else np.zeros((0, info.type.dim), dtype=np.float32)
+        result.recall_params = effective(info.type.index, self.settings)
         result.recall = await self.verify(info, version, index, ids_all, matrix)
         t.verify += time.perf_counter() - began
         await self.search.set_index_meta(
@@ -310,7 +324,14 @@ class ShadowIndexer:
         await self.step("verified")
         log.info(
             "shadow build verified",
-            extra={"type": name, "version": version, "index": index, "recall": result.recall, **t.as_dict()},
+            extra={
+                "type": name,
+                "version": version,
+                "index": index,
+                "recall": result.recall,
+                "recall_params": result.recall_params,
+                **t.as_dict(),
+            },
         )
         return location_of(self.settings, name, version, len(self.catalog), self.clock())
 
@@ -346,11 +367,20 @@ class ShadowIndexer:
         if len(ids) == 0:
             return 1.0
         queries = rng.sample(range(len(ids)), min(RECALL_QUERIES, len(ids)))
+        params = effective(info.type.index, self.settings)
         total = 0.0
         position = {item_id: n for n, item_id in enumerate(ids)}
         for q in queries:
             query = VersionedKnnQuery(
-                location, info.type.similarity, matrix[q].tolist(), RECALL_K, source_fields=()
+                location,
+                info.type.similarity,
+                matrix[q].tolist(),
+                RECALL_K,
+                source_fields=(),
+                # As serving asks: its candidates, re-scored exactly when the graph is quantized.
+                candidates=candidates(RECALL_K),
+                ef_search=int(params["ef_search"]),
+                rescore=info.type.index.encoder is not Encoder.FLOAT,
             )
             hits = await self.search.knn(query)
             scores = exact_scores(matrix, matrix[q], info.type.similarity)
@@ -358,7 +388,8 @@ class ShadowIndexer:
         recall = total / len(queries)
         if recall < self.settings.recall_floor:
             raise VerificationError(
-                f"{index}: recall@{RECALL_K} {recall:.3f} is below the floor {self.settings.recall_floor}"
+                f"{index}: recall@{RECALL_K} {recall:.3f} is below the floor {self.settings.recall_floor} "
+                f"(measured with {', '.join(f'{k}={v}' for k, v in params.items())})"
             )
         return recall
 

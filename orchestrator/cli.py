@@ -20,25 +20,30 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
     ) -> None:
         """Serve the orchestrator HTTP API."""
-        import uvicorn
+        from contract.items import SchemaError, schema
 
+        try:
+            schema()  # a bad schema file stops the start here, named, not in the first request
+        except SchemaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         from contract.settings import OrchestratorSettings
         from orchestrator.main import create_app
+        from service.server import ServerConfig, serve
 
         settings = OrchestratorSettings()  # fields come from the environment
         url = urlsplit(settings.orchestrator_url)
-        bind_host = host or url.hostname or "127.0.0.1"
-        bind_port = port or url.port or 8701
-        if workers == 1:
-            uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level=settings.log_level)
-        else:
-            uvicorn.run(
-                "orchestrator.main:app_from_env",
-                factory=True,
-                host=bind_host,
-                port=bind_port,
-                workers=workers,
-                log_level=settings.log_level,
-            )
+        # Several workers each build the app from the environment (orchestrator.main.app_from_env).
+        app = create_app(settings) if workers == 1 else "orchestrator.main:app_from_env"
+        config = ServerConfig(
+            app,
+            read_timeout=settings.request_read_timeout_seconds,
+            factory=workers > 1,
+            host=host or url.hostname or "127.0.0.1",
+            port=port or url.port or 8701,
+            workers=workers,
+            log_level=settings.log_level,
+        )
+        serve(config)
 
     app.add_typer(group, name="orchestrator")

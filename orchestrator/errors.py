@@ -83,6 +83,18 @@ class VersionInUse(OrchestratorError):
     status = 409
 
 
+class UnknownItem(OrchestratorError):
+    """The catalog holds no item of that id."""
+
+    status = 404
+
+
+class CatalogSchemaChanged(OrchestratorError):
+    """The catalog was written under another item schema than this orchestrator's (the detail says how)."""
+
+    status = 409
+
+
 class CorruptData(OrchestratorError):
     """Stored data does not match the contract (a bug upstream, not the caller's fault)."""
 

@@ -16,7 +16,6 @@ from contract.redis_clients import AsyncRedis
 from contract.replication import UNCONFIRMED, Replication, run_script_async
 from contract.versions import Frame
 from contract.wire import InUseChange
-from orchestrator.auth import Caller
 from orchestrator.errors import (
     InUseConflict,
     NoRollbackTarget,
@@ -25,6 +24,7 @@ from orchestrator.errors import (
     VersionInUse,
 )
 from orchestrator.store import readable, text
+from service.auth import Caller
 
 AUDIT_MAXLEN = 10_000  # entries kept per type; older ones are trimmed (approximately)
 _ATTEMPTS = 20  # optimistic retries when another writer changed what a rollback chose from

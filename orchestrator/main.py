@@ -12,6 +12,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from starlette.responses import Response
 
+from catalog.store import CatalogStore
+from contract.items import schema
 from contract.keys import Keys
 from contract.redis_clients import REDIS_FAILURES, AsyncRedis, async_client
 from contract.redis_setup import SetupGate, explain
@@ -19,8 +21,7 @@ from contract.replication import Replication
 from contract.settings import OrchestratorSettings
 from contract.wire import MAX_BODY_BYTES
 from orchestrator.api.deps import SECURITY_SCHEMES
-from orchestrator.api.routes import in_use, items, ops, types, users
-from orchestrator.auth import KeyRing
+from orchestrator.api.routes import catalog_items, in_use, items, ops, types, users
 from orchestrator.cache import VectorCache
 from orchestrator.catalog import Catalog
 from orchestrator.errors import RedisUnavailable
@@ -28,6 +29,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.state import AppState
 from orchestrator.store import Store
 from service.app import create_service_app
+from service.auth import KeyRing
 from service.rendering import render
 
 log = logging.getLogger(__name__)
@@ -88,9 +90,9 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 replication=Replication.of(settings),
                 store=store,
                 catalog=catalog,
+                items=CatalogStore(redis, keys, schema(), Replication.of(settings)),
                 cache=cache,
                 metrics=metrics,
-                keyring=KeyRing.of(settings),
             )
         finally:
             stop.set()
@@ -103,10 +105,11 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         title="Lockstep orchestrator",
         version="1",
         description=DESCRIPTION,
-        routers=[module.router for module in (types, users, items, in_use, ops)],
+        routers=[module.router for module in (types, users, items, catalog_items, in_use, ops)],
         state_name="orchestrator",
         open_state=running,
         observer=metrics,
+        max_in_flight=settings.orchestrator_max_in_flight,
         # Routes authenticate in one plain dependency (see api/deps.py), so the schemes are declared here.
         security_schemes=SECURITY_SCHEMES,
     )
@@ -121,6 +124,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
 
     for failure in REDIS_FAILURES:
         app.add_exception_handler(failure, redis_down)
+    # Read by GuardedRoute before the body (and before the lifespan state is needed).
+    app.state.keyring = KeyRing.of(settings)
     return app
 
 

@@ -29,7 +29,7 @@ Modules:
   `clear_slot_action`, `create_index_body`, `alias_swap_body`, `count_body`, `mget_body`.
 - `search.scores`    — `to_similarity` / `to_score`: OpenSearch scores <-> model similarity (dot, cosine, l2).
 - `search.errors`    — `SearchError` > `SearchUnavailable` (retryable) > `ShardsFailed` (a partial answer,
-  `partial` holding its hits), `SearchRejected` (4xx, with reason)
-  > `IndexNotFound`, `SearchFailed` (5xx), `VersionMismatch`, `UnsupportedEngine`, `TemplateMismatch`;
+  `partial` holding its hits), `SearchRejected` (4xx, with reason) > `IndexNotFound` (404) and
+  `QueryRejected` (400), `SearchFailed` (5xx), `VersionMismatch`, `UnsupportedEngine`, `TemplateMismatch`;
   `opensearch_errors(action)` is the one place opensearch-py exceptions become ours.
 """

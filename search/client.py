@@ -24,6 +24,21 @@ class _OrjsonSerializer(JSONSerializer):
         return orjson.loads(s)
 
 
+def connection_options(settings: StoreSettings) -> dict[str, Any]:
+    """opensearch-py keyword arguments for a secured cluster: HTTP basic auth, and for https:// hosts the
+    CA file that verifies them (TLS itself comes from the URL scheme). Empty for a plain local node."""
+    options: dict[str, Any] = {}
+    if settings.opensearch_username is not None:
+        password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else ""
+        options["http_auth"] = (settings.opensearch_username, password)
+    if any(host.startswith("https://") for host in settings.opensearch_hosts):
+        options["verify_certs"] = settings.opensearch_verify_certs
+        options["ssl_show_warn"] = settings.opensearch_verify_certs
+        if settings.opensearch_ca_file is not None:
+            options["ca_certs"] = str(settings.opensearch_ca_file)
+    return options
+
+
 def build_client(
     settings: StoreSettings, *, timeout: float | None = None, pool_size: int = 16
 ) -> SearchEngine:
@@ -46,6 +61,7 @@ def build_client(
             retry_on_timeout=False,
             maxsize=pool_size,
             serializer=_OrjsonSerializer(),
+            **connection_options(settings),
         )
 
     return OpenSearchEngine(

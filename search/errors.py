@@ -48,6 +48,14 @@ class IndexNotFound(SearchRejected):
     """The index or alias does not exist."""
 
 
+class QueryRejected(SearchRejected):
+    """OpenSearch refused the query itself (400), e.g. a filter value its field type cannot hold.
+
+    The filter validation (contract.filters) should refuse such input first; callers answer this as the
+    client's error rather than a server error, in case a filter gets past it.
+    """
+
+
 class SearchFailed(SearchError):  # noqa: N818 - names the issue asks for
     """OpenSearch failed on its side (5xx other than unavailability)."""
 
@@ -95,6 +103,8 @@ def opensearch_errors(action: str) -> Iterator[None]:
             raise SearchUnavailable(f"{action}: OpenSearch unavailable ({status}): {reason}") from exc
         if status == 404:
             raise IndexNotFound(status, f"{action}: {reason}") from exc
+        if status == 400:
+            raise QueryRejected(status, f"{action}: {reason}") from exc
         if 400 <= status < 500:
             raise SearchRejected(status, f"{action}: {reason}") from exc
         raise SearchFailed(f"{action}: OpenSearch failed ({status}): {reason}") from exc

@@ -40,6 +40,7 @@ from search.requests import (
 )
 from search.results import (
     BulkReport,
+    IndexStats,
     ScoredItem,
     ShardCopy,
     broadcast_failures,
@@ -50,6 +51,7 @@ from search.results import (
     mget_failures,
     parse_alias_targets,
     parse_bulk_items,
+    parse_index_stats,
     parse_scored_hits,
     parse_shard_copies,
     parse_vector_hits,
@@ -277,6 +279,24 @@ class OpenSearchEngine:
             request_timeout=MERGE_TIMEOUT_SECONDS,
         )
         _no_failed_copy(action, response)
+
+    async def expunge_deletes(self, index: str) -> None:
+        """Merge away the segments whose deleted documents pass the merge policy's share (live indices)."""
+        action = f"expunge deletes of {index}"
+        response = await self._write(
+            action,
+            self._writes.indices.forcemerge,
+            index=index,
+            only_expunge_deletes=True,
+            request_timeout=MERGE_TIMEOUT_SECONDS,
+        )
+        _no_failed_copy(action, response)
+
+    async def index_stats(self, index: str) -> IndexStats:
+        """Segments, documents, deleted documents and bytes of an index's primaries."""
+        with opensearch_errors(f"stats of {index}"):
+            response = await self._reads.indices.stats(index=index, metric="docs,segments,store")
+        return parse_index_stats(response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from search.requests import Body, BulkAction, FallbackQuery, PopularQuery, VersionedKnnQuery
-from search.results import BulkReport, ScoredItem, ShardCopy
+from search.results import BulkReport, IndexStats, ScoredItem, ShardCopy
 from search.templates import IndexLayout
 
 BULK_TIMEOUT_SECONDS = 120.0
@@ -85,6 +85,12 @@ class SearchEngine(Protocol):
 
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
+
+    async def expunge_deletes(self, index: str) -> None:
+        """Merge away the segments whose deleted documents pass the merge policy's share (live indices)."""
+
+    async def index_stats(self, index: str) -> IndexStats:
+        """Segments, documents, deleted documents and bytes of an index's primaries."""
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

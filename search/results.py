@@ -190,6 +190,33 @@ def _reason(error: Any) -> str:
 
 
 @dataclass(frozen=True)
+class IndexStats:
+    """What churn leaves in an index (primaries only): segments, live and deleted documents, bytes."""
+
+    segments: int
+    docs: int
+    deleted_docs: int
+    size_bytes: int
+
+    @property
+    def deleted_ratio(self) -> float:
+        """Deleted documents (still on disk, still walked by searches) per document stored."""
+        stored = self.docs + self.deleted_docs
+        return self.deleted_docs / stored if stored else 0.0
+
+
+def parse_index_stats(response: Mapping[str, Any]) -> IndexStats:
+    """`_stats/docs,segments,store` summed over the indices it names (primaries)."""
+    totals = [entry["primaries"] for entry in response.get("indices", {}).values()]
+    return IndexStats(
+        segments=sum(int(t.get("segments", {}).get("count", 0)) for t in totals),
+        docs=sum(int(t.get("docs", {}).get("count", 0)) for t in totals),
+        deleted_docs=sum(int(t.get("docs", {}).get("deleted", 0)) for t in totals),
+        size_bytes=sum(int(t.get("store", {}).get("size_in_bytes", 0)) for t in totals),
+    )
+
+
+@dataclass(frozen=True)
 class ShardCopy:
     """One copy of a shard (`_cat/shards`): primary or replica, its state, its node, its documents."""
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from contract.indexing import Mode, Slot, vector_field, version_field
-from contract.items import ITEM_FIELDS, FieldKind
+from contract.items import FieldKind, ItemSchema, schema
 from contract.settings import IndexerSettings
-from contract.types import EmbeddingType, Similarity
+from contract.types import EmbeddingType, Encoder, IndexParams, Similarity
 from search.errors import TemplateMismatch, UnsupportedEngine
 
 if TYPE_CHECKING:  # search.port imports search.requests, which reads SPACE_TYPES from here
@@ -27,14 +27,20 @@ SPACE_TYPES: Final[dict[Similarity, str]] = {
     Similarity.L2: "l2",
 }
 
+# Lucene's scalar quantizer: bits per dimension of each quantized encoder (required on indices of 3.6+).
+SQ_BITS: Final[dict[Encoder, int]] = {Encoder.SQ7: 7, Encoder.SQ1: 1}
+
 # The mapping type each metadata kind must have (keyword arrays are plain keyword fields in OpenSearch).
 MAPPING_TYPES: Final[dict[FieldKind, str]] = {
     FieldKind.KEYWORD: "keyword",
     FieldKind.KEYWORDS: "keyword",
     FieldKind.INTEGER: "integer",
     FieldKind.FLOAT: "double",
+    FieldKind.BOOLEAN: "boolean",
+    FieldKind.DATE: "date",
     FieldKind.TEXT: "text",
 }
+DATE_FORMAT: Final = "strict_date_optional_time"  # what contract.items.parse_date writes, UTC with a Z
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,24 @@ def load_template_file(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return data
 
 
+def metadata_mapping(item_schema: ItemSchema) -> dict[str, Any]:
+    """The mapping properties of the schema's fields (filters only reach the filterable ones' index)."""
+    properties: dict[str, Any] = {}
+    for name, kind in item_schema.kinds().items():
+        spec = item_schema.fields.get(name)
+        field: dict[str, Any] = {"type": MAPPING_TYPES[kind]}
+        if kind is FieldKind.DATE:
+            field["format"] = DATE_FORMAT
+        if spec is not None and not spec.can_filter and kind is not FieldKind.TEXT:
+            field["index"] = False  # kept in _source and doc values (the popularity prior reads those)
+        properties[name] = field
+    return properties
+
+
 def metadata_problems(properties: Mapping[str, Any]) -> list[str]:
-    """Where a mapping's metadata properties disagree with contract.items.ITEM_FIELDS (empty: none)."""
+    """Where a mapping's metadata properties disagree with the item schema in effect (empty: none)."""
     problems = []
-    for name, kind in ITEM_FIELDS.items():
+    for name, kind in schema().kinds().items():
         got = properties.get(name, {}).get("type")
         if got != MAPPING_TYPES[kind]:
             problems.append(
@@ -94,9 +114,14 @@ def items_template(settings: IndexerSettings, path: Path = TEMPLATE_PATH) -> dic
     """The composable index template body for this prefix, checked against the contract."""
     body = copy.deepcopy(load_template_file(path))
     template = body.setdefault("template", {})
-    problems = metadata_problems(template.get("mappings", {}).get("properties", {}))
-    if problems:
-        raise TemplateMismatch(f"{path}: " + "; ".join(problems))
+    mappings = template.setdefault("mappings", {})
+    if "properties" in mappings:
+        raise TemplateMismatch(
+            f"{path}: mappings.properties must not be given: they come from the item schema"
+        )
+    item_schema = schema()
+    mappings["properties"] = metadata_mapping(item_schema)
+    mappings["_meta"] = {"item_schema": item_schema.name, "schema_fingerprint": item_schema.fingerprint()}
     index_settings = template.setdefault("settings", {}).setdefault("index", {})
     if index_settings.get("knn") is not True:
         raise TemplateMismatch(f"{path}: settings.index.knn must be true")
@@ -120,10 +145,33 @@ def require_lucene(engine: str) -> str:
     return engine
 
 
+def effective(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
+    """A type's index parameters with the settings filled in where it names none: what a build uses."""
+    return {
+        "m": params.m or settings.hnsw_m,
+        "ef_construction": params.ef_construction or settings.hnsw_ef_construction,
+        "ef_search": params.ef_search or settings.hnsw_ef_search,
+        "encoder": params.encoder.value,
+    }
+
+
 def knn_vector_mapping(
-    dim: int, similarity: Similarity, settings: IndexerSettings, engine: str = ENGINE
+    dim: int,
+    similarity: Similarity,
+    settings: IndexerSettings,
+    engine: str = ENGINE,
+    params: IndexParams | None = None,
 ) -> dict[str, Any]:
-    """A knn_vector field: HNSW on lucene, space type from the model similarity."""
+    """A knn_vector field: HNSW on lucene, space type from the model similarity, the type's own parameters.
+
+    A parameter the type leaves out takes the setting (hnsw_m, hnsw_ef_construction).
+    """
+    params = params or IndexParams()
+    chosen = effective(params, settings)
+    parameters: dict[str, Any] = {"m": chosen["m"], "ef_construction": chosen["ef_construction"]}
+    bits = SQ_BITS.get(params.encoder)
+    if bits is not None:
+        parameters["encoder"] = {"name": "sq", "parameters": {"bits": bits}}
     return {
         "type": "knn_vector",
         "dimension": dim,
@@ -131,7 +179,7 @@ def knn_vector_mapping(
             "name": "hnsw",
             "engine": require_lucene(engine),
             "space_type": SPACE_TYPES[similarity],
-            "parameters": {"m": settings.hnsw_m, "ef_construction": settings.hnsw_ef_construction},
+            "parameters": parameters,
         },
     }
 
@@ -143,7 +191,7 @@ def vector_slot_mappings(
     properties: dict[str, Any] = {}
     for slot in slots:
         properties[vector_field(etype.name, slot)] = knn_vector_mapping(
-            etype.dim, etype.similarity, settings, engine
+            etype.dim, etype.similarity, settings, engine, etype.index
         )
         properties[version_field(etype.name, slot)] = {"type": "keyword"}
     return properties

@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.middleware import BodyLimit, RequestMetrics, RequestObserver, Unexpected
+from service.admission import Admission
+from service.middleware import BodyCheck, RequestMetrics, RequestObserver, Unexpected
+from service.openapi import finish
 from service.rendering import install_handlers
 
 
@@ -22,13 +24,18 @@ def create_service_app(
     state_name: str,
     open_state: Callable[[], AbstractAsyncContextManager[object]],
     observer: RequestObserver,
+    max_in_flight: int,
+    budget: float | None = None,
     security_schemes: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """A FastAPI app whose lifespan holds `open_state()` open as `app.state.<state_name>`.
 
-    Every error answers in the one shape (service.rendering), bodies over contract.wire.MAX_BODY_BYTES get
-    413, and every request reaches `observer`. `security_schemes` go into the OpenAPI components for routes
-    that check credentials themselves rather than through FastAPI's security dependencies.
+    Every error answers in the one shape (service.rendering), a body must be strict JSON of at most
+    contract.wire.MAX_BODY_BYTES (service.middleware.BodyCheck), and every request reaches `observer`.
+    Past `max_in_flight` requests at once the rest are answered 503 Overloaded; each admitted one has
+    `budget` seconds for its dependency calls (service.admission).
+    `security_schemes` go into the OpenAPI components for routes that check credentials themselves rather
+    than through FastAPI's security dependencies.
     """
 
     @asynccontextmanager
@@ -48,12 +55,13 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     install_handlers(app)
-    # Each added one wraps the ones before: Unexpected, then RequestMetrics (it sees the 413s), BodyLimit.
-    app.add_middleware(BodyLimit)
+    # Each added one wraps the ones before: Unexpected, then RequestMetrics (it sees the 503s and 413s),
+    # Admission (a shed request's body is never read), BodyCheck.
+    app.add_middleware(BodyCheck)
+    app.add_middleware(Admission, limit=max_in_flight, budget=budget)
     app.add_middleware(RequestMetrics, observer=observer)
     app.add_middleware(Unexpected)
-    if security_schemes:
-        app.openapi = _openapi_with(app, security_schemes)  # type: ignore[method-assign]
+    app.openapi = _openapi_with(app, security_schemes or {})  # type: ignore[method-assign]
     return app
 
 
@@ -63,8 +71,9 @@ def _openapi_with(app: FastAPI, security_schemes: Mapping[str, Any]) -> Callable
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            schema.setdefault("components", {})["securitySchemes"] = dict(security_schemes)
-            app.openapi_schema = schema
+            if security_schemes:
+                schema.setdefault("components", {})["securitySchemes"] = dict(security_schemes)
+            app.openapi_schema = finish(schema)
         return app.openapi_schema
 
     return openapi

@@ -54,7 +54,20 @@ class BodyTooLarge(ServiceError):
     status = 413
 
 
+class UnsupportedMediaType(ServiceError):
+    """A request body that is not application/json (UTF-8)."""
+
+    status = 415
+
+
 class InvalidField(ServiceError):
     """A request field failed validation; the detail names it."""
 
     status = 422
+
+
+class Overloaded(ServiceError):
+    """The process already works on its maximum of requests: refused at once rather than queued."""
+
+    status = 503
+    headers: ClassVar[Mapping[str, str]] = {"Retry-After": "1"}

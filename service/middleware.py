@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.wire import MAX_BODY_BYTES
-from service.errors import BodyTooLarge
+from service.errors import BodyTooLarge, ServiceError, UnsupportedMediaType
+from service.json_body import PARSED, parse_json
 from service.rendering import CLIENT_CLOSED, internal_error, render
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,15 @@ class Unexpected:
             await internal_error(exc)(scope, receive, send)
 
 
-class BodyLimit:
-    """413 BodyTooLarge for a body over `limit` bytes: from Content-Length at once, else as it streams in.
+class BodyCheck:
+    """A request body is JSON (415 UnsupportedMediaType), at most `limit` bytes (413), and strict JSON.
 
-    A chunked body is counted as the app reads it; past the limit the read raises, and whatever the app
-    makes of that (FastAPI's own body parsing turns it into a 400) is replaced by the 413.
+    The content type and a declared Content-Length are checked before the app runs. The body itself is
+    checked as the app reads it (never read ahead of the app, so a route may refuse a request before its
+    body arrives): a chunked body is counted as it streams in, and the whole body parsed strictly
+    (service.json_body) when it ends, the value left in the scope for the route. When a check fails the
+    read raises, and whatever the app makes of that (FastAPI's own body parsing turns it into a 400) is
+    replaced by the check's own answer.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
@@ -59,44 +65,90 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = BodyTooLarge(f"body: larger than {self.limit} bytes")
-        if _declared_length(scope) > self.limit:
-            await render(too_large)(scope, receive, send)
+        headers = _headers(scope)
+        up_front = self._refusal(headers)
+        if up_front is not None:
+            await render(up_front)(scope, receive, send)
             return
+        is_json = _has_body(headers)
+        chunks: list[bytes] = []
         seen = 0
-        overflowed = answered = False
+        refused: ServiceError | None = None
+        answered = False
 
-        async def counted() -> Message:
-            nonlocal seen, overflowed
+        async def checked() -> Message:
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+            if message["type"] == "http.request" and refused is None:
+                body = message.get("body", b"")
+                seen += len(body)
                 if seen > self.limit:
-                    overflowed = True
-                    raise too_large
+                    refused = BodyTooLarge(f"body: larger than {self.limit} bytes")
+                    raise refused
+                if is_json:
+                    chunks.append(body)
+                    if not message.get("more_body", False) and seen:
+                        try:
+                            scope[PARSED] = parse_json(b"".join(chunks))
+                        except ServiceError as error:
+                            refused = error
+                            raise
+                        finally:
+                            chunks.clear()
             return message
 
         async def answering(message: Message) -> None:
             nonlocal answered
-            if overflowed and not answered:
-                return  # the app's answer to the failed read; the 413 below goes instead
+            if refused is not None and not answered:
+                return  # the app's answer to the failed read; the check's answer goes instead
             answered = True
             await send(message)
 
         try:
-            await self.app(scope, counted, answering)
+            await self.app(scope, checked, answering)
         except Exception:
-            if not overflowed or answered:
+            if refused is None or answered:
                 raise
-        if overflowed and not answered:
-            await render(too_large)(scope, receive, send)
+        if refused is not None and not answered:
+            await render(refused)(scope, receive, send)
+
+    def _refusal(self, headers: Mapping[bytes, bytes]) -> ServiceError | None:
+        if _declared_length(headers) > self.limit:
+            return BodyTooLarge(f"body: larger than {self.limit} bytes")
+        if _has_body(headers):
+            problem = json_media_type_problem(headers.get(b"content-type"))
+            if problem is not None:
+                return UnsupportedMediaType(f"content-type: {problem}")
+        return None
 
 
-def _declared_length(scope: Scope) -> int:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else -1
-    return -1
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {name: value for name, value in scope["headers"]}
+
+
+def _declared_length(headers: Mapping[bytes, bytes]) -> int:
+    value = headers.get(b"content-length", b"")
+    return int(value) if value.isdigit() else -1
+
+
+def _has_body(headers: Mapping[bytes, bytes]) -> bool:
+    return _declared_length(headers) > 0 or b"transfer-encoding" in headers
+
+
+def json_media_type_problem(value: bytes | None) -> str | None:
+    """Why a Content-Type is not JSON in UTF-8 (None: it is): application/json or application/*+json."""
+    if value is None:
+        return "missing; a request body must be application/json"
+    text = value.decode("latin-1")
+    media_type, *params = (part.strip().lower() for part in text.split(";"))
+    kind, _, subtype = media_type.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return f"{text[:100]!r} is not JSON; a request body must be application/json"
+    for param in params:
+        name, _, charset = param.partition("=")
+        if name.strip() == "charset" and charset.strip().strip('"') not in ("utf-8", "utf8"):
+            return f"{text[:100]!r}: JSON bodies are UTF-8 only"
+    return None
 
 
 class RequestObserver(Protocol):

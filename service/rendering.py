@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import orjson
@@ -15,6 +16,8 @@ from contract.errors import ErrorName
 from service.errors import BadRequest, InvalidField, ServiceError
 from service.validation import describe_validation, malformed_json
 
+_PARAMETER = re.compile(r"\{[^}]*\}")
+_TEMPLATE_PARTS = re.compile(r"(\{[^}]*\})")
 CLIENT_CLOSED = 499  # nginx's "client closed request": the client left, nobody reads the answer
 
 # Refusals of the router itself: the wire name and the field the detail is about.
@@ -47,17 +50,64 @@ async def _service_error(_: Request, exc: Exception) -> Response:
     return render(exc)
 
 
-async def _invalid(_: Request, exc: Exception) -> Response:
+async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    # Where templates overlap, a route may take a path that names another resource (GET of
+    # `/{type_name}` takes `/t:refresh`, then refuses the type name): the method is what is wrong there.
+    resource = _resource_methods(request)
+    if resource is not None and request.method not in resource:
+        allow = ", ".join(sorted(resource | ({"HEAD"} if "GET" in resource else set())))
+        return error_response(ErrorName.METHOD_NOT_ALLOWED, "path: Method Not Allowed", 405, {"Allow": allow})
     errors = exc.errors()
     malformed = malformed_json(errors)
     return render(BadRequest(malformed) if malformed else InvalidField(describe_validation(errors)))
 
 
-async def _framework(_: Request, exc: Exception) -> Response:
+async def _framework(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     name, about = _FRAMEWORK.get(exc.status_code, (ErrorName.HTTP_ERROR, "request"))
-    return error_response(name, f"{about}: {exc.detail}", exc.status_code, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request, (headers or {}).get("Allow", ""))}
+    return error_response(name, f"{about}: {exc.detail}", exc.status_code, headers)
+
+
+def allowed_methods(request: Request, fallback: str) -> str:
+    """The Allow of a 405: the methods the OpenAPI document gives the path's resource.
+
+    Starlette's own Allow names the methods of the first route matching the path only, which misses a
+    resource's other routes (PUT and DELETE of one path) and, where templates overlap (`/{name}` and
+    `/{name}:refresh`), names the wrong resource's; the template with the most literal characters is the
+    resource the path names. A path the document does not list keeps Starlette's answer.
+    """
+    methods = _resource_methods(request)
+    if methods is None:
+        return fallback
+    return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+
+
+def _resource_methods(request: Request) -> frozenset[str] | None:
+    """The documented methods of the most specific OpenAPI path template the request path fits."""
+    path = request.url.path
+    resources = _resources(request.app)
+    matching = [(template, methods) for template, regex, methods in resources if regex.match(path)]
+    if not matching:
+        return None
+    return max(matching, key=lambda found: len(_PARAMETER.sub("", found[0])))[1]
+
+
+def _resources(app: FastAPI) -> list[tuple[str, re.Pattern[str], frozenset[str]]]:
+    cached: list[tuple[str, re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "_resources", None)
+    if cached is None:
+        cached = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = "".join(
+                "[^/]+" if part.startswith("{") else re.escape(part)
+                for part in _TEMPLATE_PARTS.split(template)
+            )
+            cached.append((template, re.compile(rf"{pattern}\Z"), frozenset(m.upper() for m in operations)))
+        app.state._resources = cached
+    return cached
 
 
 async def _client_gone(_: Request, __: Exception) -> Response:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BeforeValidator
+
 _SHOWN = 5  # errors listed per response; the rest are counted
+_DIGITS = re.compile(r"[0-9]{1,9}")
 _LOCATIONS = frozenset({"body", "path", "query", "header"})  # FastAPI's first loc element, not a field
 
 
@@ -43,3 +47,15 @@ def malformed_json(errors: Sequence[Mapping[str, Any]]) -> str | None:
         if error.get("type") == "json_invalid":  # its loc is (body, character offset), not a field
             return not_json(error.get("ctx", {}).get("error", error.get("msg", "invalid")), error["loc"][-1])
     return None
+
+
+def _ascii_digits(value: object) -> object:
+    # pydantic's int from text takes "+10", " 10" and "1_0" too; a query number is its digits and no more.
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError(f"must be a whole number written in ASCII digits, got {value[:20]!r}")
+    return value
+
+
+DIGITS_ONLY = BeforeValidator(_ascii_digits)
+"""For an integer query parameter, after its Query(...) (before it, FastAPI loses the bounds from the
+OpenAPI document): ASCII digits only, no sign, spaces, underscores or other scripts' digits."""

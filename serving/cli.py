@@ -19,20 +19,28 @@ def register(app: typer.Typer) -> None:
         port: int | None = typer.Option(None, help="Port (default: serving_url's port)."),
     ) -> None:
         """Serve the recommendation API under uvicorn."""
-        import uvicorn
+        from contract.items import SchemaError, schema
 
+        try:
+            schema()  # a bad schema file stops the start here, named, not in the first request
+        except SchemaError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
         from contract.settings import ServingSettings
+        from service.server import ServerConfig, serve
         from serving.main import create_app
 
         settings = ServingSettings()  # fields come from the environment
         url = urlsplit(settings.serving_url)
-        uvicorn.run(
+        config = ServerConfig(
             create_app(settings),
+            read_timeout=settings.request_read_timeout_seconds,
             host=host or url.hostname or "127.0.0.1",
             port=port or url.port or 8702,
             log_level=settings.log_level,
             access_log=False,
         )
+        serve(config)
 
     app.add_typer(group, name="serving")
 

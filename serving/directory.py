@@ -2,18 +2,22 @@
 
 Requests are routed to the IndexedLocation of the version their user vector came with. A version missing
 from the cached list (the indexer just advanced in_use, or a shadow swap registered a new index) triggers
-one refresh, shared by every request that needs it, so a version change costs one orchestrator call.
+a refresh (two at most), shared by every request that needs it, so a version change costs an orchestrator
+call or two.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
-from contract.indexing import IndexedLocation
+from contract.indexing import IndexedLocation, foreign_location
 from contract.wire import TypeInfo
 from serving.upstream import Orchestrator, OrchestratorDown
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,28 @@ class Known:
         return None
 
 
+def ours(info: TypeInfo, index_prefix: str) -> TypeInfo:
+    """`info` without indexed locations our indexer would not have recorded (an indexer key could record
+    any index name, and serving puts it in a search path): such a version counts as not indexed."""
+    kept = []
+    for location in info.indexed:
+        problem = foreign_location(index_prefix, info.type.name, location)
+        if problem is None:
+            kept.append(location)
+        else:
+            log.warning("ignoring a recorded location of %s: %s", info.type.name, problem)
+    if len(kept) == len(info.indexed):
+        return info
+    return info.model_copy(update={"indexed": kept})
+
+
 class TypeDirectory:
     """TypeInfo per type, fresh within `staleness` seconds; the last known one survives an outage."""
 
-    def __init__(self, orchestrator: Orchestrator, staleness: float) -> None:
+    def __init__(self, orchestrator: Orchestrator, staleness: float, index_prefix: str) -> None:
         self._orchestrator = orchestrator
         self.staleness = staleness
+        self.index_prefix = index_prefix
         self._known: dict[str, Known] = {}
         self._inflight: dict[str, asyncio.Future[Known]] = {}
         self._servable: tuple[float, tuple[str, ...]] | None = None
@@ -60,7 +80,7 @@ class TypeDirectory:
         future: asyncio.Future[Known] = asyncio.get_running_loop().create_future()
         self._inflight[type_name] = future
         try:
-            info = await self._orchestrator.type_info(type_name)
+            info = self._ours(await self._orchestrator.type_info(type_name))
             known = Known(info, time.monotonic())
             self._known[type_name] = known
             future.set_result(known)
@@ -72,11 +92,20 @@ class TypeDirectory:
         finally:
             del self._inflight[type_name]
 
+    def _ours(self, info: TypeInfo) -> TypeInfo:
+        return ours(info, self.index_prefix)
+
     async def location(self, type_name: str, version: str) -> IndexedLocation | None:
-        """The location of `version`, refreshing once when the cached list does not have it."""
-        known = await self.get(type_name)
-        loc = known.location(version)
-        if loc is None and time.monotonic() - known.fetched_at > 0.05:
+        """The location of `version`, refreshing when the cached list does not have it: up to twice.
+
+        A vector of `version` means in_use named it, so its record was written before (the indexer records,
+        then moves in_use). A list fetched before that, even a moment ago, or a refresh already in flight
+        when the vector came, lacks it; the second refresh is sent after the vector came.
+        """
+        loc = (await self.get(type_name)).location(version)
+        for _ in range(2):
+            if loc is not None:
+                break
             loc = (await self.refresh(type_name)).location(version)
         return loc
 
@@ -91,6 +120,7 @@ class TypeDirectory:
             if self._servable is not None:
                 return self._servable[1]
             raise
+        infos = [self._ours(info) for info in infos]
         for info in infos:
             self._known[info.type.name] = Known(info, now)
         names = tuple(sorted(i.type.name for i in infos if i.in_use is not None))

@@ -9,9 +9,12 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from contract.errors import ErrorName
+from search.errors import QueryRejected
 from service.errors import BadRequest as BadRequest
+from service.errors import Forbidden as Forbidden
 from service.errors import InvalidField as InvalidField
 from service.errors import ServiceError
+from service.errors import Unauthorized as Unauthorized
 from service.validation import describe_validation as describe_validation
 
 
@@ -44,3 +47,11 @@ class Unavailable(ServingError):
 
     status = 503
     headers: ClassVar[Mapping[str, str]] = {"Retry-After": "2"}
+
+
+def refused_filters(exc: QueryRejected, filters: object | None) -> Exception:
+    """OpenSearch's 400 as the client's error when the request had filters (the likely cause, were one to
+    get past contract.filters' validation); without filters it is our own bug, so it stays a 500."""
+    if filters is None:
+        return exc
+    return InvalidField(f"filters: refused by the search engine ({exc.reason.split(': ', 1)[-1]})")

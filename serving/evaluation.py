@@ -40,6 +40,7 @@ from contract.wire import TypeInfo
 from search.port import SearchEngine
 from search.requests import VersionedKnnQuery
 from search.results import ScoredItem
+from serving.directory import ours
 from serving.state import AppState
 from serving.upstream import NoUserVector, Orchestrator
 
@@ -179,7 +180,11 @@ async def evaluate(
     state = AppState.build(settings.model_copy(update={"serving_orchestrator_timeout_seconds": 10.0}))
     held = read_holdout(holdout) if holdout is not None else None
     try:
-        infos = [i for i in await state.orchestrator.list_types() if i.in_use is not None]
+        infos = [
+            ours(i, settings.index_prefix)
+            for i in await state.orchestrator.list_types()
+            if i.in_use is not None
+        ]
         if types:
             servable = {i.type.name for i in infos}
             missing = sorted(set(types) - servable)
@@ -201,7 +206,9 @@ async def evaluate(
             )
         sample = random.Random(seed).sample(candidates, min(users, len(candidates)))
         reports: dict[str, TypeReport] = {}
-        async with httpx.AsyncClient(base_url=serving_url, timeout=30) as serving:
+        # serving admits its own reader key (the one it presents to the orchestrator).
+        reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
+        async with httpx.AsyncClient(base_url=serving_url, timeout=30, headers=reader) as serving:
             for info in infos:
                 report = reports.setdefault(info.type.name, TypeReport())
                 semaphore = asyncio.Semaphore(8)

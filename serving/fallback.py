@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 from contract.indexing import IndexedLocation
+from contract.items import schema
 from contract.profiles import Profile
 from search.errors import SearchUnavailable
 from search.requests import FallbackQuery, WeightedTerm
@@ -17,19 +18,19 @@ from serving.popularity import popular
 from serving.searching import searched
 from serving.state import AppState
 
-PROFILE_TERMS = 20  # tags/authors of the profile that drive the fallback scorer
+PROFILE_TERMS = 20  # content terms (the item schema's `content` fields) that drive the fallback scorer
 PROFILE_ITEMS = 50  # recent profile items whose metadata the fallback scorer reads
 
 
 async def profile_terms(state: AppState, index: str, profile: Profile | None) -> tuple[WeightedTerm, ...]:
-    """Tags and authors of the user's recent items, weighted by frequency (for the fallback scorer)."""
+    """The content terms of the user's recent items, weighted by frequency (for the fallback scorer)."""
     if profile is None or not profile.interactions:
         return ()
     ids = [i.item_id for i in profile.interactions[-PROFILE_ITEMS:]]
     docs = await searched(state, state.search.get_items(index, ids))
     counts: Counter[tuple[str, str]] = Counter()
     for doc in docs.values():
-        for name in ("tags", "authors"):
+        for name in schema().content:
             values = doc.get(name) or []
             for value in [values] if isinstance(values, str) else values:
                 counts[(name, str(value))] += 1

@@ -11,12 +11,18 @@ from fastapi import FastAPI
 from contract.redis_setup import SetupGate
 from contract.settings import ServingSettings
 from service.app import create_service_app
+from service.auth import SECURITY_SCHEMES, KeyRing
 from serving.api.routes import explorer, health, recommend, similar
 from serving.state import AppState
 
 DESCRIPTION = (
     "Recommendations from versioned k-NN: every score comes from item vectors of the same version as the "
-    "user vector, and every response says which version."
+    "user vector, and every response says which version.\n\n"
+    "**Authentication:** every `/v1` route needs an API key, as `Authorization: Bearer <key>` or "
+    "`X-API-Key` (the orchestrator's keys: LOCKSTEP_READER_KEYS, LOCKSTEP_INDEXER_KEYS, "
+    "LOCKSTEP_ADMIN_KEYS). "
+    "Recommendations, similar items and the type list admit reader, indexer and admin; user data (the user "
+    "list, a user's history) only admin. The explorer page, probes and `/metrics` need none."
 )
 
 
@@ -49,7 +55,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
         finally:
             await state.aclose()
 
-    return create_service_app(
+    app = create_service_app(
         title="Lockstep serving",
         version="1.0",
         description=DESCRIPTION,
@@ -57,4 +63,11 @@ def create_app(settings: ServingSettings) -> FastAPI:
         state_name="serving",
         open_state=running,
         observer=observer,
+        max_in_flight=settings.serving_max_in_flight,
+        budget=settings.serving_deadline_seconds,
+        # Routes authenticate in their route class (service.auth.GuardedRoute): schemes are declared here.
+        security_schemes=SECURITY_SCHEMES,
     )
+    # Read by GuardedRoute before the body (and before the lifespan state is needed).
+    app.state.keyring = KeyRing.of(settings)
+    return app

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from contract.items import schema
 from search.results import ScoredItem
 
 
@@ -54,14 +55,6 @@ def only(
 
 
 def metadata(hit: ScoredItem) -> dict[str, Any]:
-    """The item fields a response shows (vectors and version fields never leave serving)."""
+    """The item schema's fields of a hit (vectors and version fields never leave serving)."""
     source = hit.source
-    return {
-        "title": source.get("title"),
-        "authors": source.get("authors"),
-        "year": source.get("year"),
-        "language": source.get("language"),
-        "average_rating": source.get("average_rating"),
-        "ratings_count": source.get("ratings_count"),
-        "tags": source.get("tags"),
-    }
+    return {name: source.get(name) for name in schema().fields}

@@ -6,15 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
-from contract.filters import Filter, FilterNode, filter_to_json
-from contract.types import TYPE_NAME
-from contract.wire import ENTITY_ID, MAX_ATTRIBUTES, WeightedAttribute
+from contract.filters import Filter, FilterNode, Partitions, filter_to_json, scoped
+from contract.types import TYPE_NAME_PATTERN
+from contract.wire import ENTITY_ID, MAX_ATTRIBUTES, MAX_EXCLUDED, WeightedAttribute
 
 MAX_K = 1000
-MAX_EXCLUDED = 10_000
 
 EntityId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=ENTITY_ID.pattern)]
-TypeName = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=TYPE_NAME.pattern)]
+TypeName = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=TYPE_NAME_PATTERN)]
 
 
 class RecommendRequest(BaseModel):
@@ -26,22 +25,48 @@ class RecommendRequest(BaseModel):
     fallback list, every item labelled `scorer: "fallback"` with the reason under explain.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                {"required": ["attributes"], "properties": {"attributes": {"type": "array"}}},
+            ]
+        },
+    )
 
     user_id: EntityId | None = None
     attributes: list[WeightedAttribute] | None = Field(default=None, min_length=1, max_length=MAX_ATTRIBUTES)
     embedding_type: TypeName | None = None
     k: StrictInt = Field(default=10, ge=1, le=MAX_K)
     filters: Filter | None = None
+    partitions: Partitions | None = None
     exclude_item_ids: list[EntityId] = Field(default_factory=list, max_length=MAX_EXCLUDED)
     exclude_seen: StrictBool = True
     explain: StrictBool = False
+    exact: StrictBool = Field(
+        default=False,
+        description="Score every item of the version under the filters exactly (brute force) instead of "
+        "searching the HNSW graph: the exact top-k, at a cost that grows with the catalog. Lucene already "
+        "switches to exact search by itself when the filters leave few candidates.",
+    )
 
     @model_validator(mode="after")
     def _someone(self) -> RecommendRequest:
         if self.user_id is None and self.attributes is None:
             raise ValueError("give 'user_id', 'attributes', or both")
+        _scope(self)
         return self
+
+
+def _scope(request: RecommendRequest | SimilarQuery) -> None:
+    """Fold `partitions` into `filters`: every scorer (k-NN, fallback, popular) answers from them only."""
+    try:
+        tree = scoped(request.filters, request.partitions)
+    except ValueError as exc:
+        raise ValueError(f"partitions: {exc}") from None
+    object.__setattr__(request, "filters", tree)  # frozen: set once, while validating
 
 
 class SimilarQuery(BaseModel):
@@ -53,6 +78,12 @@ class SimilarQuery(BaseModel):
     k: StrictInt = Field(default=10, ge=1, le=MAX_K)
     embedding_type: TypeName | None = None
     filters: Filter | None = None
+    partitions: Partitions | None = None
+
+    @model_validator(mode="after")
+    def _partitions(self) -> SimilarQuery:
+        _scope(self)
+        return self
 
 
 class ItemExplain(BaseModel):
@@ -67,7 +98,10 @@ class ItemExplain(BaseModel):
 
 
 class RecommendedItem(BaseModel):
-    """One recommended item with its metadata and the scorer and version that scored it."""
+    """One recommended item, the scorer and version that scored it, and its metadata: every field of the item
+    schema (LOCKSTEP_CATALOG_SCHEMA), null where the item has none."""
+
+    model_config = ConfigDict(extra="allow")
 
     item_id: str
     score: float
@@ -75,13 +109,6 @@ class RecommendedItem(BaseModel):
     version: str | None = Field(
         description="The version of the vectors that scored it (fallback: the request's)."
     )
-    title: str | None = None
-    authors: list[str] | None = None
-    year: int | None = None
-    language: str | None = None
-    average_rating: float | None = None
-    ratings_count: int | None = None
-    tags: list[str] | None = None
     explain: ItemExplain | None = None
 
 

@@ -30,7 +30,7 @@ async def versioned(ctx: RequestContext, info: TypeInfo, loc: IndexedLocation, v
     query = knn_query(
         state.settings,
         loc,
-        info.type.similarity,
+        info.type,
         vector.vector,
         k,
         filters=request.filters,
@@ -39,13 +39,14 @@ async def versioned(ctx: RequestContext, info: TypeInfo, loc: IndexedLocation, v
     started = time.perf_counter()
     partial = None
     try:
-        hits = await searched(state, state.search.knn(query))
+        search = state.search.exact(query) if request.exact else state.search.knn(query)
+        hits = await searched(state, search)
     except ShardsFailed as exc:
         hits, partial = list(exc.partial), str(exc)
     except VersionMismatch as exc:
         # The invariant check fired: never answer with those hits.
         raise Unavailable(f"version check failed: {exc}") from exc
-    ctx.timer.add("knn", started)
+    ctx.timer.add("exact" if request.exact else "knn", started)
     fallback = []
     reason = None
     if len(hits) < k:

@@ -12,10 +12,9 @@ import orjson
 
 from contract.filters import FilterNode
 from search.errors import SearchError
-from search.requests import PopularQuery
+from search.requests import MAX_CANDIDATES, PopularQuery
 from search.results import ScoredItem
 from serving.context import RequestContext
-from serving.knn import MAX_CANDIDATES
 from serving.models import filter_json
 from serving.searching import searched
 from serving.state import AppState

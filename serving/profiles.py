@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from itertools import chain
 
 from contract.profiles import Profile
 from contract.redis_clients import REDIS_FAILURES
+from contract.wire import MAX_EXCLUDED
 from serving.context import Outcome, RequestContext
 from serving.models import RecommendRequest
 from serving.state import AppState
@@ -25,15 +27,19 @@ def needs_profile(request: RecommendRequest) -> bool:
 
 
 def excluded(request: RecommendRequest, profile: Profile | None) -> frozenset[str]:
-    """The given ids, plus with exclude_seen the profile's items and the items named as attributes."""
-    ids = set(request.exclude_item_ids)
+    """The given ids, plus with exclude_seen the items named as attributes and the profile's, newest first.
+
+    At most MAX_EXCLUDED in all (the search layer's limit): the given ids always, the others while room is
+    left, so a long history drops its oldest items from exclusion rather than failing the request.
+    """
+    ids = dict.fromkeys(request.exclude_item_ids)
     if request.exclude_seen:
-        if profile is not None:
-            ids.update(i.item_id for i in profile.interactions)
-        for attribute in request.attributes or ():
-            namespace, _, ident = attribute.id.partition(":")
-            if namespace == "item":
-                ids.add(ident)
+        named = (a.id.partition(":") for a in request.attributes or ())
+        seen = (i.item_id for i in reversed(profile.interactions)) if profile is not None else ()
+        for item_id in chain((ident for namespace, _, ident in named if namespace == "item"), seen):
+            if len(ids) >= MAX_EXCLUDED:
+                break
+            ids.setdefault(item_id)
     return frozenset(ids)
 
 

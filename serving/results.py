@@ -27,6 +27,7 @@ def result_key(
         "f": filter_json(request.filters),
         "x": sorted(excluded),
         "e": request.explain,
+        "q": request.exact,
     }
     return hashlib.blake2b(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 

@@ -43,7 +43,7 @@ async def similar(state: AppState, query: SimilarQuery, timer: Timer) -> Outcome
     knn = knn_query(
         state.settings,
         loc,
-        info.type.similarity,
+        info.type,
         doc[loc.vector_field],
         query.k,
         filters=query.filters,

@@ -56,7 +56,7 @@ class AppState:
             orchestrator=orchestrator,
             search=build_client(settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64),
             redis=async_client(settings, timeout=settings.serving_opensearch_timeout_seconds),
-            directory=TypeDirectory(orchestrator, settings.serving_staleness_seconds),
+            directory=TypeDirectory(orchestrator, settings.serving_staleness_seconds, settings.index_prefix),
             metrics=metrics,
             user_vectors=TtlCache("user_vector", settings.serving_user_cache_seconds, 100_000, metrics.cache),
             results=TtlCache("result", settings.serving_result_cache_seconds, 20_000, metrics.cache),

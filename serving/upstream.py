@@ -3,16 +3,19 @@
 The caller's mistakes stay the caller's (UnknownType 404, NoVersionInUse 409 NotServable, InvalidField 422
 InvalidField); a user without a vector is NoUserVector (serving falls back); anything else is
 OrchestratorDown, on which serving degrades. Only OrchestratorUnavailable (unreachable, timed out, 5xx)
-counts against the breaker: a refusal is an answer.
+counts against the breaker: a refusal is an answer. Each call gets at most what is left of the request's
+budget (service.admission.remaining); running out of it is a timeout like any other.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from contract.wire import AggregateRequest, InUseChange, TypeInfo, UserVector, WeightedAttribute
 from orchestrator_client import OrchestratorClient, errors
+from service.admission import remaining
 from service.breaker import Breaker
 from serving.errors import InvalidField, NotServable, UnknownType
 from serving.metrics import Metrics
@@ -65,12 +68,22 @@ class Orchestrator:
         if not self.breaker.allow():
             call.close()
             raise OrchestratorDown("orchestrator unavailable (circuit open)")
+        budget = remaining()
+        if budget is not None and budget <= 0:  # spent before this call: not the orchestrator's doing
+            call.close()
+            raise OrchestratorDown("orchestrator not called: the request's time budget ran out")
         try:
-            result = await call
-        except errors.OrchestratorUnavailable as exc:
+            async with asyncio.timeout(budget):
+                result = await call
+        except (errors.OrchestratorUnavailable, TimeoutError) as exc:
             self.breaker.failure()
             self._metrics.child(self._metrics.dependency_errors, "orchestrator").inc()
-            raise OrchestratorDown(f"orchestrator unavailable: {exc}") from exc
+            why = (
+                str(exc)
+                if isinstance(exc, errors.OrchestratorUnavailable)
+                else "the request's budget ran out"
+            )
+            raise OrchestratorDown(f"orchestrator unavailable: {why}") from exc
         except errors.OrchestratorCallError as exc:
             self.breaker.success()
             raise _mapped(exc, type_name) from exc

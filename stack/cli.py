@@ -19,6 +19,7 @@ from stack import services
 from stack.cluster import ClusterStatus
 from stack.errors import StackError
 from stack.layout import Layout
+from stack.redis_acl import RedisUser
 from stack.single import StackStatus
 
 _err = Console(stderr=True)
@@ -159,9 +160,28 @@ def status(
         raise typer.Exit(1)
 
 
-def env(topology: ShownTopologyOption = None) -> None:
-    """`export` lines pointing processes at the running topology: `eval "$(lockstep services env)"`."""
-    for name, value in services.client_environment(_shown(topology)).items():
+class EnvRole(StrEnum):
+    """Which Redis user `services env` logs in as."""
+
+    APP = "app"
+    SERVING = "serving"
+
+
+def env(
+    topology: ShownTopologyOption = None,
+    role: Annotated[
+        EnvRole,
+        typer.Option(
+            "--role",
+            help="app: the Redis user of the orchestrator, indexer, training, CLI and tests (read/write); "
+            "serving: serving's read-only user.",
+        ),
+    ] = EnvRole.APP,
+) -> None:
+    """`export` lines pointing processes at the running topology and logging them in to our Redis:
+    `eval "$(lockstep services env)"`. They hold a password: do not paste them anywhere public."""
+    user = RedisUser.APP if role is EnvRole.APP else RedisUser.SERVING
+    for name, value in services.client_environment(_shown(topology), user).items():
         typer.echo(f"export {name}={shlex.quote(value)}")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from contract.settings import StackSettings
-from stack import opensearch_cluster, opensearch_node, redis_cluster, redis_server
+from stack import opensearch_cluster, opensearch_node, redis_acl, redis_cluster, redis_server
 from stack.errors import StackError
 from stack.layout import Layout
 from stack.lock import state_lock
@@ -109,7 +109,7 @@ def status(settings: StackSettings) -> ClusterStatus:
     """Probe every node (starting nothing)."""
     layout = Layout.of(settings)
     opensearch = opensearch_cluster.probe(layout.cluster_opensearch)
-    redis = redis_cluster.probe(layout.cluster_redis)
+    redis = redis_cluster.probe(layout.cluster_redis, redis_acl.admin_login(settings))
     nodes = [
         NodeStatus(
             service="opensearch",
@@ -172,7 +172,8 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> C
             started += opensearch_cluster.launch_missing(settings, layout, console)
         # Redis comes up within seconds, while the OpenSearch nodes boot.
         if not current.redis.healthy:
-            started += redis_cluster.start(layout, console)
+            users = redis_acl.ensure(settings.state_dir)
+            started += redis_cluster.start(layout, console, users, settings.redis_system_user)
         if not current.opensearch.healthy:
             ports = ", ".join(str(node.http_port) for node in layout.cluster_opensearch)
             with console.status(f"waiting for the OpenSearch cluster on ports {ports} to turn green"):
@@ -186,11 +187,17 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> C
     return replace(final, started=started)
 
 
-def client_environment(settings: StackSettings) -> dict[str, str]:
-    """The LOCKSTEP_* variables that point processes at every node of the local cluster topology."""
+def client_environment(
+    settings: StackSettings, user: redis_acl.RedisUser = redis_acl.RedisUser.APP
+) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at every node of the local cluster topology, logged
+    in to Redis as `user`."""
     return {
-        f"LOCKSTEP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
-        for name, value in settings.cluster_stores().items()
+        **{
+            f"LOCKSTEP_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for name, value in settings.cluster_stores().items()
+        },
+        **redis_acl.client_environment(settings, user),
     }
 
 

@@ -105,7 +105,13 @@ def configure(layout: Layout, node: OpenSearchNode) -> None:
 def launch_missing(settings: StackSettings, layout: Layout, console: Console) -> tuple[str, ...]:
     """Launch the nodes that do not run (installing first if need be); returns their names."""
     nodes = layout.cluster_opensearch
-    missing = [node for node in nodes if opensearch_node.running_pid(node) is None]
+    # A node launched moments ago has no pid file yet: launched again, the second JVM fails on the node lock
+    # and its pid file names the dead one, so the live node would outlive `stop`.
+    missing = [
+        node
+        for node in nodes
+        if opensearch_node.running_pid(node) is None and opensearch_node.launched_pid(node) is None
+    ]
     if not missing:
         return ()
     for node in missing:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -218,10 +220,27 @@ def logs_of(node: OpenSearchNode) -> str:
     return f"{node.console_log} and {node.log}"
 
 
-def probe(url: str, timeout: float = 5) -> NodeInfo | None:
-    """Version, k-NN plugin and health of the node at `url`; None when it does not answer."""
+def http_login(settings: StackSettings) -> dict[str, Any]:
+    """httpx keyword arguments for a LOCKSTEP_OPENSEARCH_URL cluster: basic auth and the CA that verifies
+    it (our own node has neither: the Maven distribution has no security plugin)."""
+    if settings.opensearch_url is None:
+        return {}
+    options: dict[str, Any] = {}
+    if settings.opensearch_username is not None:
+        password = settings.opensearch_password.get_secret_value() if settings.opensearch_password else ""
+        options["auth"] = (settings.opensearch_username, password)
+    if settings.opensearch_ca_file is not None:
+        options["verify"] = ssl.create_default_context(cafile=str(settings.opensearch_ca_file))
+    elif not settings.opensearch_verify_certs:
+        options["verify"] = False
+    return options
+
+
+def probe(url: str, timeout: float = 5, login: dict[str, Any] | None = None) -> NodeInfo | None:
+    """Version, k-NN plugin and health of the node at `url` (with `login`, see http_login); None when it
+    does not answer, or refuses the login."""
     try:
-        with httpx.Client(base_url=url, timeout=timeout) as client:
+        with httpx.Client(base_url=url, timeout=timeout, **(login or {})) as client:
             root = client.get("/")
             root.raise_for_status()
             plugins = client.get("/_cat/plugins", params={"format": "json"})
@@ -239,8 +258,8 @@ def probe(url: str, timeout: float = 5) -> NodeInfo | None:
 
 
 def stop(node: OpenSearchNode) -> int | None:
-    """Stop the node (if its pid file names a live one); returns the pid it stopped."""
-    pid = running_pid(node)
+    """Stop the node (its pid file's, or a process on its config dir not yet in one); returns its pid."""
+    pid = running_pid(node) or launched_pid(node)
     if pid is not None:
         processes.terminate(pid, grace_seconds=60)
     node.pid_file.unlink(missing_ok=True)

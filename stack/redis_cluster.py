@@ -7,13 +7,14 @@ cluster from each node's nodes.conf. Up means `cluster_state:ok` on all six and 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,6 +25,7 @@ from contract.settings import REDIS_CLUSTER_BUS_OFFSET, REDIS_CLUSTER_NODES
 from stack import ports, redis_server
 from stack.errors import StackError
 from stack.layout import Layout, RedisNode
+from stack.redis_acl import RedisUser, RedisUsers
 
 PRIMARIES = REDIS_CLUSTER_NODES // 2
 START_TIMEOUT_SECONDS = 60.0
@@ -118,19 +120,31 @@ class ClusterView:
         return ", ".join(parts)
 
 
-def start(layout: Layout, console: Console, timeout: float = START_TIMEOUT_SECONDS) -> tuple[str, ...]:
-    """Start the nodes that do not run, create the cluster if all six are fresh, wait until it is healthy."""
+def start(
+    layout: Layout,
+    console: Console,
+    users: RedisUsers,
+    system_user: str,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> tuple[str, ...]:
+    """Start the nodes that do not run, create the cluster if all six are fresh, wait until it is healthy.
+
+    Every node has the same ACL users; a replica logs in to its primary as the replication user.
+    """
     nodes = layout.cluster_redis
+    login = users.login(RedisUser.ADMIN)
     missing = [node for node in nodes if redis_server.running_pid(node) is None]
     for node in missing:
         for port in (node.port, node.port + REDIS_CLUSTER_BUS_OFFSET):
             ports.ensure_free(port, f"redis-server {node.name}", "LOCKSTEP_CLUSTER_REDIS_PORT")
     for node in missing:
-        redis_server.start(node, console, extra=CLUSTER_CONFIG)
-    view = probe(nodes)
+        redis_server.start(
+            node, console, users, system_user, extra=(*CLUSTER_CONFIG, *users.replication_lines())
+        )
+    view = probe(nodes, login)
     fresh = [each.node.name for each in view.nodes if each.fresh]
     if len(fresh) == len(nodes):
-        _create(nodes, console)
+        _create(nodes, console, users)
     elif fresh:
         raise StackError(
             f"Redis nodes {', '.join(fresh)} have no cluster configuration while the others have one (was "
@@ -138,11 +152,11 @@ def start(layout: Layout, console: Console, timeout: float = START_TIMEOUT_SECON
             f"{layout.cluster_dir}/redis-* to create the cluster anew (its data is lost)"
         )
     with console.status(f"waiting for the Redis Cluster on {nodes[0].url}… to be ok"):
-        wait_healthy(layout, timeout)
+        wait_healthy(layout, timeout, login)
     return tuple(node.name for node in missing)
 
 
-def _create(nodes: tuple[RedisNode, ...], console: Console) -> None:
+def _create(nodes: tuple[RedisNode, ...], console: Console, users: RedisUsers) -> None:
     cli = shutil.which("redis-cli")
     if cli is None:
         raise StackError(
@@ -156,9 +170,13 @@ def _create(nodes: tuple[RedisNode, ...], console: Console) -> None:
         "--cluster-replicas",
         "1",
         "--cluster-yes",
+        "--user",
+        RedisUser.ADMIN.value,
     ]
+    # The password through the environment, not the command line (which every local user can read).
+    env = {**os.environ, "REDISCLI_AUTH": users.passwords[RedisUser.ADMIN]}
     with console.status(f"creating the Redis Cluster: {PRIMARIES} primaries, 1 replica each"):
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
     if result.returncode != 0:
         logs = ", ".join(str(node.log) for node in nodes)
         raise StackError(
@@ -167,11 +185,11 @@ def _create(nodes: tuple[RedisNode, ...], console: Console) -> None:
         )
 
 
-def wait_healthy(layout: Layout, timeout: float) -> None:
+def wait_healthy(layout: Layout, timeout: float, login: dict[str, Any]) -> None:
     """Wait for a healthy cluster; a node that exits meanwhile fails at once, by name."""
     nodes = layout.cluster_redis
     deadline = time.monotonic() + timeout
-    view = probe(nodes)
+    view = probe(nodes, login)
     while not view.healthy:
         for node in nodes:
             if redis_server.running_pid(node) is None:
@@ -183,16 +201,16 @@ def wait_healthy(layout: Layout, timeout: float) -> None:
                 f"{timeout:.0f}s ({view.detail}); see {logs}"
             )
         time.sleep(0.2)
-        view = probe(nodes)
+        view = probe(nodes, login)
 
 
-def probe(nodes: tuple[RedisNode, ...], timeout: float = 2) -> ClusterView:
-    """Each node's own view of the cluster (starting nothing)."""
+def probe(nodes: tuple[RedisNode, ...], login: dict[str, Any], timeout: float = 2) -> ClusterView:
+    """Each node's own view of the cluster (starting nothing), logging in with `login`."""
     by_port = {node.port: node.name for node in nodes}
-    return ClusterView(tuple(_node_view(node, by_port, timeout) for node in nodes))
+    return ClusterView(tuple(_node_view(node, by_port, login, timeout) for node in nodes))
 
 
-def _node_view(node: RedisNode, by_port: dict[int, str], timeout: float) -> NodeView:
+def _node_view(node: RedisNode, by_port: dict[int, str], login: dict[str, Any], timeout: float) -> NodeView:
     # A probe reports what is: redis-py's default retries would spend seconds on every node that is down.
     client = redis.Redis(
         host="127.0.0.1",
@@ -200,6 +218,7 @@ def _node_view(node: RedisNode, by_port: dict[int, str], timeout: float) -> Node
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
+        **login,
     )
     try:
         # The sync client's commands are typed for the async one too; CLUSTER INFO parses to a dict.

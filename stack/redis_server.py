@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from rich.console import Console
@@ -15,6 +16,7 @@ from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 from stack import processes
 from stack.errors import StackError
 from stack.layout import RedisNode
+from stack.redis_acl import RedisUser, RedisUsers
 
 _PROCESS_MARKER = "redis-server"
 
@@ -58,8 +60,11 @@ def ensure_binary(console: Console) -> str:
     return found
 
 
-def write_config(node: RedisNode, extra: tuple[str, ...] = ()) -> None:
-    """redis.conf of the node, our base settings then `extra` lines (rewritten every start)."""
+def write_config(node: RedisNode, users: RedisUsers, extra: tuple[str, ...] = ()) -> None:
+    """redis.conf of the node, our base settings, its ACL users, then `extra` lines (rewritten every start).
+
+    Created 0600: in a cluster it holds the replication password.
+    """
     lines = [
         "# Written by `lockstep services up` on every start; edit the settings, not this file.",
         f"port {node.port}",
@@ -75,13 +80,21 @@ def write_config(node: RedisNode, extra: tuple[str, ...] = ()) -> None:
         "daemonize yes",
         f'pidfile "{node.pid_file}"',
         f'logfile "{node.log}"',
+        *users.acl_lines(),
         *extra,
     ]
-    node.conf.write_text("\n".join(lines) + "\n")
+    node.conf.unlink(missing_ok=True)
+    descriptor = os.open(node.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write("\n".join(lines) + "\n")
 
 
 def apply_tuning(url: str) -> None:
-    """Set HASH_TUNING on a running server (one started before the config had it keeps the old values)."""
+    """Set HASH_TUNING on a running server (one started before the config had it keeps the old values).
+
+    Only for a server started before it had ACL users: no user of ours may CONFIG SET, and a server with
+    users was started from a config that has the tuning.
+    """
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
         current = client.config_get("hash-max-listpack-*")
@@ -97,14 +110,28 @@ def running_pid(node: RedisNode) -> int | None:
     return processes.running_pid(node.pid_file, _PROCESS_MARKER)
 
 
-def start(node: RedisNode, console: Console, extra: tuple[str, ...] = (), timeout: float = 30) -> int:
-    """Start the node's redis-server as a daemon and wait for PING; returns its pid."""
+def start(
+    node: RedisNode,
+    console: Console,
+    users: RedisUsers,
+    system_user: str,
+    extra: tuple[str, ...] = (),
+    timeout: float = 30,
+) -> int:
+    """Start the node's redis-server as a daemon, as `system_user` when we are root; wait for PING."""
     binary = ensure_binary(console)
     node.dir.mkdir(parents=True, exist_ok=True)
-    write_config(node, extra)
+    write_config(node, users, extra)
     node.pid_file.unlink(missing_ok=True)
+    command = [binary, str(node.conf)]
+    if processes.is_root():
+        # Not root: a client that got past the ACL (or a bug in Redis) must not be able to write files as
+        # root. The user owns the node's directory (AOF, nodes.conf, log, pid file) and its config.
+        processes.ensure_system_user(system_user)
+        processes.chown_tree(node.dir, system_user)
+        command = ["runuser", "-u", system_user, "--", *command]
     result = subprocess.run(
-        [binary, str(node.conf)],
+        command,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -116,7 +143,7 @@ def start(node: RedisNode, console: Console, extra: tuple[str, ...] = (), timeou
         raise StackError(
             f"redis-server {node.name} exited {result.returncode}: {result.stderr.strip()}; see {node.log}"
         )
-    pid = wait_answering(node, timeout)
+    pid = wait_answering(node, timeout, users.login(RedisUser.ADMIN))
     if pid is None:
         raise StackError(
             f"redis-server {node.name} answers PING but its pid file {node.pid_file} names no live process"
@@ -124,11 +151,11 @@ def start(node: RedisNode, console: Console, extra: tuple[str, ...] = (), timeou
     return pid
 
 
-def wait_answering(node: RedisNode, timeout: float) -> int | None:
-    """Wait until the node answers PING; returns our process's pid (None if not ours)."""
+def wait_answering(node: RedisNode, timeout: float, login: dict[str, Any]) -> int | None:
+    """Wait until the node answers PING (logging in with `login`); returns its pid (None: not ours)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if probe(node.url) is not None:
+        if probe(node.url, login) is not None:
             for _ in range(20):  # redis writes its pid file just after it starts listening
                 pid = running_pid(node)
                 if pid is not None:
@@ -141,10 +168,11 @@ def wait_answering(node: RedisNode, timeout: float) -> int | None:
     )
 
 
-def probe(url: str, timeout: float = 2) -> RedisInfo | None:
-    """Version and persistence settings of the Redis at `url`; None when it does not answer."""
+def probe(url: str, login: dict[str, Any], timeout: float = 2) -> RedisInfo | None:
+    """Version and persistence settings of the Redis at `url`; None when it does not answer (or refuses
+    `login`: redis-py keyword arguments of a user and password, TLS)."""
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, **login)
         try:
             client.ping()
             server = client.info("server")

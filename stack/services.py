@@ -5,8 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from contract.settings import StackSettings, Topology
-from stack import cluster, single
+from stack import cluster, redis_acl, single
 from stack.cluster import ClusterStatus
+from stack.redis_acl import RedisUser
 from stack.single import StackStatus
 
 TopologyStatus = StackStatus | ClusterStatus
@@ -33,11 +34,12 @@ def running_topology(settings: StackSettings) -> Topology:
     return other if running[other] and not running[settings.topology] else settings.topology
 
 
-def client_environment(settings: StackSettings) -> dict[str, str]:
-    """The LOCKSTEP_* variables that point processes at the settings' topology (single: the defaults do)."""
+def client_environment(settings: StackSettings, user: RedisUser = RedisUser.APP) -> dict[str, str]:
+    """The LOCKSTEP_* variables that point processes at the settings' topology (single: the defaults do),
+    logged in to our Redis as `user`."""
     if settings.topology == "cluster":
-        return cluster.client_environment(settings)
-    return {}
+        return cluster.client_environment(settings, user)
+    return redis_acl.client_environment(settings, user)
 
 
 def stop(settings: StackSettings, only: Topology | None = None) -> dict[str, int | None]:

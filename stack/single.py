@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from contract.settings import StackSettings
-from stack import opensearch_node, redis_server
+from stack import opensearch_node, redis_acl, redis_server
 from stack.errors import StackError
 from stack.jdk import find_jdk
 from stack.layout import Layout
@@ -98,7 +98,7 @@ def status(settings: StackSettings) -> StackStatus:
 def _opensearch_status(settings: StackSettings, layout: Layout) -> tuple[ServiceStatus, str | None]:
     local = settings.opensearch_url is None
     url = settings.opensearch_endpoint
-    info = opensearch_node.probe(url)
+    info = opensearch_node.probe(url, login=opensearch_node.http_login(settings))
     pid = opensearch_node.running_pid(layout.opensearch_node) if local else None
     healthy = info is not None and info.cluster_status in ("yellow", "green")
     detail = "not answering" if info is None else f"cluster {info.cluster_status}"
@@ -120,7 +120,7 @@ def _opensearch_status(settings: StackSettings, layout: Layout) -> tuple[Service
 def _redis_status(settings: StackSettings, layout: Layout) -> ServiceStatus:
     local = settings.redis_url is None
     url = settings.redis_endpoint
-    info = redis_server.probe(url)
+    info = redis_server.probe(url, redis_acl.admin_login(settings))
     pid = redis_server.running_pid(layout.redis_node) if local else None
     detail = (
         "not answering"
@@ -169,8 +169,9 @@ def ensure_running(settings: StackSettings, console: Console | None = None) -> S
 
 
 def _tune_local_redis(settings: StackSettings) -> None:
-    # Our own server may predate a tuning line in its config; a LOCKSTEP_REDIS_URL server is the user's.
-    if settings.redis_url is None:
+    # Our own server may predate a tuning line in its config; a LOCKSTEP_REDIS_URL server is the user's,
+    # and one with ACL users was started from a config that has it (and no user of ours may CONFIG SET).
+    if settings.redis_url is None and redis_acl.load(settings.state_dir) is None:
         redis_server.apply_tuning(settings.redis_endpoint)
 
 
@@ -214,9 +215,10 @@ def _bring_up_redis(settings: StackSettings, seen: ServiceStatus, console: Conso
     layout = Layout.of(settings)
     if seen.pid is not None:
         with console.status(f"waiting for redis-server pid {seen.pid} to answer PING"):
-            redis_server.wait_answering(layout.redis_node, timeout=30)
+            redis_server.wait_answering(layout.redis_node, 30, redis_acl.admin_login(settings))
         return False
-    redis_server.start(layout.redis_node, console)
+    users = redis_acl.ensure(settings.state_dir)
+    redis_server.start(layout.redis_node, console, users, settings.redis_system_user)
     return True
 
 

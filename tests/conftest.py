@@ -9,10 +9,20 @@ from collections.abc import Iterator
 import pytest
 from opensearchpy import OpenSearch
 
+from contract.items import schema
 from contract.keys import Keys
 from contract.redis_clients import SyncRedis, sync_client
 from contract.settings import Settings
+from search.client import connection_options
 from stack.services import client_environment, ensure_running
+
+
+@pytest.fixture(autouse=True)
+def _item_schema_kept() -> Iterator[None]:
+    """A test that changes the process's item schema must put it back (contract.items.using_schema)."""
+    before = schema()
+    yield
+    assert schema() is before, f"the test left the item schema {schema().name!r} in effect"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +66,7 @@ def redis_client(settings: Settings) -> Iterator[SyncRedis]:
 @pytest.fixture
 def opensearch_client(settings: Settings) -> Iterator[OpenSearch]:
     """An OpenSearch client; every index and template of this test's prefix is deleted afterwards."""
-    client = OpenSearch(hosts=settings.opensearch_hosts, timeout=60)
+    client = OpenSearch(hosts=settings.opensearch_hosts, timeout=60, **connection_options(settings))
     yield client
     client.indices.delete(index=f"{settings.index_prefix}-*", expand_wildcards="all", ignore_unavailable=True)
     for name in client.indices.get_index_template(name=f"{settings.index_prefix}-*", ignore=404).get(

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from contract.keys import Kind
 from contract.replication import Replication
-from contract.types import EmbeddingType, Family, Similarity
+from contract.types import EmbeddingType, Encoder, Family, IndexParams, Similarity
 from contract.versions import Frame
 from training import commands_models, profiles, registry, retention
 from training.console import clean_errors, out, progress_bar, redis_session
@@ -51,6 +51,14 @@ def types_register(
     similarity: Similarity = typer.Option(..., help="The model's similarity."),
     namespace: list[str] = typer.Option([], help="Attribute namespace (indirect families); repeatable."),
     description: str = typer.Option("", help="Free text."),
+    m: int | None = typer.Option(None, help="HNSW graph degree of this type's index (default: hnsw_m)."),
+    ef_construction: int | None = typer.Option(
+        None, help="HNSW build beam width of this type's index (default: hnsw_ef_construction)."
+    ),
+    ef_search: int | None = typer.Option(
+        None, help="HNSW query beam width for this type (default: serving_ef_search; gate: hnsw_ef_search)."
+    ),
+    encoder: Encoder = typer.Option(Encoder.FLOAT, help="float, or lucene scalar quantization (sq7, sq1)."),
 ) -> None:
     """Register an embedding type (the same definition again is a no-op)."""
     with clean_errors():
@@ -61,6 +69,7 @@ def types_register(
             similarity=similarity,
             attribute_namespaces=tuple(namespace),
             description=description,
+            index=IndexParams(m=m, ef_construction=ef_construction, ef_search=ef_search, encoder=encoder),
         )
         with redis_session() as (_, client, keys):
             registry.register_type(client, keys, etype)

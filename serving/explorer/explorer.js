@@ -14,8 +14,30 @@ class ApiError extends Error {
   }
 }
 
+// --- the API key ---------------------------------------------------------------------------------------
+// Every data route needs a key (user data: an admin key). It comes from the URL fragment (`/#key=...`,
+// which the browser never sends to a server) or the key field, and is kept for this tab only.
+
+const KEY_STORE = "lockstep-explorer-key";
+
+function takeKeyFromFragment() {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const key = fragment.get("key");
+  if (key) {
+    sessionStorage.setItem(KEY_STORE, key);
+    // Out of the address bar and the history, so it is not shared with a copied link.
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+}
+
+function apiKey() {
+  return sessionStorage.getItem(KEY_STORE) || "";
+}
+
 async function api(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
+  const key = apiKey();
+  if (key) init.headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
@@ -75,23 +97,112 @@ function parseAttributes(text) {
     });
 }
 
+// --- the item schema: filter inputs and columns ---------------------------------------------------------
+// GET /v1/item-schema names the fields, their kinds, which are filterable and which are shown.
+
+let itemSchema = null;
+
+function labelOf(name) {
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+const RANGE_KINDS = new Set(["integer", "float", "date"]);
+
+function input(id, label, attrs) {
+  const wrap = document.createElement("div");
+  const lab = document.createElement("label");
+  lab.htmlFor = id;
+  lab.textContent = label;
+  const el = document.createElement(attrs.tag || "input");
+  el.id = id;
+  el.name = id;
+  for (const [k, v] of Object.entries(attrs)) if (k !== "tag") el.setAttribute(k, v);
+  wrap.append(lab, el);
+  return wrap;
+}
+
+/** One input per filterable field: a list for keywords, a from/to pair for numbers and dates, yes/no. */
+function renderFilterInputs(schema) {
+  const box = $("filters");
+  const legend = box.querySelector("legend");
+  const parts = [legend];
+  for (const [name, spec] of Object.entries(schema.fields)) {
+    const filterable = spec.filterable ?? spec.type !== "text";
+    if (!filterable) continue;
+    const id = `filter-${name}`;
+    if (spec.type === "keyword" || spec.type === "keywords") {
+      parts.push(input(id, `${labelOf(name)}, any of (comma-separated)`, {}));
+    } else if (spec.type === "boolean") {
+      const wrap = input(id, labelOf(name), { tag: "select" });
+      const select = wrap.querySelector("select");
+      select.append(new Option("any", ""), new Option("yes", "true"), new Option("no", "false"));
+      parts.push(wrap);
+    } else if (RANGE_KINDS.has(spec.type)) {
+      const pair = document.createElement("div");
+      pair.className = "pair";
+      const kind = spec.type === "date" ? { type: "date" } : { type: "number", step: spec.type === "integer" ? "1" : "any" };
+      pair.append(input(`${id}-from`, `${labelOf(name)} from`, kind), input(`${id}-to`, `${labelOf(name)} to`, kind));
+      parts.push(pair);
+    }
+  }
+  box.replaceChildren(...parts);
+}
+
+function header(table, names) {
+  const row = $(table).querySelector("thead tr");
+  row.replaceChildren(
+    ...names.map((name) => {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = name;
+      return th;
+    }),
+  );
+}
+
+function columns() {
+  return itemSchema ? itemSchema.display ?? Object.keys(itemSchema.fields) : ["title"];
+}
+
+function renderHeaders() {
+  header("recs", ["#", ...columns().map(labelOf), "Score", "Scorer", "Version"]);
+  header("history-table", [...columns().slice(0, 2).map(labelOf), "Weight"]);
+}
+
+async function loadSchema() {
+  try {
+    itemSchema = await api("GET", "/v1/item-schema");
+    renderFilterInputs(itemSchema);
+    renderHeaders();
+  } catch (err) {
+    showError(err);
+  }
+}
+
 /** The contract.filters tree for the filter inputs (null when none is set). */
 function buildFilters() {
   const children = [];
-  const languages = list($("languages").value);
-  if (languages.length) children.push({ op: "in", field: "language", values: languages });
-  const from = $("year-from").valueAsNumber;
-  const to = $("year-to").valueAsNumber;
-  if (!Number.isNaN(from) || !Number.isNaN(to)) {
-    const range = { op: "range", field: "year" };
-    if (!Number.isNaN(from)) range.gte = from;
-    if (!Number.isNaN(to)) range.lte = to;
-    children.push(range);
+  for (const [name, spec] of Object.entries(itemSchema ? itemSchema.fields : {})) {
+    const id = `filter-${name}`;
+    if (!$(id) && !$(`${id}-from`)) continue;
+    if (spec.type === "keyword" || spec.type === "keywords") {
+      const values = list($(id).value);
+      if (values.length) children.push({ op: "in", field: name, values });
+    } else if (spec.type === "boolean") {
+      const value = $(id).value;
+      if (value) children.push({ op: "in", field: name, values: [value === "true"] });
+    } else {
+      const read = (el) => (spec.type === "date" ? el.value || null : Number.isNaN(el.valueAsNumber) ? null : el.valueAsNumber);
+      const from = read($(`${id}-from`));
+      const to = read($(`${id}-to`));
+      if (from === null && to === null) continue;
+      const range = { op: "range", field: name };
+      if (from !== null) range.gte = from;
+      if (to !== null) range.lte = to;
+      children.push(range);
+    }
   }
-  const tags = list($("tags").value);
-  if (tags.length) children.push({ op: "in", field: "tags", values: tags });
-  const rating = $("min-rating").valueAsNumber;
-  if (!Number.isNaN(rating)) children.push({ op: "range", field: "average_rating", gte: rating });
   if (children.length === 0) return null;
   return children.length === 1 ? children[0] : { op: "and", children };
 }
@@ -135,6 +246,32 @@ function fixed(value, digits) {
   return typeof value === "number" ? value.toFixed(digits) : null;
 }
 
+/** A field's value as shown: lists joined, floats to 2 places, dates without seconds. */
+function shown(name, value) {
+  const kind = itemSchema && itemSchema.fields[name] ? itemSchema.fields[name].type : null;
+  if (Array.isArray(value)) return value.join(", ");
+  if (kind === "float") return fixed(value, 2);
+  if (kind === "date" && typeof value === "string") return value.replace("T", " ").replace(/:00Z$/, "Z");
+  return value;
+}
+
+const NUMERIC = new Set(["integer", "float"]);
+
+function itemCells(tr, item, found) {
+  columns().forEach((name, position) => {
+    const kind = itemSchema && itemSchema.fields[name] ? itemSchema.fields[name].type : null;
+    if (position === 0) {
+      const first = document.createElement("span");
+      const value = shown(name, item[name]);
+      first.textContent = found ? value ?? item.item_id : `${item.item_id} (not in the index)`;
+      first.title = `item ${item.item_id}`;
+      cell(tr, name, first);
+    } else {
+      cell(tr, name, shown(name, item[name]), NUMERIC.has(kind) ? "num" : undefined);
+    }
+  });
+}
+
 function renderRecommendations(data) {
   const parts = [`${data.items.length} items from ${data.embedding_type}`];
   parts.push(data.version ? `version ${data.version}` : "no version (fallback only)");
@@ -146,14 +283,7 @@ function renderRecommendations(data) {
   const rows = data.items.map((item, i) => {
     const tr = document.createElement("tr");
     cell(tr, "rank", i + 1, "num");
-    const title = document.createElement("span");
-    title.textContent = item.title ?? item.item_id;
-    title.title = `item ${item.item_id}`;
-    cell(tr, "title", title);
-    cell(tr, "authors", (item.authors || []).join(", "));
-    cell(tr, "year", item.year, "num");
-    cell(tr, "language", item.language);
-    cell(tr, "rating", fixed(item.average_rating, 2), "num");
+    itemCells(tr, item, true);
     cell(tr, "score", fixed(item.score, 4), "num");
     const reason = item.explain && item.explain.fallback_reason;
     const badge = span(item.scorer, `badge ${item.scorer}`);
@@ -170,8 +300,12 @@ function renderHistory(data) {
     `${data.user_id}: ${data.total} interactions` + (data.items.length < data.total ? `, newest ${data.items.length} shown` : "");
   const rows = data.items.map((item) => {
     const tr = document.createElement("tr");
-    cell(tr, "title", item.found ? item.title ?? item.item_id : `${item.item_id} (not in the index)`);
-    cell(tr, "authors", (item.authors || []).join(", "));
+    const shownColumns = columns().slice(0, 2);
+    shownColumns.forEach((name, position) => {
+      const value = shown(name, item[name]);
+      if (position === 0) cell(tr, name, item.found ? value ?? item.item_id : `${item.item_id} (not in the index)`);
+      else cell(tr, name, value);
+    });
     cell(tr, "weight", fixed(item.weight, 2), "num");
     return tr;
   });
@@ -282,7 +416,20 @@ function switchWho() {
   $("attributes").disabled = byUser;
 }
 
+function useKey(event) {
+  event.preventDefault();
+  const field = $("api-key");
+  if (field.value) sessionStorage.setItem(KEY_STORE, field.value);
+  field.value = "";
+  clearError();
+  loadSchema();
+  loadTypes();
+  loadUsers();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  takeKeyFromFragment();
+  $("key-form").addEventListener("submit", useKey);
   $("query-form").addEventListener("submit", recommend);
   for (const radio of document.querySelectorAll('input[name="who"]')) radio.addEventListener("change", switchWho);
   $("refresh-types").addEventListener("click", () => {
@@ -290,6 +437,7 @@ document.addEventListener("DOMContentLoaded", () => {
     loadTypes();
   });
   switchWho();
+  loadSchema();
   loadTypes();
   loadUsers();
 });

@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import redis
+from catalog_loading import load_goodbooks
 
 from contract.keys import Keys
 from contract.profiles import Interaction, Profile
+from contract.redis_clients import login_options
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
-from indexer.catalog import load_catalog
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner
 from training.profiles import write_profiles
@@ -54,12 +55,12 @@ def own_prefixes(settings: Settings, **update: object) -> Settings:
 
 def publish_type(settings: Settings, name: str, dim: int, items: int, seed: int) -> Published:
     """Publish a version of a DOT type over the first `items` goodbooks books, with users and profiles."""
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = redis.Redis.from_url(settings.redis_endpoint, **login_options(settings))
     keys = Keys(settings.key_prefix)
     etype = EmbeddingType(name=name, family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.DOT)
     register_type(client, keys, etype)
     rng = np.random.default_rng(seed)
-    catalog = [item.item_id for item in load_catalog(settings.data_dir, limit=items)]
+    catalog = [item.item_id for item in load_goodbooks(settings, items)]
     warm = tuple(catalog[COLD:])
     users = [f"u{j}" for j in range(USERS)]
     start = datetime(2017, 1, 1, tzinfo=UTC)
@@ -88,7 +89,7 @@ def publish_type(settings: Settings, name: str, dim: int, items: int, seed: int)
 
 def drop_keys(settings: Settings) -> None:
     """Delete every Redis key of the settings' prefix (the cluster's indices go with the cluster)."""
-    client = redis.Redis.from_url(settings.redis_endpoint)
+    client = redis.Redis.from_url(settings.redis_endpoint, **login_options(settings))
     batch = list(client.scan_iter(match=f"{settings.key_prefix}:*", count=1000))
     for start in range(0, len(batch), 1000):
         client.delete(*batch[start : start + 1000])
@@ -96,8 +97,8 @@ def drop_keys(settings: Settings) -> None:
 
 
 def runner(
-    settings: Settings, items: int, made: list[Runner], step: Callable[[str], Awaitable[None]] | None = None
+    settings: Settings, made: list[Runner], step: Callable[[str], Awaitable[None]] | None = None
 ) -> Runner:
-    """An indexer runner over the first `items` books (batches of 500), kept in `made` to be closed."""
-    made.append(Runner(settings, IndexerMetrics.create(), catalog_limit=items, batch_size=500, step=step))
+    """An indexer runner (batches of 500) over the catalog publish_type loaded, kept in `made`."""
+    made.append(Runner(settings, IndexerMetrics.create(), batch_size=500, step=step))
     return made[-1]

@@ -29,7 +29,7 @@ async def test_an_incremental_cycle_writes_every_copy_of_the_live_index_and_prom
     live = live_index(settings.index_prefix)
     try:
         with serving_process(settings, "orchestrator", settings.orchestrator_url):
-            indexer = runner(settings, ITEMS, runners)
+            indexer = runner(settings, runners)
             (result,) = (await indexer.incremental()).results
             assert result.bootstrapped
             (written,) = result.types

@@ -66,7 +66,7 @@ def served(cluster: Cluster) -> Iterator[Served]:
             async def build() -> ShadowResult:
                 made: list[Runner] = []
                 try:
-                    (result,) = (await runner(settings, ITEMS, made).shadow()).results
+                    (result,) = (await runner(settings, made).shadow()).results
                     assert isinstance(result, ShadowResult)
                     return result
                 finally:
@@ -150,8 +150,13 @@ async def test_sigkill_of_nodes_under_load_degrades_only_when_no_copy_answers(
     )
     assert [a for a in answers if a.status != 200] == []
     assert [a for a in answers if a.mixed or a.version != version] == []
-    assert [a for a in answers[:one_lost] if a.degraded] == []  # a copy of every shard answered
-    degraded = [a for a in answers[one_lost:end] if a.degraded]
+    assert [a for a in answers[:before] if a.degraded] == []
+    # A search in flight on a node as it dies may fail inside OpenSearch (a 500 search_phase_execution_
+    # exception, seen in CI): answered degraded, never as an error, at most one per client and kill.
+    failed = [a for a in answers if a.degraded and "OpenSearch failed" in (a.reason or "")]
+    assert len(failed) <= 2 * load.concurrency, failed
+    assert [a for a in answers[before:one_lost] if a.degraded and a not in failed] == []  # copies answered
+    degraded = [a for a in answers[one_lost:end] if a.degraded and a not in failed]
     # Once one answer is partial, only calls already past OpenSearch when the node died can still be whole.
     assert sum(a.degraded for a in answers[partial:end]) >= end - partial - load.concurrency
     assert all(_names_the_shard(a, lost_shard, index) for a in degraded), degraded[0]

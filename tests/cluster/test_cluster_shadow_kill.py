@@ -56,7 +56,7 @@ async def test_sigkill_during_a_shadow_build_never_promotes_a_missing_copy_and_a
 
     try:
         with serving_process(settings, "orchestrator", settings.orchestrator_url):
-            first = runner(settings, ITEMS, runners, step=step)
+            first = runner(settings, runners, step=step)
             with pytest.raises(CYCLE_FAILURES) as failed:
                 await first.shadow()
             print(f"\nkilled {killed} at {kill_at!r}: {type(failed.value).__name__}: {failed.value}")
@@ -66,7 +66,7 @@ async def test_sigkill_during_a_shadow_build_never_promotes_a_missing_copy_and_a
             assert await first.search.alias_targets(alias) == []
 
             # The node is still down: the next cycle drops the unverified index and builds it again.
-            second = runner(settings, ITEMS, runners)
+            second = runner(settings, runners)
             (result,) = (await second.shadow()).results
             assert result.removed == [index] and result.built and result.promoted
             assert (await second.orchestrator.type_info(name)).in_use == version

@@ -62,6 +62,13 @@ def test_a_versions_buckets_spread_over_many_slots(prefix: str, type_name: str, 
 
 def test_keys_used_alone_hash_on_their_whole_name() -> None:
     keys = Keys("p")
-    for key in (keys.types(), keys.profile("u1"), keys.catalog_changes(), keys.indexer_lock("alias")):
+    for key in (keys.types(), keys.profile("u1"), keys.indexer_lock("alias")):
         assert "{" not in key
     assert _slot(keys.profile("u1")) != _slot(keys.profile("u2"))  # profiles spread over the slots
+
+
+def test_the_catalog_shares_one_slot() -> None:
+    """An item, the id set, the schema record and the change stream are written in one transaction."""
+    keys = Keys("p")
+    catalog = {keys.catalog_item("1"), keys.catalog_item("x:2"), keys.catalog_ids(), keys.catalog_schema()}
+    assert {_slot(key) for key in catalog | {keys.catalog_changes()}} == {_slot(keys.catalog_changes())}

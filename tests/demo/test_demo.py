@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from opensearchpy import OpenSearch
 
+from contract.keys import Keys
 from contract.settings import Settings
 from demo import processes
+from demo.examples import NEWS, own_prefix
 from demo.layout import Layout
 from demo.plan import process_names
 
@@ -53,15 +56,10 @@ def _assert_verified(result: subprocess.CompletedProcess[str], summary: dict[str
         assert rollout["target"] in rollout["served"], rollout
 
 
-def test_demo_rolls_out_under_load_twice_then_stops(
-    settings: Settings,
-    redis_client: redis.Redis,
-    opensearch_client: OpenSearch,
-    tmp_path: Path,
-) -> None:
+def _environment(settings: Settings, tmp_path: Path) -> dict[str, str]:
     orchestrator_url = f"http://127.0.0.1:{_free_port()}"
     serving_url = f"http://127.0.0.1:{_free_port()}"
-    env = {
+    return {
         **os.environ,
         "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
         "LOCKSTEP_INDEX_PREFIX": settings.index_prefix,
@@ -76,6 +74,15 @@ def test_demo_rolls_out_under_load_twice_then_stops(
         "LOCKSTEP_ORCHESTRATOR_POLL_SECONDS": "1",
         "COLUMNS": "200",
     }
+
+
+def test_demo_rolls_out_under_load_twice_then_stops(
+    settings: Settings,
+    redis_client: redis.Redis,
+    opensearch_client: OpenSearch,
+    tmp_path: Path,
+) -> None:
+    env = _environment(settings, tmp_path)
     layout = Layout(tmp_path / "demo" / settings.key_prefix)
     # Fewer clients than the demo's 8 leave the 2 cores to training, and a quick indexer cadence.
     quick = (
@@ -108,4 +115,59 @@ def test_demo_rolls_out_under_load_twice_then_stops(
         down = _demo(env, "down", timeout=120)
     assert down.returncode == 0, down.stderr
     assert all(processes.running(layout, name) is None for name in process_names())
+    assert not any(processes.alive(record.pid) for record in pids.values() if record is not None)
+
+
+# In `make soak`, not `make test`: in the CI rehearsal (2 cores, the suite's other servers) one request of
+# ~2,100 got a 503 with Retry-After and no fault injected, which the demo's verification counts as a failure;
+# the news flow is covered in `make test` by tests/examples/test_news_end_to_end.py. Cause not found.
+@pytest.mark.soak
+def test_demo_news_rolls_out_with_partitions_on_its_own_prefix_then_stops(
+    settings: Settings,
+    redis_client: redis.Redis,
+    opensearch_client: OpenSearch,
+    tmp_path: Path,
+) -> None:
+    env = _environment(settings, tmp_path)
+    prefix = own_prefix("news", settings.key_prefix)
+    layout = Layout(tmp_path / "demo" / prefix)
+    names = process_names(types=NEWS.types)
+    quick = (
+        "--example news --limit 3000 --duration 8 --every 2s --concurrency 3 --users 1"
+        " --ready-timeout 150 --rollout-timeout 120"
+    )
+    pids: dict[str, processes.Record | None] = {}
+    try:
+        result = _demo(env, *quick.split(), timeout=300)
+        summary = json.loads(layout.summary_file().read_text())
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        assert summary["ok"] is True and summary["mixed"] == 0
+        assert summary["served"] > 0 and summary["served"] == summary["requests"]
+        assert summary["client_errors"] == 0 and summary["server_errors"] == 0
+        assert summary["similarity_items"] > 0 and summary["similarity_mismatches"] == []
+        # Requests named regions, and every item answering them is, in the catalog, of those regions.
+        assert summary["partition_responses"] > 0 and summary["partition_items"] > 0
+        assert summary["partition_violations"] == 0
+        assert summary["quality"] == [] and "skipped for the news example" in result.stdout
+        assert {t["type_name"] for t in summary["types"]} == set(NEWS.types)
+        for rollout in summary["types"]:
+            assert rollout["advanced"] and rollout["target"] in rollout["served"], rollout
+        assert "catalog synth" in result.stdout and "region" in result.stdout  # the recommendations table
+        pids = {name: processes.running(layout, name) for name in names}
+        assert all(pids.values()), pids
+        # Its catalog is under its own prefix with the news schema; the configured prefix holds none.
+        record = redis_client.get(Keys(prefix).catalog_schema())
+        assert record is not None and json.loads(record)["name"] == "news"
+        assert redis_client.get(Keys(settings.key_prefix).catalog_schema()) is None
+    finally:
+        down = _demo(env, "down", "--example", "news", timeout=120)
+        for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000):
+            redis_client.delete(key)
+        opensearch_client.indices.delete(index=f"{prefix}-*", expand_wildcards="all", ignore_unavailable=True)
+        for name in opensearch_client.indices.get_index_template(name=f"{prefix}-*", ignore=404).get(
+            "index_templates", []
+        ):
+            opensearch_client.indices.delete_index_template(name=name["name"])
+    assert down.returncode == 0, down.stderr
+    assert all(processes.running(layout, name) is None for name in names)
     assert not any(processes.alive(record.pid) for record in pids.values() if record is not None)

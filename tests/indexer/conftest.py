@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import redis
 import uvicorn
+from catalog_loading import load_goodbooks
 from indexer_support import CATALOG_SIZE, USERS, MovableClock, RunnerFactory
 
 from contract.keys import Keys, Kind
@@ -20,7 +21,8 @@ from contract.settings import IndexerSettings, Settings
 from contract.types import EmbeddingType
 from contract.vectors import bucket_of
 from contract.versions import Frame
-from indexer.catalog import Item, load_catalog
+from examples.goodbooks.loader import goodbooks_items
+from indexer.catalog import Item
 from indexer.metrics import IndexerMetrics
 from indexer.scheduler import Runner
 from orchestrator.main import create_app
@@ -90,13 +92,16 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 async def make_runner(clock: MovableClock) -> AsyncIterator[RunnerFactory]:
-    """Runners on the test's clock (300 catalog items, batches of 100); closed afterwards."""
+    """Runners on the test's clock (batches of 100), over a catalog of the first 300 goodbooks books (loaded
+    into the store of a key prefix on its first runner); closed afterwards."""
     made: list[Runner] = []
+    loaded: set[str] = set()
 
     def make(settings: IndexerSettings) -> Runner:
-        runner = Runner(
-            settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100, clock=clock
-        )
+        if settings.key_prefix not in loaded:
+            load_goodbooks(settings, CATALOG_SIZE)
+            loaded.add(settings.key_prefix)
+        runner = Runner(settings, IndexerMetrics.create(), batch_size=100, clock=clock)
         made.append(runner)
         return runner
 
@@ -108,7 +113,7 @@ async def make_runner(clock: MovableClock) -> AsyncIterator[RunnerFactory]:
 @pytest.fixture(scope="session")
 def small_catalog() -> list[Item]:
     """The first 300 goodbooks items."""
-    return load_catalog(Settings().data_dir, limit=CATALOG_SIZE)
+    return [Item.from_document(doc) for doc in goodbooks_items(Settings().data_dir, CATALOG_SIZE)]
 
 
 Publisher = Callable[..., str]

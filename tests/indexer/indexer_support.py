@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from contract.settings import IndexerSettings
-from contract.types import EmbeddingType, Family, Similarity
+from contract.types import EmbeddingType, Family, IndexParams, Similarity
 from contract.wire import TypeInfo
 from indexer.scheduler import Runner, connect_orchestrator
 from orchestrator_client import OrchestratorClient
@@ -20,10 +20,19 @@ RunnerFactory = Callable[[IndexerSettings], Runner]
 
 
 def make_type(
-    name: str = "als-d8", dim: int = 8, similarity: Similarity = Similarity.COSINE
+    name: str = "als-d8",
+    dim: int = 8,
+    similarity: Similarity = Similarity.COSINE,
+    index: IndexParams | None = None,
 ) -> EmbeddingType:
-    """A direct-direct type for tests."""
-    return EmbeddingType(name=name, family=Family.DIRECT_DIRECT, dim=dim, similarity=similarity)
+    """A direct-direct type for tests (index parameters: the settings' unless given)."""
+    return EmbeddingType(
+        name=name,
+        family=Family.DIRECT_DIRECT,
+        dim=dim,
+        similarity=similarity,
+        index=index or IndexParams(),
+    )
 
 
 def grace_of(settings: IndexerSettings) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import redis
 from indexer_support import CATALOG_SIZE, MovableClock, RunnerFactory, grace_of, make_type, wait_latest
@@ -12,9 +10,11 @@ from opensearchpy import OpenSearch
 from contract.indexing import Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
 from contract.settings import Settings
-from indexer.changes import ChangeConsumer, ChangeKind, publish_change
+from contract.types import EmbeddingType
+from indexer.changes import ChangeConsumer
 from indexer.errors import VerificationError
 from indexer.incremental import IncrementalIndexer
+from indexer.scheduler import Runner
 
 pytestmark = pytest.mark.anyio
 
@@ -52,11 +52,11 @@ async def test_incremental_cycles_follow_versions_and_changes(
     assert _count(opensearch_client, live, loc.version_field, v1) == CATALOG_SIZE - 5
 
     # Catalog changes: a new item, a retitled one, a deleted one.
-    catalog = runner.catalog()
-    new_item = replace(catalog[7], item_id="99999", title="A new book")
-    publish_change(redis_client, keys, ChangeKind.UPSERT, new_item)
-    publish_change(redis_client, keys, ChangeKind.UPSERT, replace(catalog[9], title="Retitled"))
-    publish_change(redis_client, keys, ChangeKind.DELETE, item_id=catalog[20].item_id)
+    catalog = await runner.catalog()
+    new_item = catalog[7].replaced(item_id="99999", title="A new book")
+    await runner.store.put([new_item.document()])
+    await runner.store.put([catalog[9].replaced(title="Retitled").document()])
+    await runner.store.delete([catalog[20].item_id])
     (second,) = (await runner.incremental()).results
     assert second.changes == 3 and second.deleted == 1 and not second.types[0].promoted
     assert await ChangeConsumer(runner.redis, keys).pending() == 0  # acknowledged after indexing
@@ -98,23 +98,68 @@ async def test_incremental_cycles_follow_versions_and_changes(
     assert _count(opensearch_client, live, version_field(etype.name, Slot.A), v1) == 0
 
 
+async def _served_in_slot_a(
+    settings: Settings, publish_version, make_runner: RunnerFactory
+) -> tuple[EmbeddingType, Runner, str]:
+    """A new type with v1 published and served from the live index's slot A: its type, runner and v1."""
+    etype = make_type()
+    runner = make_runner(settings)
+    v1 = publish_version(etype, 1)
+    await wait_latest(settings, etype.name, v1)
+    await runner.incremental()
+    return etype, runner, v1
+
+
 async def test_verification_names_an_item_whose_slot_lacks_its_vector(
     orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
 ) -> None:
-    etype = make_type()
+    etype, runner, v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
     live = live_index(orchestrator.index_prefix)
-    runner = make_runner(orchestrator)
-    v1 = publish_version(etype, 1)
-    await wait_latest(orchestrator, etype.name, v1)
-    await runner.incremental()
     vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
     indexer = IncrementalIndexer(
         orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
     )
     # 5 cold items lack v1 and the orchestrator confirms they have no vector: that verifies.
     assert await indexer.verify(etype.name, verfield, v1) == CATALOG_SIZE - 5
-    victim = runner.catalog()[100].item_id
+    victim = (await runner.catalog())[100].item_id
     opensearch_client.update(index=live, id=victim, body={"doc": {vfield: None, verfield: None}})
     opensearch_client.indices.refresh(index=live)
     with pytest.raises(VerificationError, match=f"item '{victim}' has a vector"):
         await indexer.verify(etype.name, verfield, v1)
+
+
+async def test_an_edit_of_metadata_keeps_the_vectors_unwritten_and_drops_fields_the_item_no_longer_has(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
+) -> None:
+    etype, runner, v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
+    live = live_index(orchestrator.index_prefix)
+    vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
+    catalog = await runner.catalog()
+    sources = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in catalog]})["docs"]
+    item = next(
+        i
+        for i, doc in zip(catalog, sources, strict=True)
+        if i.fields.get("tags") and doc["_source"].get(verfield)
+    )
+    before = opensearch_client.get(index=live, id=item.item_id)["_source"]
+    tag = item.fields["tags"][0]
+
+    edited = {k: v for k, v in item.document().items() if k != "tags"} | {"title": "Retitled"}
+    await runner.store.put([edited])
+    (cycle,) = (await runner.incremental()).results
+    assert cycle.changes == 1 and cycle.types[0].written == 0  # its v1 vector is already in the slot
+    after = opensearch_client.get(index=live, id=item.item_id)["_source"]
+    assert after["title"] == "Retitled" and after.get("tags") is None
+    assert after[verfield] == v1 and after[vfield] == before[vfield]
+    by_tag = {"query": {"bool": {"filter": [{"ids": {"values": [item.item_id]}}, {"term": {"tags": tag}}]}}}
+    assert opensearch_client.count(index=live, body=by_tag)["count"] == 0
+
+    # Deleted, then put back: a new document, so its vector is written again.
+    await runner.store.delete([item.item_id])
+    await runner.incremental()
+    await runner.store.put([item.document()])
+    (back,) = (await runner.incremental()).results
+    assert back.types[0].written == 1
+    restored = opensearch_client.get(index=live, id=item.item_id)["_source"]
+    assert restored[vfield] == before[vfield] and restored["tags"] == list(item.fields["tags"])
+    assert opensearch_client.count(index=live, body=by_tag)["count"] == 1

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from catalog_loading import load_goodbooks
 from indexer_support import CATALOG_SIZE, make_type, type_info, wait_latest
 from opensearchpy import OpenSearch
 
@@ -49,8 +50,6 @@ def _command() -> list[str]:
         str(lockstep),
         "index",
         "shadow",
-        "--limit",
-        str(CATALOG_SIZE),
         "--batch-size",
         str(BATCH),
         "--lock-wait",
@@ -83,6 +82,7 @@ def test_sigkill_at_random_points_never_exposes_an_unverified_index(
 ) -> None:
     # Real time in the subprocesses: a grace of 1 s, so the runs retire old indices too.
     settings = orchestrator.model_copy(update={"slot_grace_seconds": 1.0})
+    load_goodbooks(settings, CATALOG_SIZE)
     etype = make_type()
     v1 = publish_version(etype, 1)
     asyncio.run(wait_latest(settings, etype.name, v1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from indexer_support import CATALOG_SIZE, MovableClock, RunnerFactory, grace_of, make_type, wait_latest
 from opensearchpy import OpenSearch
@@ -9,6 +11,7 @@ from opensearchpy import OpenSearch
 from contract.indexing import Mode, items_alias, shadow_index
 from contract.settings import Settings
 from indexer.errors import DocumentRejectedError
+from indexer.scheduler import Runner
 
 pytestmark = pytest.mark.anyio
 
@@ -74,3 +77,33 @@ async def test_rejected_document_fails_the_cycle_and_names_the_item(
     info = await runner.orchestrator.type_info(etype.name)
     assert info.in_use is None and info.indexed == []
     assert not opensearch_client.indices.exists_alias(name=items_alias(orchestrator.index_prefix, etype.name))
+
+
+def _sample(runner: Runner, name: str) -> float:
+    return sum(s.value for m in runner.metrics.registry.collect() for s in m.samples if s.name == name)
+
+
+async def test_run_counts_the_cycles_that_complete_not_those_a_held_lock_skips(
+    orchestrator: Settings, publish_version, make_runner: RunnerFactory
+) -> None:
+    etype = make_type()
+    await wait_latest(orchestrator, etype.name, publish_version(etype, 1))
+    runner = make_runner(orchestrator)
+    other = make_runner(orchestrator)  # another indexer holds the type's lock (a killed one's, not expired)
+    stop = asyncio.Event()
+
+    async def until(name: str, value: float) -> None:
+        async with asyncio.timeout(60):
+            while True:  # the runner's own task counts: there is no event to wait on
+                if _sample(runner, name) >= value:
+                    return
+                await asyncio.sleep(0.05)
+
+    async with other.lock(f"shadow:{etype.name}"):
+        run = asyncio.create_task(runner.run_forever("shadow", 0.05, [etype.name], stop))
+        await until("lockstep_indexer_cycle_seconds_count", 2)
+        assert _sample(runner, "lockstep_indexer_cycles_total") == 0
+    await until("lockstep_indexer_cycles_total", 1)
+    stop.set()
+    await run
+    assert (await runner.orchestrator.type_info(etype.name)).in_use is not None

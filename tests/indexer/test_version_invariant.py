@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 import redis
+from catalog_loading import load_goodbooks
 from indexer_support import CATALOG_SIZE, USERS, make_type, wait_latest
 
 from contract.keys import Keys, Kind
@@ -33,9 +34,10 @@ async def _invariant_run(
     """Query for `seconds`, and on until `versions` (type, version) pairs were served (a slow cluster)."""
     # The runners' own clock and a grace of 1 s: incremental slots are reused while the run lasts.
     settings = settings.model_copy(update={"slot_grace_seconds": 1.0})
+    load_goodbooks(settings, CATALOG_SIZE)
     runners = {
-        "shadow": Runner(settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100),
-        "incremental": Runner(settings, IndexerMetrics.create(), catalog_limit=CATALOG_SIZE, batch_size=100),
+        "shadow": Runner(settings, IndexerMetrics.create(), batch_size=100),
+        "incremental": Runner(settings, IndexerMetrics.create(), batch_size=100),
     }
     types = {"shadow": [SHADOW_TYPE.name], "incremental": [LIVE_TYPE.name]}
     n = 1

@@ -185,7 +185,12 @@ async def open_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def auth(settings: Settings, role: str, position: int = 0) -> dict[str, str]:
     """Bearer header with a key of `role`."""
-    secrets = {"reader": settings.reader_keys, "indexer": settings.indexer_keys, "admin": settings.admin_keys}
+    secrets = {
+        "reader": settings.reader_keys,
+        "indexer": settings.indexer_keys,
+        "admin": settings.admin_keys,
+        "catalog": settings.catalog_keys,
+    }
     return {"Authorization": f"Bearer {secrets[role][position].get_secret_value()}"}
 
 

@@ -33,6 +33,7 @@ class Case:
     raw: str | bytes | None = None  # sent verbatim (e.g. NaN, which strict JSON encoders refuse)
     role: str | None = "admin"  # admin passes every role check, so the body is what fails
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"  # of a raw body
 
 
 CASES = {
@@ -92,7 +93,7 @@ CASES = {
         routes.aggregate_path(T),
         422,
         "InvalidField",
-        "body",
+        "attributes",
         body={"attributes": []},
     ),
     "oversized attributes": Case(
@@ -266,6 +267,96 @@ CASES = {
             "item_count": 1,
         },
     ),
+    "weight as a string": Case(
+        "POST",
+        routes.aggregate_path(T),
+        422,
+        "InvalidField",
+        "attributes[0].weight",
+        body={"attributes": [{"id": "tag:a", "weight": "5"}]},
+    ),
+    "weight as a boolean": Case(
+        "POST",
+        routes.aggregate_path(T),
+        422,
+        "InvalidField",
+        "attributes[0].weight",
+        body={"attributes": [{"id": "tag:a", "weight": True}]},
+    ),
+    "normalize as a number": Case(
+        "POST",
+        routes.aggregate_path(T),
+        422,
+        "InvalidField",
+        "normalize",
+        body={"attributes": [{"id": "tag:a"}], "normalize": 1},
+    ),
+    "repeated key": Case(
+        "PUT",
+        routes.in_use_path(T),
+        422,
+        "InvalidField",
+        "version",
+        raw=f'{{"expected": "{V1}", "version": "{V9}", "version": "{V2}"}}',
+    ),
+    "text/plain body": Case(
+        "PUT",
+        routes.in_use_path(T),
+        415,
+        "UnsupportedMediaType",
+        "content-type",
+        raw=f'{{"expected": "{V1}", "version": "{V2}"}}',
+        content_type="text/plain",
+    ),
+    "form body": Case(
+        "POST",
+        routes.rollback_path(T),
+        415,
+        "UnsupportedMediaType",
+        "content-type",
+        raw="reason=x",
+        content_type="application/x-www-form-urlencoded",
+    ),
+    "version with a trailing newline": Case(
+        "PUT",
+        routes.in_use_path(T),
+        422,
+        "InvalidField",
+        "version",
+        body={"expected": V1, "version": V2 + "\n"},
+    ),
+    "user id with a trailing newline": Case(
+        "POST",
+        routes.aggregate_path(T),
+        422,
+        "InvalidField",
+        "user_id",
+        body={"user_id": "u1\n"},
+    ),
+    "item id with a trailing newline": Case(
+        "POST",
+        routes.items_batch_path(T),
+        422,
+        "InvalidField",
+        "item_ids[0]",
+        body={"version": V1, "item_ids": ["1\n"]},
+    ),
+    "history limit with a sign": Case(
+        "GET",
+        routes.in_use_history_path(T) + "?limit=%2B10",
+        422,
+        "InvalidField",
+        "limit",
+    ),
+    "history limit in Arabic-Indic digits": Case(
+        "GET",
+        routes.in_use_history_path(T) + "?limit=%D9%A1%D9%A0",
+        422,
+        "InvalidField",
+        "limit",
+    ),
+    # GET of /v1/embedding-types/{type_name} takes this path, but it names the refresh resource (POST).
+    "GET of refresh": Case("GET", routes.type_refresh_path(T), 405, "MethodNotAllowed", "path"),
     "in-use to unpublished": Case(
         "PUT",
         routes.in_use_path(T),
@@ -292,7 +383,7 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
     async with app_client(orch_settings) as client:
         if case.raw is not None:
             content = case.raw.encode() if isinstance(case.raw, str) else case.raw
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = case.content_type
             response = await client.request(case.method, case.path, content=content, headers=headers)
         else:
             response = await client.request(case.method, case.path, json=case.body, headers=headers)

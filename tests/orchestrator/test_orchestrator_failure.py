@@ -19,7 +19,13 @@ from contract.settings import Settings
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 
 # A Redis of the test's own is a standalone one, whichever topology the session runs on.
-STANDALONE: dict[str, object] = {"redis_topology": "standalone", "redis_cluster_nodes": []}
+# A Redis of the test's own: standalone, and without the stack Redis's ACL users.
+STANDALONE: dict[str, object] = {
+    "redis_topology": "standalone",
+    "redis_cluster_nodes": [],
+    "redis_username": None,
+    "redis_password": None,
+}
 
 pytestmark = pytest.mark.anyio
 
@@ -184,3 +190,26 @@ async def test_closed_port_is_503_from_the_first_request(app_client: AppFactory,
         response = await client.get(routes.user_vector_path("als-d8", "u1"), headers=auth(own, "reader"))
         assert response.status_code == 503 and response.json()["error"] == "RedisUnavailable"
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_types_listed_before_the_first_poll_are_read_not_an_empty_list(
+    app_client: AppFactory, settings: Settings, throwaway: ThrowawayRedis
+) -> None:
+    # Started while Redis is down, the first poll fails and the next is an hour away: the snapshot is empty.
+    own = settings.model_copy(
+        update={
+            **STANDALONE,
+            "redis_url": f"redis://127.0.0.1:{throwaway.port}/0",
+            "request_timeout_seconds": 0.5,
+            "orchestrator_poll_seconds": 3600,
+        }
+    )
+    reader = auth(own, "reader")
+    async with app_client(own) as client:
+        down = await client.get(routes.types_path(), headers=reader)
+        # Before: 200 with [] (serving then answered 409 "no embedding type has an in-use version").
+        assert down.status_code == 503 and down.json()["error"] == "RedisUnavailable", down.text
+        _seed(throwaway.start(), Keys(own.key_prefix))
+        listed = await client.get(routes.types_path(), headers=reader)
+        assert listed.status_code == 200, listed.text
+        assert [(t["type"]["name"], t["in_use"]) for t in listed.json()] == [("als-d8", frame(1).version_id)]

@@ -52,7 +52,7 @@ async def test_openapi_documents_every_route_role_and_error(
     assert {s["type"] for s in schemes.values()} >= {"http", "apiKey"}
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
     v1 = [(p, m, op) for p, m, op in operations if p.startswith("/v1/")]
-    assert len(v1) == 11  # indexed/{version} has PUT and DELETE
+    assert len(v1) == 17  # indexed/{version} has PUT and DELETE; an item GET, PUT, PATCH and DELETE
     expected_paths = {
         routes.TYPES,
         routes.TYPE,
@@ -64,6 +64,9 @@ async def test_openapi_documents_every_route_role_and_error(
         routes.IN_USE_HISTORY,
         routes.ROLLBACK,
         routes.INDEXED,
+        routes.CATALOG_ITEM,
+        routes.CATALOG_BATCH,
+        routes.ITEM_SCHEMA,
     }
     assert {p for p, _, _ in v1} == expected_paths
     for path, method, op in v1:
@@ -77,6 +80,9 @@ async def test_openapi_documents_every_route_role_and_error(
     assert roles[(routes.ROLLBACK, "post")] == ["admin"]
     assert roles[(routes.IN_USE, "put")] == ["admin", "indexer"]
     assert roles[(routes.USER_VECTOR, "get")] == ["admin", "indexer", "reader"]
+    for method in ("put", "patch", "delete"):
+        assert roles[(routes.CATALOG_ITEM, method)] == ["admin", "catalog"]
+    assert roles[(routes.CATALOG_BATCH, "post")] == ["admin", "catalog"]
     batch = spec["paths"][routes.ITEMS_BATCH]["post"]
     assert "base64" in batch["description"] and "float32" in batch["description"]
     assert {"/healthz", "/readyz", "/metrics"} <= set(spec["paths"])

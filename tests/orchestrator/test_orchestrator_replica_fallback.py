@@ -7,6 +7,7 @@ from orchestrator_support import Fixtures, direct_type, frame, indirect_type, ro
 from redis.asyncio import Redis
 
 from contract.keys import Kind
+from contract.redis_clients import login_options
 from contract.settings import Settings
 from orchestrator.cache import VectorCache
 from orchestrator.store import Store
@@ -23,9 +24,9 @@ async def test_what_the_replica_lacks_comes_from_the_primary(fixtures: Fixtures,
     users = rows("u", 40, 8, 1)
     version = fixtures.publish(etype, frame(1), {Kind.USER: users})
     tag_version = fixtures.publish(tags, frame(1), {Kind.ATTRIBUTE: rows("tag:", 5, 8, 2)})
-    primary = Redis.from_url(settings.redis_endpoint)
+    primary = Redis.from_url(settings.redis_endpoint, **login_options(settings))
     # The most lagging replica there is: one that has nothing yet (another database of the same server).
-    lagging = Redis.from_url(settings.redis_endpoint.rsplit("/", 1)[0] + "/1")
+    lagging = Redis.from_url(settings.redis_endpoint.rsplit("/", 1)[0] + "/1", **login_options(settings))
     try:
         store = Store(primary, fixtures.keys, VectorCache(0), lagging)
         manifest = await store.manifest(etype.name, version)

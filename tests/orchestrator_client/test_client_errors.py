@@ -28,7 +28,13 @@ from orchestrator_client.errors import (
 )
 
 # A Redis of the test's own is a standalone one, whichever topology the session runs on.
-STANDALONE: dict[str, object] = {"redis_topology": "standalone", "redis_cluster_nodes": []}
+# A Redis of the test's own: standalone, and without the stack Redis's ACL users.
+STANDALONE: dict[str, object] = {
+    "redis_topology": "standalone",
+    "redis_cluster_nodes": [],
+    "redis_username": None,
+    "redis_password": None,
+}
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_servers import RedisServer, ThrowawayCluster
+from redis_servers import NO_LOGIN, RedisServer, ThrowawayCluster
 
 from contract.keys import Keys
 from contract.redis_clients import SyncRedis, sync_client
@@ -38,6 +38,7 @@ def cluster_settings(settings: Settings, cluster: ThrowawayCluster) -> Settings:
             "redis_url": f"redis://{cluster.seeds[0]}",
             "redis_cluster_nodes": cluster.seeds,
             "orchestrator_poll_seconds": 0.05,
+            **NO_LOGIN,
         }
     )
 

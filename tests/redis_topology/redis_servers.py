@@ -19,6 +19,9 @@ import redis
 from contract.vectors import LISTPACK_ENTRIES, LISTPACK_VALUE
 
 DEADLINE_SECONDS = 60.0
+# Settings of a client of these servers: they have no ACL users, unlike the stack's Redis whose login the
+# session's settings carry.
+NO_LOGIN: dict[str, object] = {"redis_username": None, "redis_password": None}
 
 # What Lockstep's startup check requires (contract.redis_setup); a test overrides one to break it.
 GOOD_CONFIG: dict[str, str] = {

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_servers import ThrowawayCluster, eventually
+from redis_servers import NO_LOGIN, ThrowawayCluster, eventually
 from topology_support import TYPE, auth, orchestrator, publish_versions
 
 from contract import routes
@@ -47,6 +47,7 @@ async def test_a_failed_cluster_answers_503_naming_the_state(
             "redis_cluster_nodes": fragile.seeds,
             "redis_wait_replicas": 0,
             "request_timeout_seconds": 0.5,
+            **NO_LOGIN,
         }
     )
     client = sync_client(own)

@@ -30,7 +30,7 @@ from failover_support import (
     until,
     until_async,
 )
-from redis_servers import ThrowawayCluster, eventually
+from redis_servers import NO_LOGIN, ThrowawayCluster, eventually
 from topology_support import TYPE, auth, frame, location, orchestrator_http, publish_versions, vector_set
 
 from contract import routes
@@ -91,6 +91,7 @@ def rig(settings: Settings, failover_cluster: ThrowawayCluster) -> Iterator[Rig]
             "redis_topology": "cluster",
             "redis_url": f"redis://{failover_cluster.seeds[0]}",
             "redis_cluster_nodes": failover_cluster.seeds,
+            **NO_LOGIN,
         }
     )
     client = sync_client(own, timeout=10)

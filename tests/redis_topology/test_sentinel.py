@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis_servers import ThrowawaySentinel
+from redis_servers import NO_LOGIN, ThrowawaySentinel
 from topology_support import TYPE, auth, location, orchestrator, publish_versions
 
 from contract import routes
@@ -34,6 +34,7 @@ async def test_publish_and_in_use_through_sentinel(settings: Settings, sentinel:
             "redis_sentinel_hosts": sentinel.hosts,
             "redis_sentinel_master": sentinel.name,
             "redis_replica_reads": True,
+            **NO_LOGIN,
         }
     )
     client = checked_client(own)  # checks the primary and the replica the Sentinel names

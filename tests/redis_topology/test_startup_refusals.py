@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_servers import GOOD_CONFIG, RedisServer, ThrowawayCluster, free_ports, new_server
+from redis_servers import GOOD_CONFIG, NO_LOGIN, RedisServer, ThrowawayCluster, free_ports, new_server
 from typer.testing import CliRunner
 
 from cli.main import app as lockstep
@@ -34,15 +34,18 @@ BROKEN = {
 
 
 def _on(settings: Settings, server: RedisServer) -> Settings:
-    return settings.model_copy(update={"redis_url": server.url})
+    return settings.model_copy(update={"redis_url": server.url, **NO_LOGIN})
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def _env(settings: Settings) -> dict[str, str | None]:
     return {
         "LOCKSTEP_REDIS_URL": str(settings.redis_url),
         "LOCKSTEP_KEY_PREFIX": settings.key_prefix,
         "LOCKSTEP_REDIS_TOPOLOGY": settings.redis_topology,
         "LOCKSTEP_DEVELOPMENT": "1",
+        # Unset: these servers have no ACL users (the stack Redis's login may be in the environment).
+        "LOCKSTEP_REDIS_USERNAME": None,
+        "LOCKSTEP_REDIS_PASSWORD": None,
     }
 
 
@@ -69,16 +72,14 @@ async def test_each_process_refuses_a_node_without_what_lockstep_relies_on(
     assert published.exit_code == 2 and "refusing to use Redis" in published.output
     assert where in " ".join(published.output.split())  # the console wraps long lines
     # The indexer runs its own event loop (asyncio.run), so its command runs off this test's loop.
-    indexer = await asyncio.to_thread(
-        CliRunner().invoke, lockstep, ["index", "shadow", "--limit", "1"], env=_env(own)
-    )
+    indexer = await asyncio.to_thread(CliRunner().invoke, lockstep, ["index", "shadow"], env=_env(own))
     assert isinstance(indexer.exception, RedisSetupError) and where in str(indexer.exception)
 
 
 async def test_a_cluster_node_given_as_standalone_is_refused_naming_the_topology_setting(
     settings: Settings, cluster: ThrowawayCluster
 ) -> None:
-    own = settings.model_copy(update={"redis_url": f"redis://{cluster.seeds[0]}"})
+    own = settings.model_copy(update={"redis_url": f"redis://{cluster.seeds[0]}", **NO_LOGIN})
     named = "is a Redis Cluster node (it would answer MOVED) but LOCKSTEP_REDIS_TOPOLOGY is standalone"
     with pytest.raises(RedisSetupError, match=re.escape(named)):
         checked_client(own)
@@ -96,7 +97,7 @@ async def test_a_standalone_given_as_cluster_and_a_failed_cluster_are_refused(
     settings: Settings, throwaway: list[RedisServer], tmp_path: Path
 ) -> None:
     standalone = new_server(throwaway, tmp_path, GOOD_CONFIG)
-    own = settings.model_copy(update={"redis_url": standalone.url, "redis_topology": "cluster"})
+    own = settings.model_copy(update={"redis_url": standalone.url, "redis_topology": "cluster", **NO_LOGIN})
     with pytest.raises(
         RedisSetupError, match="is not a Redis Cluster node but LOCKSTEP_REDIS_TOPOLOGY is cluster"
     ):
@@ -108,7 +109,7 @@ async def test_a_standalone_given_as_cluster_and_a_failed_cluster_are_refused(
 
     # A cluster node that serves no slot: its cluster_state is fail.
     lonely = new_server(throwaway, tmp_path, {**GOOD_CONFIG, "cluster-enabled": "yes"})
-    failed = settings.model_copy(update={"redis_url": lonely.url, "redis_topology": "cluster"})
+    failed = settings.model_copy(update={"redis_url": lonely.url, "redis_topology": "cluster", **NO_LOGIN})
     named = f"Redis node 127.0.0.1:{lonely.port}: cluster_state is fail"
     with pytest.raises(RedisSetupError, match=re.escape(named)):
         checked_client(failed)

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from hypothesis import strategies as st
 
 from contract.indexing import IndexedLocation, Mode, Slot, vector_field, version_field
-from contract.items import FILTERABLE_FIELDS
+from contract.items import schema
 from contract.types import EmbeddingType, Family, Similarity
+
+FILTERABLE_FIELDS = schema().filterable()
 
 V1 = "20170101T000000Z-20170701T000000Z"
 V2 = "20170101T000000Z-20180101T000000Z"

@@ -14,7 +14,7 @@ from contract.indexing import Slot, vector_field, version_field
 from contract.settings import Settings
 from contract.types import Similarity
 from search.client import build_client
-from search.errors import IndexNotFound, SearchRejected, SearchUnavailable
+from search.errors import IndexNotFound, QueryRejected, SearchRejected, SearchUnavailable
 from search.port import SearchEngine
 from search.requests import (
     ItemDocument,
@@ -221,6 +221,7 @@ async def test_errors_are_mapped_to_our_exceptions(
     with pytest.raises(SearchRejected) as rejected:
         await search.knn(wrong_dim)
     assert rejected.value.status == 400
+    assert isinstance(rejected.value, QueryRejected)
     assert "dimension" in rejected.value.reason.lower()
     assert isinstance(rejected.value.__cause__, Exception)
 

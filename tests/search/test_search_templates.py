@@ -10,7 +10,7 @@ from opensearchpy import OpenSearch
 from search_support import embedding_type
 
 from contract.indexing import Mode, Slot, vector_field, version_field
-from contract.items import ITEM_FIELDS
+from contract.items import FieldKind, FieldSpec, load_schema, schema, using_schema
 from contract.settings import Settings
 from contract.types import Similarity
 from search.errors import TemplateMismatch, UnsupportedEngine
@@ -23,11 +23,14 @@ from search.templates import (
     items_template,
     knn_vector_mapping,
     layout_of,
+    metadata_mapping,
     require_lucene,
     template_name,
     template_problems,
     vector_slot_mappings,
 )
+
+NEWS = Path(__file__).resolve().parents[2] / "examples" / "news" / "schema.yaml"
 
 
 @pytest.mark.anyio
@@ -45,7 +48,7 @@ async def test_template_installs_validates_and_applies_to_new_items_indices(
     await search.create_index(index, vector_slot_mappings(etype, settings), settings.hnsw_ef_search)
     mapping = opensearch_client.indices.get_mapping(index=index)[index]["mappings"]
     assert mapping["dynamic"] == "strict"
-    for name in ITEM_FIELDS:
+    for name in schema().kinds():
         assert name in mapping["properties"]
     assert mapping["properties"]["average_rating"]["type"] == "double"
     for slot in Slot:
@@ -135,13 +138,35 @@ def test_the_template_file_must_not_fix_the_layout(tmp_path: Path, settings: Set
         items_template(settings, bad)
 
 
-def test_a_template_file_disagreeing_with_the_contract_is_refused(tmp_path: Path, settings: Settings) -> None:
+def test_a_template_file_naming_fields_is_refused(tmp_path: Path, settings: Settings) -> None:
+    """The metadata mapping comes from the item schema alone: a template file with its own is refused."""
     data = json.loads(TEMPLATE_PATH.read_text())
-    del data["template"]["mappings"]["properties"]["tags"]
+    data["template"]["mappings"]["properties"] = {"tags": {"type": "keyword"}}
     bad = tmp_path / "items.json"
     bad.write_text(json.dumps(data))
-    with pytest.raises(TemplateMismatch, match="field 'tags'"):
+    with pytest.raises(TemplateMismatch, match="come from the item schema"):
         items_template(settings, bad)
+
+
+def test_the_mapping_follows_the_item_schema(settings: Settings) -> None:
+    """Every kind maps to its OpenSearch type; a field that is not filterable is stored but not indexed."""
+    news = load_schema(NEWS)
+    mapping = metadata_mapping(news)
+    assert mapping["published_at"] == {"type": "date", "format": "strict_date_optional_time"}
+    assert mapping["paywalled"] == {"type": "boolean"}
+    assert mapping["topics"] == {"type": "keyword"} and mapping["title"] == {"type": "text"}
+    assert mapping["views"] == {"type": "integer"} and mapping["quality"] == {"type": "double"}
+    unfiltered = news.model_copy(
+        update={"fields": {**news.fields, "word_count": FieldSpec(type=FieldKind.INTEGER, filterable=False)}}
+    )
+    assert metadata_mapping(unfiltered)["word_count"] == {"type": "integer", "index": False}
+    with using_schema(news):
+        body = items_template(settings)
+    assert body["template"]["mappings"]["properties"] == mapping
+    assert body["template"]["mappings"]["_meta"] == {
+        "item_schema": "news",
+        "schema_fingerprint": news.fingerprint(),
+    }
 
 
 @pytest.mark.parametrize("engine", ["faiss", "nmslib", "Lucene", ""])

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
 from contract.wire import ENTITY_ID, WeightedAttribute
+from service.admission import remaining
 from service.app import create_service_app
 from service.errors import Forbidden
+from service.server import ServerConfig
 
 
 @dataclass
@@ -54,6 +61,22 @@ async def item(item_id: Annotated[str, Path(pattern=ENTITY_ID.pattern)]) -> dict
     return {"item_id": item_id}
 
 
+@router.get("/held")
+async def held(request: Request) -> dict[str, float | None]:
+    """Signals the state's `entered` semaphore, waits for its `release` event; answers the budget left."""
+    left = remaining()
+    state: dict[str, Any] = request.app.state.probe
+    state["entered"].release()
+    await asyncio.to_thread(state["release"].wait)
+    return {"remaining": left}
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Never counted against the in-flight bound."""
+    return {"status": "ok"}
+
+
 @router.get("/refused")
 async def refused() -> None:
     """A ServiceError."""
@@ -66,7 +89,7 @@ async def broken() -> None:
     raise RuntimeError("a bug")
 
 
-def build_app(observed: Observed) -> FastAPI:
+def build_app(observed: Observed, max_in_flight: int = 100, budget: float | None = None) -> FastAPI:
     """The app, its state an empty dict."""
 
     @asynccontextmanager
@@ -81,6 +104,8 @@ def build_app(observed: Observed) -> FastAPI:
         state_name="probe",
         open_state=open_state,
         observer=observed,
+        max_in_flight=max_in_flight,
+        budget=budget,
         security_schemes={"BearerKey": {"type": "http", "scheme": "bearer"}},
     )
 
@@ -119,3 +144,25 @@ async def call_asgi(
     }
     await app(scope, receive, send)
     return sent
+
+
+@contextmanager
+def served(app: FastAPI, read_timeout: float = 10.0) -> Iterator[str]:
+    """`app` under uvicorn with service.server's config on a free port, on a thread: its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(
+        ServerConfig(app, read_timeout=read_timeout, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)  # polls a condition
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()

@@ -23,7 +23,7 @@ OVERSIZED = b'{"attributes": [' + b" " * MAX_BODY_BYTES + b"]}"
 
 @dataclass(frozen=True)
 class Target:
-    """An app and its JSON POST route (the orchestrator's needs a key; serving's needs none)."""
+    """An app and its JSON POST route, with a key its route admits."""
 
     create: Callable[[Settings], FastAPI]
     post_route: str
@@ -38,7 +38,7 @@ def _targets(settings: Settings) -> dict[str, Target]:
             routes.aggregate_path("als-d8"),
             {"Authorization": f"Bearer {key}"},
         ),
-        "serving": Target(create_serving, "/v1/recommend"),
+        "serving": Target(create_serving, "/v1/recommend", {"Authorization": f"Bearer {key}"}),
     }
 
 

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.anyio
 
 TOO_LARGE = {"error": "BodyTooLarge", "detail": f"body: larger than {MAX_BODY_BYTES} bytes"}
 CHUNK = 64 * 1024
+JSON = {"Content-Type": "application/json"}
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:
@@ -22,12 +23,14 @@ def _client(app: FastAPI) -> httpx.AsyncClient:
 
 
 async def _streamed(total: int) -> AsyncIterator[bytes]:
-    """A body without Content-Length (chunked), `total` bytes of JSON-ish padding."""
-    sent = 0
+    """A body without Content-Length (chunked): `total` bytes of a JSON array of spaces."""
+    yield b"["
+    sent = 2
     while sent < total:
         size = min(CHUNK, total - sent)
         yield b" " * size
         sent += size
+    yield b"]"
 
 
 def test_the_longest_legal_attribute_list_fits_the_body_limit() -> None:
@@ -52,8 +55,8 @@ async def test_a_streamed_body_is_refused_as_it_passes_the_limit(
     app: FastAPI, observed: Observed, route: str
 ) -> None:
     async with _client(app) as client:
-        response = await client.post(route, content=_streamed(MAX_BODY_BYTES + CHUNK))
-        at_limit = await client.post("/raw", content=_streamed(MAX_BODY_BYTES))
+        response = await client.post(route, content=_streamed(MAX_BODY_BYTES + CHUNK), headers=JSON)
+        at_limit = await client.post("/raw", content=_streamed(MAX_BODY_BYTES), headers=JSON)
     assert response.status_code == 413
     assert response.json() == TOO_LARGE
     assert at_limit.status_code == 200

@@ -52,7 +52,9 @@ def start_stack(
     )
     serving = Server(create_serving(serving_settings), free_port())
     serving.start()
-    client = httpx.Client(base_url=serving.url, timeout=10)
+    # An admin key: it admits every serving route (test_serving_auth checks the roles one by one).
+    admin = {"Authorization": f"Bearer {settings.admin_keys[0].get_secret_value()}"}
+    client = httpx.Client(base_url=serving.url, timeout=10, headers=admin)
     try:
         yield Stack(world, serving_settings, orchestrator, serving, orch_link, search_link, client)
     finally:

@@ -32,12 +32,13 @@ from contract.indexing import (
 from contract.keys import Keys
 from contract.profiles import Interaction, Profile
 from contract.settings import Settings
-from contract.types import EmbeddingType, Family, Similarity
+from contract.types import EmbeddingType, Family, IndexParams, Similarity
 from contract.versions import Frame
 from search.client import build_client
 from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, index_action
 from search.templates import install_items_template, vector_slot_mappings
+from service.server import ServerConfig
 from training.profiles import write_profiles
 from training.publish import VectorSet, publish
 from training.registry import register_type
@@ -126,6 +127,7 @@ def build_world(
     type_name: str = TYPE_A,
     seed: int = 1,
     mode: Mode = Mode.INCREMENTAL,
+    index: IndexParams | None = None,
 ) -> World:
     """Publish two versions (V1: items 0..149 have vectors, V2: 0..179), index them, write profiles.
 
@@ -133,7 +135,13 @@ def build_world(
     """
     keys = Keys(settings.key_prefix)
     rng = np.random.default_rng(seed)
-    etype = EmbeddingType(name=type_name, family=Family.DIRECT_DIRECT, dim=DIM, similarity=Similarity.DOT)
+    etype = EmbeddingType(
+        name=type_name,
+        family=Family.DIRECT_DIRECT,
+        dim=DIM,
+        similarity=Similarity.DOT,
+        index=index or IndexParams(),
+    )
     register_type(redis_client, keys, etype)
     users = [f"u{j}" for j in range(N_USERS)]
     versions = []
@@ -276,8 +284,8 @@ class Server:
 
     def start(self) -> None:
         """Start and wait until it accepts connections."""
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        config = ServerConfig(
+            self.app, read_timeout=10.0, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -59,7 +59,10 @@ def test_explorer_shows_recommendations_history_and_versions(stack: Stack, page:
     v1, v2 = (v.name for v in stack.world.versions)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(stack.serving.url + "/")
+    # The key in the fragment, as the demo prints the URL; the page sends it as a header.
+    page.goto(stack.serving.url + f"/#key={stack.settings.admin_keys[0].get_secret_value()}")
+    # Taken out of the address bar (and so out of a copied link) once the page has it.
+    expect(page).to_have_url(stack.serving.url + "/")
 
     # Versions per type, and the audit entry of the in_use change the indexer made.
     types = page.locator("#types-table tbody tr")
@@ -92,9 +95,15 @@ def test_explorer_shows_recommendations_history_and_versions(stack: Stack, page:
     expect(history).to_have_count(len(seen))
     assert _column(page, "history-table", "title") == [_title(i) for i in reversed(seen)]
 
+    # The filter inputs and the columns come from the item schema (GET /v1/item-schema).
+    expect(page.locator("#recs thead th")).to_have_text(
+        ["#", "Title", "Authors", "Year", "Language", "Average rating", "Tags", "Score", "Scorer", "Version"]
+    )
+    expect(page.get_by_label("Ratings count from")).to_be_visible()
+
     # Filters become a contract filter tree the API honours.
-    page.get_by_label("Languages (comma-separated)").fill("fre")
-    page.get_by_label("Minimum average rating").fill("3.5")
+    page.get_by_label("Language, any of (comma-separated)").fill("fre")
+    page.get_by_label("Average rating from").fill("3.5")
     page.get_by_label("Year from").fill("2000")
     page.get_by_role("button", name="Recommend").click()
     tree = parse_filter(
@@ -118,7 +127,7 @@ def test_explorer_shows_recommendations_history_and_versions(stack: Stack, page:
 
     # Attributes instead of a user: the items named are not recommended back.
     page.get_by_label("attributes", exact=True).check()
-    for label in ("Languages (comma-separated)", "Minimum average rating", "Year from"):
+    for label in ("Language, any of (comma-separated)", "Average rating from", "Year from"):
         page.get_by_label(label).fill("")
     named = {item_id(3), item_id(4)}
     page.get_by_label("Attributes, one per line").fill(f"item:{item_id(3)} 2\nitem:{item_id(4)}=1")

@@ -32,6 +32,22 @@ CASES: list[tuple[str, str | bytes, int, str]] = [
     ("1e999 weight", '{"attributes": [{"id": "item:1001", "weight": 1e999}]}', 422, "weight"),
     ("negative weight", '{"attributes": [{"id": "item:1001", "weight": -1}]}', 422, "weight"),
     ("weight as string", '{"attributes": [{"id": "item:1001", "weight": "heavy"}]}', 422, "weight"),
+    ("weight as numeric string", '{"attributes": [{"id": "item:1001", "weight": "5"}]}', 422, "weight"),
+    ("weight as signed string", '{"attributes": [{"id": "item:1001", "weight": "+10"}]}', 422, "weight"),
+    (
+        "weight in Arabic-Indic digits",
+        '{"attributes": [{"id": "item:1001", "weight": "\u0661\u0660"}]}',
+        422,
+        "weight",
+    ),
+    ("weight as boolean", '{"attributes": [{"id": "item:1001", "weight": true}]}', 422, "weight"),
+    ("k as signed string", "{" + _OK + ', "k": "+10"}', 422, "k"),
+    ("k in Arabic-Indic digits", "{" + _OK + ', "k": "\u0661\u0660"}', 422, "k"),
+    ("repeated key", '{"user_id": "u1", "embedding_type": "als-d8", "user_id": "u2"}', 422, "user_id"),
+    ("user_id with a trailing newline", '{"user_id": "u1\\n", "embedding_type": "als-d8"}', 422, "user_id"),
+    ("type with a trailing newline", '{"user_id": "u1", "embedding_type": "als-d8\\n"}', 422, "embedding"),
+    ("attribute id with a newline", '{"attributes": [{"id": "item:1001\\n"}]}', 422, "attributes[0].id"),
+    ("lone surrogate", '{"user_id": "u1", "embedding_type": "als-d8\\ud800"}', 400, "surrogate"),
     ("attribute without namespace", '{"attributes": [{"id": "1001", "weight": 1}]}', 422, "attributes[0].id"),
     ("empty attributes", '{"attributes": []}', 422, "attributes"),
     ("k = 0", "{" + _OK + ', "k": 0}', 422, "k"),
@@ -109,6 +125,12 @@ SIMILAR_CASES: list[tuple[dict[str, str], str]] = [
     ({"filters": "{not json"}, "filters"),
     ({"filters": '{"op": "in", "field": "colour", "values": ["x"]}'}, "colour"),
     ({"embedding_type": "Bad Type!"}, "embedding_type"),
+    ({"k": "+10"}, "k"),
+    ({"k": "\u0661\u0660"}, "k"),
+    ({"k": " 10"}, "k"),
+    ({"k": "1_0"}, "k"),
+    ({"filters": '{"op": "exists", "field": "year", "field": "tags"}'}, "filters"),
+    ({"embedding_type": "als-d8\n"}, "embedding_type"),
 ]
 
 
@@ -120,3 +142,18 @@ def test_bad_similar_queries_get_422_naming_the_field(stack: Stack) -> None:
     response = stack.client.get("/v1/items/1001/similar", params={"embedding_type": "no-such-type"})
     assert response.status_code == 404
     assert response.json()["error"] == "UnknownType"
+
+
+CONTENT_TYPES: list[str | None] = [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"]
+
+
+def test_a_body_not_declared_json_is_a_415_naming_content_type(stack: Stack) -> None:
+    for content_type in CONTENT_TYPES:
+        headers = {"Content-Type": content_type} if content_type else {}
+        # A cross-site form or fetch can send a "simple" POST (text/plain) without a CORS preflight.
+        response = stack.client.post(
+            "/v1/recommend", content=b'{"user_id": "u1", "embedding_type": "als-d8"}', headers=headers
+        )
+        assert response.status_code == 415, (content_type, response.text)
+        assert response.json()["error"] == "UnsupportedMediaType"
+        assert response.json()["detail"].startswith("content-type: ")

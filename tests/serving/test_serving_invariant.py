@@ -76,7 +76,7 @@ def _run(stack: Stack) -> set[str]:
 
     def reader(offset: int) -> None:
         try:
-            with httpx.Client(base_url=stack.serving.url, timeout=10) as client:
+            with httpx.Client(base_url=stack.serving.url, timeout=10, headers=stack.client.headers) as client:
                 n = 0
                 while n < ROUNDS or flipping.is_set():
                     with progress:

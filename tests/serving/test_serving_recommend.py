@@ -185,7 +185,9 @@ def test_ab_assignment_is_sticky_and_reported(ab_stack: Stack) -> None:
 
 def test_recommend_route_is_labelled_and_refusals_keep_the_house_shape(stack: Stack) -> None:
     ok = stack.recommend(user_id="u5", embedding_type=TYPE_A, k=3)
-    bad = stack.client.post("/v1/recommend", content=b'{"user_id": "u5", "k": 0}')
+    bad = stack.client.post(
+        "/v1/recommend", content=b'{"user_id": "u5", "k": 0}', headers={"Content-Type": "application/json"}
+    )
     unknown = stack.client.post("/v1/recommend", json={"user_id": "u5", "embedding_type": "no-such-type"})
     wrong_method = stack.client.get("/v1/recommend")
     assert ok.status_code == 200 and len(ok.json()["items"]) == 3

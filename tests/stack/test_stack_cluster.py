@@ -22,11 +22,21 @@ import psutil
 import pytest
 import redis
 from redis.cluster import RedisCluster
+from rich.console import Console
 
 from contract.settings import REDIS_CLUSTER_BUS_OFFSET, Settings
-from stack import cluster, redis_cluster, redis_server, services
+from stack import (
+    cluster,
+    opensearch_cluster,
+    opensearch_node,
+    redis_acl,
+    redis_cluster,
+    redis_server,
+    services,
+)
 from stack.errors import StackError
 from stack.layout import Layout
+from stack.redis_acl import RedisUser
 
 pytestmark = pytest.mark.cluster
 
@@ -74,6 +84,13 @@ def _cli(own: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [LOCKSTEP, "services", *args], capture_output=True, text=True, env=env, timeout=600, check=False
     )
+
+
+def _login(own: Settings, user: RedisUser = RedisUser.APP) -> dict[str, str]:
+    """A Redis user of the cluster (made at its first start)."""
+    users = redis_acl.load(own.state_dir)
+    assert users is not None
+    return users.login(user)
 
 
 def _port_open(port: int) -> bool:
@@ -155,7 +172,7 @@ def test_redis_runs_three_primaries_each_with_a_linked_replica(own: Settings) ->
     primaries: dict[str, int] = {}
     replicas: dict[str, int] = {}
     for node in layout.cluster_redis:
-        client = redis.Redis(port=node.port)
+        client = redis.Redis(port=node.port, **_login(own, RedisUser.ADMIN))
         try:
             info = client.cluster("info")
             assert (info["cluster_state"], info["cluster_known_nodes"], info["cluster_slots_ok"]) == (
@@ -183,7 +200,7 @@ def test_redis_runs_three_primaries_each_with_a_linked_replica(own: Settings) ->
     assert len(primaries) == 3
     assert sorted(replicas.values()) == sorted(primaries.values())  # one replica per primary
     # The cluster spreads keys over the three primaries' slots and serves them through any node.
-    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port)
+    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port, **_login(own))
     keys = [f"lockstep-cluster-test:{i}" for i in range(30)]
     try:
         for key in keys:
@@ -229,14 +246,14 @@ def test_up_when_it_runs_starts_nothing(own: Settings) -> None:
 
 def test_redis_nodes_restart_into_the_same_cluster_with_their_data(own: Settings) -> None:
     layout = Layout.of(own)
-    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port)
+    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port, **_login(own))
     client.set("lockstep-cluster-test:survives", b"\x00\x01")
     client.close()
     redis_cluster.stop(layout)
     assert not cluster.status(own).healthy
     result = cluster.ensure_running(own)
     assert sorted(result.started) == [node.name for node in layout.cluster_redis]
-    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port)
+    client = RedisCluster(host="127.0.0.1", port=layout.cluster_redis[0].port, **_login(own))
     try:
         assert client.get("lockstep-cluster-test:survives") == b"\x00\x01"  # from nodes.conf and the AOF
     finally:
@@ -246,7 +263,7 @@ def test_redis_nodes_restart_into_the_same_cluster_with_their_data(own: Settings
 
 def test_a_taken_port_is_an_error_naming_the_node(own: Settings) -> None:
     layout = Layout.of(own)
-    probed = redis_cluster.probe(layout.cluster_redis).nodes
+    probed = redis_cluster.probe(layout.cluster_redis, redis_acl.admin_login(own)).nodes
     replica = next(view.node for view in probed if view.role == "replica")
     bus = replica.port + REDIS_CLUSTER_BUS_OFFSET
     redis_server.stop(replica)
@@ -258,6 +275,25 @@ def test_a_taken_port_is_an_error_naming_the_node(own: Settings) -> None:
         with pytest.raises(StackError, match=taken):
             cluster.ensure_running(own)
     assert cluster.ensure_running(own).started == (replica.name,)
+
+
+def test_a_node_launched_moments_ago_is_not_launched_again_and_down_finds_it(own: Settings) -> None:
+    """Before it writes its pid file a node is found by its process: a second launch would fail on the node
+    lock and leave a pid file naming the dead JVM, and the live node would outlive `down`."""
+    layout = Layout.of(own)
+    node = layout.cluster_opensearch[2]
+    assert opensearch_node.stop(node) is not None
+    console = Console(stderr=True)
+    assert opensearch_cluster.launch_missing(own, layout, console) == (node.name,)
+    assert opensearch_cluster.launch_missing(own, layout, console) == ()
+    conf = f"-Dopensearch.path.conf={node.conf}"
+    running = [
+        p.pid
+        for p in psutil.process_iter(["cmdline", "status"])
+        if p.info["status"] != psutil.STATUS_ZOMBIE and conf in (p.info["cmdline"] or [])
+    ]
+    assert running == [opensearch_node.launched_pid(node)]
+    opensearch_cluster.wait_healthy(layout)
 
 
 def test_down_stops_every_node_and_leaves_no_process(own: Settings) -> None:

@@ -13,8 +13,9 @@ import psutil
 import pytest
 import redis
 
+from contract.redis_clients import login_options
 from contract.settings import Settings
-from stack import processes, services
+from stack import processes, redis_acl, services
 from stack.errors import StackError
 from stack.layout import Layout
 
@@ -80,7 +81,7 @@ def test_status_table_names_versions_pids_and_dirs(stack_settings: Settings) -> 
 def test_local_redis_runs_with_aof_noeviction_on_loopback(stack_settings: Settings) -> None:
     if stack_settings.redis_url is not None:
         pytest.fail("this test checks the local redis; unset LOCKSTEP_REDIS_URL")
-    client = redis.Redis.from_url(stack_settings.redis_endpoint)
+    client = redis.Redis.from_url(stack_settings.redis_endpoint, **login_options(stack_settings))
     try:
         config = client.config_get("*")
     finally:
@@ -172,7 +173,9 @@ def test_down_leaves_no_process_and_up_starts_again(stack_settings: Settings) ->
         assert up.returncode == 0, up.stderr
         first = services.status(own)
         assert first.healthy and first.opensearch.pid and first.redis.pid
-        client = redis.Redis.from_url(own.redis_endpoint)
+        users = redis_acl.load(state_dir)
+        assert users is not None  # made at the first start
+        client = redis.Redis.from_url(own.redis_endpoint, **users.login(redis_acl.RedisUser.APP))
         client.set("lockstep-test:survives-restart", b"\x00\x01")
         client.close()
 
@@ -193,7 +196,7 @@ def test_down_leaves_no_process_and_up_starts_again(stack_settings: Settings) ->
         second = services.status(own)
         assert second.healthy
         assert second.opensearch.pid != first.opensearch.pid
-        client = redis.Redis.from_url(own.redis_endpoint)
+        client = redis.Redis.from_url(own.redis_endpoint, **users.login(redis_acl.RedisUser.APP))
         assert client.get("lockstep-test:survives-restart") == b"\x00\x01"  # the AOF was replayed
         client.delete("lockstep-test:survives-restart")
         client.close()

@@ -28,6 +28,7 @@ from publish_support import (
 
 from contract.keys import Keys, Kind
 from contract.manifest import Buckets, Manifest
+from contract.redis_clients import login_options
 from contract.settings import Settings
 from contract.types import Family
 from contract.vectors import bucket_of, buckets_for, decode_one
@@ -114,7 +115,7 @@ def test_a_half_published_version_is_invisible_to_readers(
     redis_client: redis.Redis, keys: Keys, settings: Settings
 ) -> None:
     etype = direct_type(redis_client, keys)
-    reader = redis.Redis.from_url(settings.redis_endpoint)
+    reader = redis.Redis.from_url(settings.redis_endpoint, **login_options(settings))
     seen: list[tuple[int, int, int, bool]] = []
 
     def check(done: int, total: int) -> None:
@@ -143,14 +144,17 @@ def test_a_half_published_version_is_invisible_to_readers(
 
 
 _KILLABLE = """
-import sys, time
+import os, sys, time
 import numpy as np, redis
 from contract.keys import Keys
 from contract.types import EmbeddingType
 from contract.versions import Frame
 from training.publish import VectorSet, publish
 url, prefix, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-client = redis.Redis.from_url(url)
+# The stack Redis's login, from the environment the test session set (stack.services.client_environment).
+env = os.environ.get
+login = {"username": env("LOCKSTEP_REDIS_USERNAME"), "password": env("LOCKSTEP_REDIS_PASSWORD")}
+client = redis.Redis.from_url(url, **login)
 etype = EmbeddingType(name="als-d8", family="direct-direct", dim=8, similarity="dot")
 rng = np.random.default_rng(5)
 def report(done, total):

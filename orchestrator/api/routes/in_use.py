@@ -22,7 +22,6 @@ from orchestrator.api.deps import (
     role_line,
 )
 from orchestrator.api.routes.types import type_entry
-from orchestrator.auth import Role
 from orchestrator.errors import (
     InUseConflict,
     InvalidField,
@@ -33,8 +32,10 @@ from orchestrator.errors import (
     VersionInUse,
     documented,
 )
+from service.auth import GuardedRoute, Role
+from service.validation import DIGITS_ONLY
 
-router = APIRouter(tags=["in-use"])
+router = APIRouter(tags=["in-use"], route_class=GuardedRoute)
 
 
 @router.put(
@@ -107,7 +108,7 @@ async def rollback(
 async def in_use_history(
     type_name: TypeName,
     ctx: ReaderDep,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Newest entries to return.")] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Newest entries to return."), DIGITS_ONLY] = 100,
 ) -> list[InUseChange]:
     """Audit trail."""
     state = ctx.state

@@ -16,10 +16,10 @@ from orchestrator.aggregation import weighted_sum
 from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, role_line
 from orchestrator.api.routes.types import type_entry
 from orchestrator.api.routes.users import allowed_namespaces
-from orchestrator.auth import Role
 from orchestrator.errors import InvalidField, UnknownType, UnknownVersion, documented
+from service.auth import GuardedRoute, Role
 
-router = APIRouter(tags=["items"])
+router = APIRouter(tags=["items"], route_class=GuardedRoute)
 
 
 def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
@@ -28,7 +28,7 @@ def check_batch(body: ItemsBatchRequest, namespaces: frozenset[str]) -> None:
         raise InvalidField(f"version: {body.version!r} is not a version id")
     seen: set[str] = set()
     for position, item_id in enumerate(body.item_ids):
-        if not ENTITY_ID.match(item_id):
+        if not ENTITY_ID.fullmatch(item_id):
             raise InvalidField(f"item_ids[{position}]: {item_id!r} must match {ENTITY_ID.pattern}")
         if item_id in seen:
             raise InvalidField(f"item_ids[{position}]: {item_id!r} is repeated")

@@ -9,8 +9,9 @@ from contract import routes
 from contract.redis_setup import RedisSetupError, unready
 from orchestrator.api.deps import StateDep
 from orchestrator.errors import RedisUnavailable, documented
+from service.auth import GuardedRoute
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=GuardedRoute)
 
 
 @router.get(

@@ -8,12 +8,12 @@ from contract import routes
 from contract.indexing import IndexedLocation
 from contract.wire import TypeInfo, VersionInfo
 from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, role_doc, role_line
-from orchestrator.auth import Role
 from orchestrator.catalog import TypeVersions
 from orchestrator.errors import UnknownType, documented
 from orchestrator.state import AppState
+from service.auth import GuardedRoute, Role
 
-router = APIRouter(tags=["types"])
+router = APIRouter(tags=["types"], route_class=GuardedRoute)
 
 
 async def type_entry(state: AppState, name: str) -> TypeVersions:
@@ -59,6 +59,10 @@ async def _infos(state: AppState, entries: list[TypeVersions]) -> list[TypeInfo]
 async def list_types(ctx: ReaderDep) -> list[TypeInfo]:
     """Every registered type."""
     state = ctx.state
+    if state.catalog.polled_at is None:
+        # No poll has succeeded yet (a start while Redis was down, or just now): the empty snapshot means
+        # "not read yet", not "no types", so read it now (RedisUnavailable while Redis is still down).
+        await state.catalog.refresh()
     return await _infos(state, list(state.catalog.types.values()))
 
 

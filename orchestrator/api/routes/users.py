@@ -14,7 +14,6 @@ from contract.wire import ENTITY_ID, AggregateRequest, UserVector
 from orchestrator.aggregation import weighted_sum
 from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, UserId, authorize, role_doc, role_line
 from orchestrator.api.routes.types import type_entry
-from orchestrator.auth import Role
 from orchestrator.errors import (
     InvalidField,
     NoAttributesFound,
@@ -25,8 +24,9 @@ from orchestrator.errors import (
 )
 from orchestrator.state import AppState
 from orchestrator.store import ITEM_NAMESPACE
+from service.auth import GuardedRoute, Role
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=GuardedRoute)
 
 
 def allowed_namespaces(embedding_type: EmbeddingType) -> frozenset[str]:
@@ -146,7 +146,7 @@ async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: Reade
         version = await _in_use(state, type_name, await state.store.in_use(type_name))
         return await _aggregate(state, entry.type, version, weighted, body.normalize, "attributes")
     assert body.user_id is not None  # the model guarantees exactly one source
-    if not ENTITY_ID.match(body.user_id):
+    if not ENTITY_ID.fullmatch(body.user_id):
         raise InvalidField(f"user_id: {body.user_id!r} must match {ENTITY_ID.pattern}")
     raw_version, profile = await state.store.in_use_and_profile(type_name, body.user_id)
     version = await _in_use(state, type_name, raw_version)

@@ -1,6 +1,8 @@
 """The explorer page at `/` and the small read-only JSON endpoints it uses (types, users, a user's history).
 
-The page only ever talks to serving: the orchestrator's reader key stays in this process.
+The page only ever talks to serving: the orchestrator's reader key stays in this process. The page and its
+files are public (no data); the type list needs a reader key, user data (ids, histories) an admin key,
+which the page sends from its URL fragment (`/#key=...`, never sent to the server in the URL).
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contract import routes
+from contract.items import schema
 from contract.profiles import Profile
 from contract.redis_clients import REDIS_FAILURES
-from contract.types import TYPE_NAME
+from contract.types import TYPE_NAME_PATTERN
 from contract.wire import ENTITY_ID, InUseChange, TypeInfo
 from search.errors import SearchError
+from service.auth import GuardedRoute, Role, role_doc, role_line
+from service.openapi import documented
+from service.validation import DIGITS_ONLY
 from serving.api.deps import StateDep
-from serving.errors import NotServable, ServingError, Unavailable
+from serving.errors import Forbidden, NotServable, ServingError, Unauthorized, Unavailable
 from serving.state import AppState
 from serving.upstream import OrchestratorDown
 
-router = APIRouter(tags=["explorer"])
+router = APIRouter(tags=["explorer"], route_class=GuardedRoute)
 
 PAGE_DIR = FilePath(__file__).resolve().parents[2] / "explorer"
 ASSETS: dict[str, str] = {
@@ -39,9 +45,10 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 HISTORY_TRAIL = 20  # in_use changes shown per type
+_AUTH = documented(Unauthorized, Forbidden)
 
 UserId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID.pattern)]
-TypeQuery = Annotated[str | None, Query(max_length=64, pattern=TYPE_NAME.pattern)]
+TypeQuery = Annotated[str | None, Query(max_length=64, pattern=TYPE_NAME_PATTERN)]
 
 
 class UnknownUser(ServingError):  # noqa: N818 - the name is the API's `error` field
@@ -69,17 +76,13 @@ class UserList(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    """One profile interaction with the item's metadata (null when the item is not in the index)."""
+    """One profile interaction with the item schema's fields (null when the item is not in the index)."""
+
+    model_config = ConfigDict(extra="allow")
 
     item_id: str
     weight: float
     found: bool = Field(description="Whether the index holds the item.")
-    title: str | None = None
-    authors: list[str] | None = None
-    year: int | None = None
-    language: str | None = None
-    average_rating: float | None = None
-    tags: list[str] | None = None
 
 
 class UserHistory(BaseModel):
@@ -115,10 +118,24 @@ def asset(name: Annotated[str, Path(max_length=64)]) -> Response:
 
 
 @router.get(
+    routes.ITEM_SCHEMA,  # the orchestrator answers the same at its own path
+    summary="The item schema in effect: fields, kinds, filterable fields, the explorer's columns",
+    description=role_line(Role.READER),
+    responses={**_AUTH},
+    openapi_extra=role_doc(Role.READER),
+)
+async def item_schema(state: StateDep) -> Response:
+    """The schema this serving process validates filters with and renders items by."""
+    return _json({**schema().model_dump(mode="json"), "fingerprint": schema().fingerprint()})
+
+
+@router.get(
     routes.TYPES,  # the orchestrator's list, relayed at its own path
     response_model=list[TypeOverview],
     summary="Every embedding type with latest / in_use / indexed versions and its in_use audit trail",
-    responses={503: {"description": "Unavailable: the orchestrator is down"}},
+    description=role_line(Role.READER),
+    responses={**_AUTH, 503: {"description": "Unavailable: the orchestrator is down"}},
+    openapi_extra=role_doc(Role.READER),
 )
 async def embedding_types(state: StateDep) -> Response:
     """The orchestrator's type list and each type's in_use history, relayed with serving's reader key."""
@@ -140,9 +157,11 @@ async def embedding_types(state: StateDep) -> Response:
     "/v1/users",
     response_model=UserList,
     summary="Some users that have a stored profile",
-    responses={503: {"description": "Unavailable: Redis is down"}},
+    description=f"{role_line(Role.ADMIN)} User ids are user data: deny by default.",
+    responses={**_AUTH, 503: {"description": "Unavailable: Redis is down"}},
+    openapi_extra=role_doc(Role.ADMIN),
 )
-async def users(state: StateDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+async def users(state: StateDep, limit: Annotated[int, Query(ge=1, le=1000), DIGITS_ONLY] = 100) -> Response:
     """The first `limit` user ids of the profile index (Keys.profile_users), in natural order."""
     try:
         found = await state.redis.zrange(state.keys.profile_users(), 0, limit - 1)
@@ -182,7 +201,10 @@ async def _metadata_index(state: AppState, embedding_type: str | None) -> str:
     "/v1/users/{user_id}/history",
     response_model=UserHistory,
     summary="The items in a user's stored profile, newest first, with their metadata",
+    description=f"{role_line(Role.ADMIN)} A reading history is user data: deny by default.",
+    openapi_extra=role_doc(Role.ADMIN),
     responses={
+        **_AUTH,
         404: {"description": "UnknownUser | UnknownType"},
         409: {"description": "NotServable: no indexed version to read metadata from"},
         422: {"description": "InvalidField"},
@@ -193,7 +215,7 @@ async def history(
     state: StateDep,
     user_id: UserId,
     embedding_type: TypeQuery = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), DIGITS_ONLY] = 50,
 ) -> Response:
     """Profile from Redis, metadata from the index of the type's in-use version."""
     try:
@@ -217,10 +239,7 @@ async def history(
                 "item_id": interaction.item_id,
                 "weight": interaction.weight,
                 "found": interaction.item_id in docs,
-                **{
-                    name: doc.get(name)
-                    for name in ("title", "authors", "year", "language", "average_rating", "tags")
-                },
+                **{name: doc.get(name) for name in schema().columns()},
             }
         )
     return _json({"user_id": user_id, "total": len(profile.interactions), "index": index, "items": items})

@@ -8,12 +8,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from contract.redis_clients import REDIS_FAILURES
 from search.errors import SearchError
+from service.auth import GuardedRoute
 from serving.api.deps import StateDep
 from serving.models import Health
 from serving.state import AppState
 from serving.upstream import OrchestratorDown
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=GuardedRoute)
 
 
 @router.get("/healthz", response_model=Health, summary="The process is up")

@@ -7,34 +7,46 @@ import time
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
+from search.errors import QueryRejected
+from service.auth import GuardedRoute, Role, role_doc, role_line
 from service.errors import BodyTooLarge
 from service.openapi import documented
 from serving.api.body import read_json
 from serving.context import Timer
 from serving.errors import (
     BadRequest,
+    Forbidden,
     InvalidField,
     NotServable,
+    Unauthorized,
     Unavailable,
     UnknownType,
     describe_validation,
+    refused_filters,
 )
 from serving.models import RecommendRequest, RecommendResponse
 from serving.recommender import recommend
 from serving.rendering import render, render_items
 from serving.state import AppState
 
-router = APIRouter(tags=["recommend"])
+router = APIRouter(tags=["recommend"], route_class=GuardedRoute)
 
-_ERRORS = documented(BadRequest, BodyTooLarge, UnknownType, NotServable, InvalidField, Unavailable)
+_ERRORS = documented(
+    BadRequest, BodyTooLarge, UnknownType, NotServable, InvalidField, Unavailable, Unauthorized, Forbidden
+)
 
 
 @router.post(
     "/v1/recommend",
     response_model=RecommendResponse,
     summary="Recommend items for a user or a set of weighted attributes",
+    description=role_line(Role.READER),
     openapi_extra={
-        "requestBody": {"content": {"application/json": {"schema": RecommendRequest.model_json_schema()}}}
+        **role_doc(Role.READER),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RecommendRequest.model_json_schema()}},
+        },
     },
     responses=_ERRORS,
 )
@@ -49,7 +61,10 @@ async def post_recommend(request: Request) -> Response:
     except ValidationError as exc:
         raise InvalidField(describe_validation(list(exc.errors()))) from exc
     timer = Timer(state, started=started)
-    outcome = await recommend(state, body, timer)
+    try:
+        outcome = await recommend(state, body, timer)
+    except QueryRejected as exc:
+        raise refused_filters(exc, body.filters) from exc
     items = render_items(outcome, body.filters, body.explain)
     if outcome.cache_key is not None:
         state.results.put(outcome.cache_key, items)

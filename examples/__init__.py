@@ -1,0 +1,1 @@
+"""Example catalogs: each a schema and a way to produce its items."""

@@ -1,0 +1,1 @@
+"""The goodbooks example catalog."""

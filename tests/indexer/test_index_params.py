@@ -1,0 +1,45 @@
+"""Per-type index parameters: a type's own HNSW settings and encoder reach its index and its recall gate."""
+
+from __future__ import annotations
+
+import pytest
+from indexer_support import RunnerFactory, make_type, wait_latest
+from opensearchpy import OpenSearch
+
+from contract.indexing import Slot, items_alias, vector_field
+from contract.settings import Settings
+from contract.types import Encoder, IndexParams
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_reports_its_parameters(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
+) -> None:
+    tuned = make_type(
+        "sq-d8", index=IndexParams(m=12, ef_construction=64, ef_search=300, encoder=Encoder.SQ7)
+    )
+    plain = make_type("plain-d8")
+    for etype in (tuned, plain):
+        await wait_latest(orchestrator, etype.name, publish_version(etype, 1))
+    runner = make_runner(orchestrator)
+    results = {r.type_name: r for r in (await runner.shadow()).results}
+    assert results["sq-d8"].promoted and results["sq-d8"].recall >= orchestrator.recall_floor
+    assert results["sq-d8"].recall_params == {
+        "m": 12,
+        "ef_construction": 64,
+        "ef_search": 300,
+        "encoder": "sq7",
+    }
+    # The other type keeps the settings' parameters: tuning one touches no other.
+    assert results["plain-d8"].recall_params == {
+        "m": orchestrator.hnsw_m,
+        "ef_construction": orchestrator.hnsw_ef_construction,
+        "ef_search": orchestrator.hnsw_ef_search,
+        "encoder": "float",
+    }
+    mappings = opensearch_client.indices.get_mapping(index=items_alias(orchestrator.index_prefix, "sq-d8"))
+    (mapping,) = mappings.values()
+    method = mapping["mappings"]["properties"][vector_field("sq-d8", Slot.A)]["method"]
+    assert method["parameters"]["m"] == 12 and method["parameters"]["ef_construction"] == 64
+    assert method["parameters"]["encoder"] == {"name": "sq", "parameters": {"bits": 7}}

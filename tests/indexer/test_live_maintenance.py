@@ -1,0 +1,96 @@
+"""Live index maintenance: churn's deleted documents are reported, and expunged past the configured share."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+from indexer_support import MovableClock, RunnerFactory, make_type, wait_latest
+from opensearchpy import OpenSearch
+
+from contract.indexing import live_index
+from contract.keys import Keys
+from contract.settings import Settings
+from indexer.catalog import Item
+from indexer.scheduler import Runner
+
+pytestmark = pytest.mark.anyio
+
+
+def _deleted(client: OpenSearch, index: str) -> int:
+    return int(client.indices.stats(index=index, metric="docs")["_all"]["primaries"]["docs"]["deleted"])
+
+
+def _samples(runner: Runner) -> dict[str, float]:
+    return {s.name: s.value for m in runner.metrics.registry.collect() for s in m.samples}
+
+
+async def test_churn_is_reported_and_expunged_past_the_share_once_per_interval(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    redis_client: redis.Redis,
+    keys: Keys,
+    make_runner: RunnerFactory,
+    clock: MovableClock,
+) -> None:
+    settings = orchestrator.model_copy(
+        update={"live_max_deleted_ratio": 0.05, "live_expunge_interval_seconds": 60.0}
+    )
+    etype = make_type()
+    runner = make_runner(settings)
+    await wait_latest(settings, etype.name, publish_version(etype, 1))
+    await runner.incremental()
+    catalog = await runner.catalog()
+    # A retitle rewrites the document: the old copy is deleted.
+    await runner.store.put([_retitled(item) for item in catalog[: len(catalog) // 2]])
+    clock.shift(60)
+    (churned,) = (await runner.incremental()).results
+    assert churned.changes == len(catalog) // 2 and churned.expunged
+    stats = churned.stats
+    assert stats is not None
+    samples = _samples(runner)
+    assert samples["lockstep_indexer_live_segments"] == stats.segments >= 1
+    assert samples["lockstep_indexer_live_deleted_ratio"] == pytest.approx(stats.deleted_ratio)
+    assert samples["lockstep_indexer_live_bytes"] == stats.size_bytes > 0
+    assert _deleted(opensearch_client, live_index(settings.index_prefix)) == stats.deleted_docs
+    expunges = samples["lockstep_indexer_live_expunges_total"]
+    # Within the interval no other merge runs, whatever the share of deleted documents.
+    (again,) = (await runner.incremental()).results
+    assert not again.expunged and _samples(runner)["lockstep_indexer_live_expunges_total"] == expunges
+    # Once OpenSearch's retention lease has passed the deletions, an expunge drops them (a condition
+    # reached in real time, ~30 s: each round moves the injected clock past the interval and tries again).
+    guard = asyncio.get_running_loop().time() + 300  # fails a run that would otherwise hang
+    while True:
+        clock.shift(60)
+        (later,) = (await runner.incremental()).results
+        assert later.stats is not None
+        if later.stats.deleted_ratio <= 0.05:
+            break
+        assert asyncio.get_running_loop().time() < guard, f"deleted documents never expunged: {later.stats}"
+    assert later.expunged and later.stats.docs == stats.docs
+
+
+async def test_below_the_share_nothing_is_merged(
+    orchestrator: Settings,
+    publish_version,
+    redis_client: redis.Redis,
+    keys: Keys,
+    make_runner: RunnerFactory,
+) -> None:
+    settings = orchestrator.model_copy(update={"live_max_deleted_ratio": 1.0})
+    etype = make_type()
+    runner = make_runner(settings)
+    await wait_latest(settings, etype.name, publish_version(etype, 1))
+    await runner.incremental()
+    catalog = await runner.catalog()
+    await runner.store.put([_retitled(item) for item in catalog[:100]])
+    (churned,) = (await runner.incremental()).results
+    assert churned.stats is not None and churned.stats.deleted_ratio > 0.05
+    assert not churned.expunged and _samples(runner)["lockstep_indexer_live_expunges_total"] == 0
+
+
+def _retitled(item: Item) -> dict[str, Any]:
+    return item.replaced(title=f"{item.fields['title']} (2nd ed.)").document()
