@@ -16,7 +16,7 @@ from contract.settings import Settings
 from stack.services import client_environment
 
 # Each module exposes `run(settings) -> dict` and owns its baseline.
-BENCHMARKS = ("publish", "orchestrator", "indexing", "serving", "overload")
+BENCHMARKS = ("publish", "orchestrator", "indexing", "serving", "overload", "rollout")
 # Run only when named: `cluster` needs the cluster topology up besides the single node (make bench-cluster);
 # `partitions` builds three layouts of a 50k-item news catalog (minutes); `scale` is make bench-scale.
 ON_REQUEST = ("cluster", "partitions", "scale")

@@ -95,7 +95,7 @@ class StoreSettings(_FromEnv):
         ge=0,
         le=10,
         description="Times an idempotent read (search, mget, count, get) that could not reach a node, or got "
-        "502/503/504, is retried on another node of the host list; writes are never retried this way.",
+        "500/502/503/504, is retried on another node of the host list; writes are never retried this way.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     redis_topology: Literal["standalone", "cluster", "sentinel"] = Field(
@@ -501,6 +501,13 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
     )
     indexer_bulk_workers: int = Field(
         3, ge=1, le=16, description="Bulk requests the indexer keeps in flight at once (1: sequential)."
+    )
+    indexer_max_docs_per_second: float = Field(
+        0,
+        ge=0,
+        description="Documents the indexer writes per second at most, in both modes (0: no cap). OpenSearch "
+        "indexes as fast as it is fed; on nodes that also serve queries, a cap keeps a rollout from taking "
+        "serving's CPU (make bench: rollout).",
     )
 
 

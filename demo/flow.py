@@ -576,6 +576,7 @@ async def verify(
     served = Counter((o.embedding_type, o.version) for o in stats.outcomes if o.status == 200)
     rollouts: list[TypeRollout] = []
     changes: list[Change] = []
+    first_publish: float | None = None  # wall clock
     for name in _types(ctx):
         info = after.get(name)
         freshness: float | None = None
@@ -585,6 +586,9 @@ async def verify(
             moved = next((c for c in history if c.to_version == target), None)
             if moved is not None:
                 changes.append(Change(name, before[name].in_use, target, moved.at.timestamp()))
+            if published is not None:
+                at = published.created_at.timestamp()
+                first_publish = at if first_publish is None else min(first_publish, at)
             if published is not None and moved is not None:
                 freshness = round((moved.at - published.created_at).total_seconds(), 1)
         rollouts.append(
@@ -612,8 +616,11 @@ async def verify(
             + ctx.settings.serving_orchestrator_timeout_seconds,
         )
     partitions = await partition_report(ctx, stats) if ctx.example.partitions else None
+    window = None
+    if first_publish is not None and changes:
+        window = (stats.since_start(first_publish), stats.since_start(max(c.at for c in changes)))
     return summarize(
-        stats, seconds, ctx.options.concurrency, sim, rollouts, measured, servers, cluster, partitions
+        stats, seconds, ctx.options.concurrency, sim, rollouts, measured, servers, cluster, partitions, window
     )
 
 

@@ -116,6 +116,14 @@ def live_panel(
     return Group(*lines, table)
 
 
+def rollout_cost(summary: Summary) -> str:
+    """p99 during the rollout and after it, and their ratio."""
+    during, after = summary.p99_rollout_ms, summary.p99_settled_ms
+    if during is None or after is None:
+        return "-"
+    return f"{during:.1f} ms / {after:.1f} ms ({during / after:.2f}x; training runs on this box too)"
+
+
 def summary_table(summary: Summary) -> Group:
     """The verification summary: figures, per-type rollout, pass/fail checks."""
     figures = Table(title="rollout under load: what was verified", title_justify="left", show_header=False)
@@ -133,6 +141,7 @@ def summary_table(summary: Summary) -> Group:
         ("requests without a response", str(summary.transport_errors)),
         ("client errors (4xx)", str(summary.client_errors)),
         ("latency p50 / p99", f"{summary.p50_ms:.1f} ms / {summary.p99_ms:.1f} ms"),
+        ("p99 during the rollout / after it", rollout_cost(summary)),
         ("fallback share (items)", f"{summary.fallback_share:.1%}  scorers: {summary.scorers}"),
         ("degraded responses", f"{summary.degraded_share:.1%}"),
         (

@@ -102,6 +102,10 @@ class Summary:
     partition_items: int | None = None
     partition_violations: int | None = None
     partition_examples: list[str] = field(default_factory=list)  # the first violations, for the log
+    # p99 while the new versions were published and indexed (first publish -> last in_use move), and after
+    # (the same load on a settled box): what a rollout costs serving. None when a window saw no request.
+    p99_rollout_ms: float | None = None
+    p99_settled_ms: float | None = None
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -129,8 +133,12 @@ def summarize(
     servers: Sequence[str] = (),
     cluster: ClusterFindings | None = None,
     partitions: PartitionReport | None = None,
+    rollout_window: tuple[float, float] | None = None,
 ) -> Summary:
-    """Figures and checks from what the clients saw, the recomputation, the rollouts (and the faults)."""
+    """Figures and checks from what the clients saw, the recomputation, the rollouts (and the faults).
+
+    `rollout_window`: from the first publish of the new versions to the last in_use move, in seconds
+    after the load began (None: nothing moved)."""
     outcomes = stats.outcomes
     served = [o for o in outcomes if o.status == 200]
     latencies = [o.latency * 1000 for o in served]
@@ -140,6 +148,11 @@ def summarize(
     unavailable = sum(1 for o in outcomes if o.status == 503 and o.retry_after)
     server_errors = stats.count(500, 600) - unavailable
     client_errors = stats.count(400, 500)
+    during = after = None
+    if rollout_window is not None:
+        began, ended = rollout_window
+        during = _p99([o.latency * 1000 for o in served if began <= o.at < ended])
+        after = _p99([o.latency * 1000 for o in served if o.at >= ended])
     summary = Summary(
         seconds=round(seconds, 1),
         concurrency=concurrency,
@@ -168,6 +181,8 @@ def summarize(
         partition_items=None if partitions is None else partitions.items,
         partition_violations=None if partitions is None else len(partitions.violations),
         partition_examples=[] if partitions is None else partitions.violations[:20],
+        p99_rollout_ms=during,
+        p99_settled_ms=after,
     )
     checks = [
         Check("requests served", len(served) > 0, f"{len(served)} of {len(outcomes)}"),
@@ -223,6 +238,10 @@ def summarize(
     if cluster is not None:
         checks += cluster_checks(cluster, summary.per_server)
     return replace(summary, checks=checks)
+
+
+def _p99(latencies: Sequence[float]) -> float | None:
+    return round(percentile(latencies, 0.99), 1) if latencies else None
 
 
 def _seconds(value: float | None) -> str:

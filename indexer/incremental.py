@@ -122,6 +122,7 @@ class IncrementalIndexer:
             counted,
             # The live index serves while it is written: a write goes ahead only with enough copies up.
             wait_for_active_shards=self.settings.live_wait_for_active_shards,
+            docs_per_second=self.settings.indexer_max_docs_per_second,
         )
 
     async def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:

@@ -281,7 +281,11 @@ class ShadowIndexer:
         rows: list[np.ndarray] = []
         written = self.metrics.docs_indexed.labels("shadow", name).inc
         writer = BulkWriter(
-            self.search, self.settings.indexer_bulk_workers, f"shadow build of {name} {version}", written
+            self.search,
+            self.settings.indexer_bulk_workers,
+            f"shadow build of {name} {version}",
+            written,
+            docs_per_second=self.settings.indexer_max_docs_per_second,
         )
         with BuildProgress(self.progress, f"shadow {name} {version}", len(self.catalog)) as bar:
             async with writer:

@@ -45,8 +45,8 @@ def build_client(
     """The search engine of the configured cluster, over every node of its host list.
 
     `timeout` bounds each call (default: the settings' request timeout; bulk writes and merges pass their
-    own), `pool_size` the connections kept per host. A read that reaches no node, or gets 502/503/504, is
-    sent to another node up to `opensearch_read_retries` times (a timeout is not retried: it spent the
+    own), `pool_size` the connections kept per host. A read that reaches no node, or gets 500/502/503/504,
+    is sent to another node up to `opensearch_read_retries` times (a timeout is not retried: it spent the
     caller's budget). A write goes to another node only when its connection was refused (nothing sent).
     """
 
@@ -57,7 +57,9 @@ def build_client(
             hosts=hosts,
             timeout=timeout if timeout is not None else settings.request_timeout_seconds,
             max_retries=retries,
-            retry_on_status=(502, 503, 504),
+            # 500 too: a search in flight on a node that dies fails with search_phase_execution_exception,
+            # and another node's copies answer it; a read is idempotent, so sending it again is safe.
+            retry_on_status=(500, 502, 503, 504),
             retry_on_timeout=False,
             maxsize=pool_size,
             serializer=_OrjsonSerializer(),

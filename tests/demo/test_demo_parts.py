@@ -37,6 +37,7 @@ from demo.load import FILTERS, LoadStats, Outcome, SeenItem, request_body
 from demo.plan import FIRST_HISTORY, HISTORY_END, next_frame
 from demo.processes import Spec
 from demo.quality import TypeQuality, holdout_start, never_saw_holdout
+from demo.report import rollout_cost
 from demo.summary import summarize
 from demo.verify import (
     PartitionReport,
@@ -340,3 +341,18 @@ def test_news_versions_come_from_the_synthetic_files_v0_first_then_alternating(t
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text("")
     assert [c[:2] for c in NEWS.catalog(tmp_path, 300)] == [["catalog", "load"]]
+
+
+def test_the_summary_splits_p99_into_during_the_rollout_and_after_it() -> None:
+    stats = LoadStats()
+    # 100 quiet requests before and after, 100 slow ones while the versions were published and indexed.
+    for n in range(300):
+        at = n / 10.0
+        latency = 0.2 if 10.0 <= at < 20.0 else 0.01
+        stats.outcomes.append(Outcome(at, latency, 200, {}, "t", "v", False, ()))
+    summary = summarize(stats, 30.0, 1, SimilarityReport(), [], [], rollout_window=(10.0, 20.0))
+    assert (summary.p99_rollout_ms, summary.p99_settled_ms) == (200.0, 10.0)
+    assert "20.00x" in rollout_cost(summary)
+    nothing_moved = summarize(stats, 30.0, 1, SimilarityReport(), [], [])
+    assert (nothing_moved.p99_rollout_ms, nothing_moved.p99_settled_ms) == (None, None)
+    assert rollout_cost(nothing_moved) == "-"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from opensearchpy import OpenSearch
@@ -19,7 +19,7 @@ from contract.indexing import Slot
 from contract.settings import Settings
 from contract.types import Similarity
 from search.client import build_client
-from search.errors import SearchUnavailable, ShardsFailed
+from search.errors import SearchFailed, SearchUnavailable, ShardsFailed
 from search.port import SearchEngine
 from search.requests import (
     FallbackQuery,
@@ -221,6 +221,34 @@ async def test_reads_go_to_another_node_writes_only_when_never_sent(
         assert await _attempts(dropped, index, caplog) == (1 + settings.opensearch_read_retries, 1)
 
 
+@pytest.mark.anyio
+async def test_a_read_a_node_fails_with_a_500_goes_to_another_node_a_write_does_not(
+    settings: Settings, items_index: IndexFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = await items_index("failing", [embedding_type(2)])
+    live = settings.opensearch_endpoint
+    caplog.set_level(logging.WARNING, logger="opensearch")
+    async with _failing() as failing:
+        for _ in range(5):  # the client shuffles its hosts: whichever comes first, every read is answered
+            mixed = build_client(settings.model_copy(update={"opensearch_url": f"{failing[0]},{live}"}))
+            try:
+                assert await mixed.count(index) == 0
+            finally:
+                await mixed.aclose()
+        dying = build_client(settings.model_copy(update={"opensearch_url": ",".join(failing)}))
+        try:
+            caplog.clear()
+            with pytest.raises(SearchFailed, match=r"OpenSearch failed \(500\): node_closed_exception"):
+                await dying.count(index)
+            assert _logged(caplog, "status:500") == 1 + settings.opensearch_read_retries
+            caplog.clear()
+            with pytest.raises(SearchFailed):
+                await dying.bulk_write([index_action(index, ItemDocument("a", {}))], max_retries=0)
+            assert _logged(caplog, "status:500") == 1  # it may have been applied: never sent twice
+        finally:
+            await dying.aclose()
+
+
 async def _attempts(settings: Settings, index: str, caplog: pytest.LogCaptureFixture) -> tuple[int, int]:
     """How many nodes a failing read, then a failing write, was sent to (opensearch-py logs each)."""
     engine = build_client(settings)
@@ -238,18 +266,58 @@ async def _attempts(settings: Settings, index: str, caplog: pytest.LogCaptureFix
 
 
 def _logged_failures(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(1 for r in caplog.records if r.name == "opensearch" and "N/A" in r.getMessage())
+    return _logged(caplog, "N/A")
 
 
-@contextlib.asynccontextmanager
-async def _dropping() -> AsyncIterator[list[str]]:
+def _logged(caplog: pytest.LogCaptureFixture, status: str) -> int:
+    """How many requests opensearch-py logged as failed with `status` (N/A: never answered)."""
+    return sum(1 for r in caplog.records if r.name == "opensearch" and status in r.getMessage())
+
+
+def _dropping() -> contextlib.AbstractAsyncContextManager[list[str]]:
     """Two HTTP endpoints that read a request and close the connection without a reply."""
 
     async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1)
         writer.close()
 
-    servers = [await asyncio.start_server(drop, "127.0.0.1", 0) for _ in range(2)]
+    return _endpoints(drop)
+
+
+def _failing() -> contextlib.AbstractAsyncContextManager[list[str]]:
+    """Two HTTP endpoints that answer every request as a node dying mid-search does: a 500."""
+    body = (
+        b'{"error":{"root_cause":[{"type":"node_closed_exception","reason":"node closed"}],'
+        b'"type":"search_phase_execution_exception","reason":"all shards failed"},"status":500}'
+    )
+
+    async def fail(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:  # keep-alive: every request on the connection
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                length = (
+                    head.split(b"content-length:")[1].split(b"\r\n")[0]
+                    if b"content-length:" in head
+                    else b"0"
+                )
+                await reader.readexactly(int(length))
+                writer.write(
+                    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n"
+                    + f"content-length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        writer.close()
+
+    return _endpoints(fail)
+
+
+@contextlib.asynccontextmanager
+async def _endpoints(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[list[str]]:
+    """Two local HTTP endpoints that answer every connection with `handle`."""
+    servers = [await asyncio.start_server(handle, "127.0.0.1", 0) for _ in range(2)]
     try:
         yield [f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}" for server in servers]
     finally:

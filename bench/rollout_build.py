@@ -1,0 +1,42 @@
+"""One shadow build of the rollout benchmark's type, in a process of its own as the indexer runs.
+
+`python -m bench.rollout_build TYPE ITEMS`: builds the type's newest published version through the shadow
+indexer (fetch, bulk, refresh + force-merge, replicas, verify, promote) with the LOCKSTEP_* settings of its
+environment, the throttle among them; prints the build's timings as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import orjson
+
+from contract.settings import IndexerSettings
+from indexer.catalog import Item
+from indexer.metrics import IndexerMetrics
+from indexer.scheduler import connect_orchestrator
+from indexer.shadow import ShadowIndexer
+from search.client import build_client
+
+
+def catalog(n: int) -> list[Item]:
+    """The benchmark's items: ids 0..n-1 with a title (the vectors are the published version's)."""
+    return [Item.from_document({"item_id": str(i), "title": f"item {i}"}) for i in range(n)]
+
+
+async def build(type_name: str, items: int) -> dict[str, object]:
+    settings = IndexerSettings()
+    search = build_client(settings, timeout=600)
+    try:
+        async with connect_orchestrator(settings, timeout=60) as orchestrator:
+            info = await orchestrator.type_info(type_name)
+            shadow = ShadowIndexer(settings, search, orchestrator, catalog(items), IndexerMetrics.create())
+            result = await shadow.cycle(info)
+    finally:
+        await search.aclose()
+    return {"version": info.latest, "recall": result.recall, **result.timings.as_dict()}
+
+
+if __name__ == "__main__":
+    print(orjson.dumps(asyncio.run(build(sys.argv[1], int(sys.argv[2])))).decode(), flush=True)
