@@ -46,7 +46,7 @@ class BulkWriter:
         self._on_written = on_written or (lambda _n: None)
         self._active_shards = wait_for_active_shards
         self._pending: deque[asyncio.Task[BulkReport]] = deque()
-        self._limiter = AsyncLimiter(docs_per_second) if docs_per_second else None
+        self._limiter = AsyncLimiter(docs_per_second, time_period=1) if docs_per_second else None
         self.written = 0
         self.retries = 0
 
