@@ -27,7 +27,14 @@ from opensearchpy import OpenSearch
 
 from bench.checks import at_most
 from bench.orchestrator import store_environment
-from bench.serving import recommend_call, setup_world, start_stack, stop_stack, wait_healthy, world_settings
+from bench.serving import (
+    recommend_call,
+    setup_world,
+    start_stack,
+    stop_stack,
+    wait_healthy,
+    world_settings,
+)
 from contract.keys import Keys
 from contract.redis_clients import sync_client
 from contract.settings import Settings
@@ -41,7 +48,12 @@ STEADY_SECONDS = 8.0  # each quiet block
 ROUNDS = 2
 BUILD_TYPE, BUILD_ITEMS, BUILD_DIM = "bench-rollout", 30_000, 64
 # The throttled side: one bulk request in flight, a cap on documents per second.
-THROTTLE = {"LOCKSTEP_INDEXER_BULK_WORKERS": "1", "LOCKSTEP_INDEXER_MAX_DOCS_PER_SECOND": "1500"}
+THROTTLE = {"LOCKSTEP_INDEXER_BULK_WORKERS": "1", "LOCKSTEP_INDEXER_MAX_DOCS_PER_SECOND": "400"}
+THROTTLE_BATCH = 500  # items per fetch and bulk request (--batch-size; 500 by default)
+SIDES: dict[str, tuple[dict[str, str], int]] = {  # name -> (environment of the build, batch size)
+    "unthrottled": ({}, 500),
+    "throttled": (THROTTLE, THROTTLE_BATCH),
+}
 TARGET = 2.0  # throttled rollout p99 / steady p99
 
 
@@ -118,20 +130,32 @@ async def _quiet(loop: asyncio.AbstractEventLoop) -> tuple[float, float]:
     return began, loop.time()
 
 
-async def _build(env: dict[str, str]) -> dict[str, Any]:
+async def _build(env: dict[str, str], batch: int) -> tuple[dict[str, Any], float, float]:
+    """One build in its own process: its timings, and when it started and ended (loop time), start-up
+    left out."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.rollout_build",
         BUILD_TYPE,
         str(BUILD_ITEMS),
+        str(batch),
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    out, _ = await process.communicate()
-    if process.returncode != 0:
+    assert process.stdin is not None and process.stdout is not None
+    ready = await process.stdout.readline()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    process.stdin.write(b"go\n")
+    await process.stdin.drain()
+    out = await process.stdout.read()
+    await process.wait()
+    ended = loop.time()
+    if ready != b"ready\n" or process.returncode != 0:
         raise RuntimeError(f"bench.rollout_build exited with {process.returncode}")
-    return cast(dict[str, Any], orjson.loads(out.splitlines()[-1]))
+    return cast(dict[str, Any], orjson.loads(out.splitlines()[-1])), began, ended
 
 
 async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: EmbeddingType) -> dict[str, Any]:
@@ -151,12 +175,10 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
         for _ in range(ROUNDS):
             quiet = [await _quiet(loop)]
             figures: dict[str, Any] = {}
-            for side, extra in (("unthrottled", {}), ("throttled", THROTTLE)):
+            for side, (extra, batch) in SIDES.items():
                 version += 1
                 await asyncio.to_thread(_publish, settings, keys, etype, version)
-                began = loop.time()
-                built = await _build({**env, **extra})
-                ended = loop.time()
+                built, began, ended = await _build({**env, **extra}, batch)
                 figures[side] = {
                     "p99_ms": load.p99_ms([(began, ended)]),
                     "requests": load.count(began, ended),
@@ -165,7 +187,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
                 }
                 quiet.append(await _quiet(loop))
             figures["steady_p99_ms"] = load.p99_ms(quiet)
-            for side in ("unthrottled", "throttled"):
+            for side in SIDES:
                 figures[side]["p99_vs_steady"] = round(figures[side]["p99_ms"] / figures["steady_p99_ms"], 3)
             rounds.append(figures)
             print(orjson.dumps(figures).decode(), flush=True)
@@ -179,7 +201,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
             f"{side}_p99_vs_steady_median": round(
                 float(np.median([r[side]["p99_vs_steady"] for r in rounds])), 3
             )
-            for side in ("unthrottled", "throttled")
+            for side in SIDES
         },
     }
 

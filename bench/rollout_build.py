@@ -1,8 +1,10 @@
 """One shadow build of the rollout benchmark's type, in a process of its own as the indexer runs.
 
-`python -m bench.rollout_build TYPE ITEMS`: builds the type's newest published version through the shadow
-indexer (fetch, bulk, refresh + force-merge, replicas, verify, promote) with the LOCKSTEP_* settings of its
-environment, the throttle among them; prints the build's timings as JSON.
+`python -m bench.rollout_build TYPE ITEMS BATCH`: builds the type's newest published version through the
+shadow indexer (fetch, bulk, refresh + force-merge, replicas, verify, promote) in batches of BATCH items,
+with the LOCKSTEP_* settings of its environment, the throttle among them. It prints `ready` once loaded and
+starts on a line on stdin (a long-running indexer does not pay its start-up during a rollout), then prints
+the build's timings as JSON.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ def catalog(n: int) -> list[Item]:
     return [Item.from_document({"item_id": str(i), "title": f"item {i}"}) for i in range(n)]
 
 
-async def build(type_name: str, items: int) -> dict[str, object]:
+async def build(type_name: str, items: list[Item], batch: int) -> dict[str, object]:
     settings = IndexerSettings()
     search = build_client(settings, timeout=600)
     try:
         async with connect_orchestrator(settings, timeout=60) as orchestrator:
             info = await orchestrator.type_info(type_name)
-            shadow = ShadowIndexer(settings, search, orchestrator, catalog(items), IndexerMetrics.create())
+            shadow = ShadowIndexer(
+                settings, search, orchestrator, items, IndexerMetrics.create(), batch_size=batch
+            )
             result = await shadow.cycle(info)
     finally:
         await search.aclose()
@@ -39,4 +43,7 @@ async def build(type_name: str, items: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(orjson.dumps(asyncio.run(build(sys.argv[1], int(sys.argv[2])))).decode(), flush=True)
+    loaded = catalog(int(sys.argv[2]))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(orjson.dumps(asyncio.run(build(sys.argv[1], loaded, int(sys.argv[3])))).decode(), flush=True)
