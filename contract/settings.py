@@ -95,7 +95,7 @@ class StoreSettings(_FromEnv):
         ge=0,
         le=10,
         description="Times an idempotent read (search, mget, count, get) that could not reach a node, or got "
-        "500/502/503/504, is retried on another node of the host list; writes are never retried this way.",
+        "502/503/504, is retried on another node of the host list; writes are never retried this way.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     redis_topology: Literal["standalone", "cluster", "sentinel"] = Field(

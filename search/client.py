@@ -45,7 +45,7 @@ def build_client(
     """The search engine of the configured cluster, over every node of its host list.
 
     `timeout` bounds each call (default: the settings' request timeout; bulk writes and merges pass their
-    own), `pool_size` the connections kept per host. A read that reaches no node, or gets 500/502/503/504,
+    own), `pool_size` the connections kept per host. A read that reaches no node, or gets 502/503/504,
     is sent to another node up to `opensearch_read_retries` times (a timeout is not retried: it spent the
     caller's budget). A write goes to another node only when its connection was refused (nothing sent).
     """
@@ -57,9 +57,10 @@ def build_client(
             hosts=hosts,
             timeout=timeout if timeout is not None else settings.request_timeout_seconds,
             max_retries=retries,
-            # 500 too: a search in flight on a node that dies fails with search_phase_execution_exception,
-            # and another node's copies answer it; a read is idempotent, so sending it again is safe.
-            retry_on_status=(500, 502, 503, 504),
+            # Not 500: the client marks a node dead for every retried status, and a live node answers 500
+            # for a copy lost elsewhere; with every node marked dead it revives the first one marked, often
+            # the one really down. OpenSearchEngine asks a search once more itself instead.
+            retry_on_status=(502, 503, 504),
             retry_on_timeout=False,
             maxsize=pool_size,
             serializer=_OrjsonSerializer(),

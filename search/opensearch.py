@@ -15,7 +15,14 @@ import aiohttp
 import opensearchpy
 from opensearchpy import AsyncOpenSearch
 
-from search.errors import IndexNotFound, SearchError, SearchUnavailable, ShardsFailed, opensearch_errors
+from search.errors import (
+    IndexNotFound,
+    SearchError,
+    SearchFailed,
+    SearchUnavailable,
+    ShardsFailed,
+    opensearch_errors,
+)
 from search.port import BULK_TIMEOUT_SECONDS, MERGE_TIMEOUT_SECONDS
 from search.requests import (
     Body,
@@ -116,12 +123,18 @@ class OpenSearchEngine:
         """`call()`'s response once every shard answered it, else ShardsFailed carrying `partial(response)`.
 
         A partial answer is asked for again, once: a copy lost between a search's query and fetch phases
-        fails its shard though another copy lives, and the next search is sent to that one.
+        fails its shard though another copy lives, and the next search is sent to that one. So is a 500
+        (SearchFailed): a search in flight on a node as it dies fails whole on the node coordinating it.
         """
         why = ""
-        for _ in range(PARTIAL_ATTEMPTS):
-            with opensearch_errors(f"{action} on {index}"):
-                response = await call()
+        for attempt in range(PARTIAL_ATTEMPTS):
+            try:
+                with opensearch_errors(f"{action} on {index}"):
+                    response = await call()
+            except SearchFailed:
+                if attempt + 1 == PARTIAL_ATTEMPTS:
+                    raise
+                continue
             incomplete = incomplete_search(response)
             if incomplete is None:
                 return response

@@ -149,13 +149,14 @@ async def test_sigkill_of_nodes_under_load_degrades_only_when_no_copy_answers(
         f"{len(answers) - one_lost} with {second} down too ({sum(a.degraded for a in answers)} degraded)"
     )
     assert [a for a in answers if a.status != 200] == []
-    assert [a for a in answers if a.mixed or a.version != version] == []
-    assert [a for a in answers[:before] if a.degraded] == []
     # A search in flight on a node as it dies may fail inside OpenSearch (a 500 search_phase_execution_
-    # exception, seen in CI). The read is then sent to another node (search.client); should that fail too
-    # it is answered degraded, never as an error: at most one per client and kill.
+    # exception, seen in CI). It is asked once more (search.opensearch); should that fail too it is
+    # answered degraded from the cached popular list (no version), never as an error: at most one per
+    # client and kill.
     failed = [a for a in answers if a.degraded and "OpenSearch failed" in (a.reason or "")]
     assert len(failed) <= 2 * load.concurrency, failed
+    assert [a for a in answers if (a.mixed or a.version != version) and a not in failed] == []
+    assert [a for a in answers[:before] if a.degraded] == []
     assert [a for a in answers[before:one_lost] if a.degraded and a not in failed] == []  # copies answered
     degraded = [a for a in answers[one_lost:end] if a.degraded and a not in failed]
     # Once one answer is partial, only calls already past OpenSearch when the node died can still be whole.
