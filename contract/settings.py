@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,8 @@ OPENSEARCH_CLUSTER_NODES = 3
 REDIS_CLUSTER_NODES = 6
 # Redis Cluster nodes talk to each other on their port + 10000.
 REDIS_CLUSTER_BUS_OFFSET = 10000
+# Our servers bind 127.0.0.1 only, so a Redis on any other host is not one of ours.
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 
 class _FromEnv(BaseSettings):
@@ -297,6 +300,23 @@ class StackSettings(StoreSettings, DataSettings):
             "redis_url": f"redis://127.0.0.1:{first_redis}",
             "redis_cluster_nodes": [f"127.0.0.1:{first_redis + i}" for i in range(REDIS_CLUSTER_NODES)],
         }
+
+    @property
+    def redis_is_ours(self) -> bool:
+        """Whether the Redis in effect is one `services` starts from state_dir (no redis_url, or it and every
+        cluster seed at 127.0.0.1 on redis_port or a cluster_redis_port node): logged in to with our users."""
+        if self.redis_url is None:
+            return True
+        # The cluster demo and `services env` point processes at our own nodes through redis_url (see
+        # cluster_stores); only a server elsewhere is the user's, whose login they configure. Every seed
+        # must be ours: our passwords never go to a server we did not start. Ours speak no TLS.
+        url = urlsplit(self.redis_url)
+        seeds = [(url.hostname, url.port or 6379)]  # redis-py's default port
+        seeds += [
+            (host, int(port)) for host, port in (node.rsplit(":", 1) for node in self.redis_cluster_nodes)
+        ]
+        ports = {self.redis_port, *(self.cluster_redis_port + i for i in range(REDIS_CLUSTER_NODES))}
+        return url.scheme == "redis" and all(host in _LOCAL_HOSTS and port in ports for host, port in seeds)
 
     def _ports(self) -> list[tuple[str, int]]:
         """Every port either topology of the local stack listens on, each with the setting it comes from."""

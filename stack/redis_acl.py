@@ -116,18 +116,18 @@ def ensure(state_dir: Path) -> RedisUsers:
 
 
 def admin_login(settings: StackSettings) -> dict[str, Any]:
-    """How `services` logs in to Redis: as our admin user (none for a server started before it had users),
-    or with the client settings for a LOCKSTEP_REDIS_URL server."""
-    if settings.redis_url is not None:
+    """How `services` logs in to Redis: to ours as our admin user (none for a server started before it had
+    users), to a LOCKSTEP_REDIS_URL server elsewhere with the client settings."""
+    if not settings.redis_is_ours:
         return login_options(settings)
     users = load(settings.state_dir)
     return {} if users is None else users.login(RedisUser.ADMIN)
 
 
 def client_environment(settings: StackSettings, user: RedisUser = RedisUser.APP) -> dict[str, str]:
-    """LOCKSTEP_REDIS_USERNAME/PASSWORD of `user` of our Redis (none for a LOCKSTEP_REDIS_URL server, whose
-    login the user configures, nor for a server started before it had users)."""
-    users = load(settings.state_dir) if settings.redis_url is None else None
+    """LOCKSTEP_REDIS_USERNAME/PASSWORD of `user` of our Redis (none for a LOCKSTEP_REDIS_URL server
+    elsewhere, whose login the user configures, nor for a server started before it had users)."""
+    users = load(settings.state_dir) if settings.redis_is_ours else None
     if users is None:
         return {}
     return {"LOCKSTEP_REDIS_USERNAME": user.value, "LOCKSTEP_REDIS_PASSWORD": users.passwords[user]}
