@@ -67,6 +67,7 @@ TARGETS = {"p50": 1.15, "p99": 1.3, "throughput": 0.85, "cpu_ms": 0.3}
 TYPE = "bench-d32"
 JSON_TYPE = {"Content-Type": "application/json"}
 
+CLI = [sys.executable, "-c", "from cli.main import app; app()"]
 Call = Callable[[int], Awaitable[list[str]]]  # one request for user n; the item ids it returned
 
 
@@ -307,6 +308,7 @@ async def _measure(
             "raw_keepalive": raw_keepalive,
             "floor": via_floor,
             "serving": via_serving,
+            "serving_routed": recommend_call(serving, [urls["serving_routed"]]),
         }
         for n in range(CHECKED_USERS):  # every side must be doing the same work: the same answer
             answers = {name: await side(n) for name, side in sides.items()}
@@ -318,6 +320,12 @@ async def _measure(
             results[f"c{connections}"] = {
                 **figures,
                 "serving_vs_floor_median": median_ratios(rounds["floor"], rounds["serving"]),
+                "routed_vs_floor_median": median_ratios(rounds["floor"], rounds["serving_routed"]),
+                "direct_dispatch_cpu_saved_ms": round(
+                    figures["serving_routed"]["server_cpu_ms_per_request"]
+                    - figures["serving"]["server_cpu_ms_per_request"],
+                    3,
+                ),
                 "serving_p50_vs_raw_per_round": [
                     round(s["p50_ms"] / r["p50_ms"], 3)
                     for r, s in zip(rounds["raw"], rounds["serving"], strict=True)
@@ -380,13 +388,12 @@ def start_stack(
     when a later start fails. The first serving listens on settings.serving_url, the others on free ports.
     """
     env = _environment(settings)
-    cli = [sys.executable, "-c", "from cli.main import app; app()"]
-    processes.append(subprocess.Popen([*cli, "orchestrator", "serve"], env=env))
+    processes.append(subprocess.Popen([*CLI, "orchestrator", "serve"], env=env))
     wait_healthy(settings.orchestrator_url)
     asyncio.run(_register(settings, loc))
     ports = [int(settings.serving_url.rsplit(":", 1)[1])] + [_port() for _ in range(servings - 1)]
     for port in ports:
-        serve = [*cli, "serving", "serve", "--port", str(port)]
+        serve = [*CLI, "serving", "serve", "--port", str(port)]
         processes.append(subprocess.Popen(serve, env={**env, **(serving_env or {})}))
     return [f"http://127.0.0.1:{port}" for port in ports]
 
@@ -433,11 +440,20 @@ def run(settings: Settings) -> dict[str, Any]:
             "--no-access-log",
         ]
         processes.append(subprocess.Popen([*floor, *flags, "--no-access-log"], env=floor_env))
-        floor_url = f"http://127.0.0.1:{floor_port}"
-        wait_healthy(settings.serving_url)
-        wait_healthy(floor_url)
-        urls = {"serving": settings.serving_url, "floor": floor_url}
-        pids = {"serving": processes[1].pid, "floor": processes[2].pid}
+        # The same serving through FastAPI's router: the A/B that keeps service.direct (bench/README.md).
+        routed_port = _port()
+        routed_env = {**_environment(settings), "LOCKSTEP_SERVING_DIRECT_DISPATCH": "false"}
+        processes.append(
+            subprocess.Popen([*CLI, "serving", "serve", "--port", str(routed_port)], env=routed_env)
+        )
+        urls = {
+            "serving": settings.serving_url,
+            "floor": f"http://127.0.0.1:{floor_port}",
+            "serving_routed": f"http://127.0.0.1:{routed_port}",
+        }
+        for url in urls.values():
+            wait_healthy(url)
+        pids = {"serving": processes[1].pid, "floor": processes[2].pid, "serving_routed": processes[3].pid}
         figures = asyncio.run(_measure(settings, etype, loc, urls, pids))
     finally:
         stop_stack(settings, loc, processes)

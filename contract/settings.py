@@ -563,6 +563,11 @@ class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServe
         "at once instead of queueing (health and metrics routes are not counted). The default only stops "
         "unbounded queues; for latency under overload set a few per core (`make bench`'s overload: 4).",
     )
+    serving_direct_dispatch: bool = Field(
+        True,
+        description="POST /v1/recommend goes straight to its endpoint, skipping FastAPI's inner layers "
+        "(service.direct; same answers, less CPU). Off only to measure what it saves (`make bench`).",
+    )
     serving_deadline_seconds: float = Field(
         2.5,
         gt=0,

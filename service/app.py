@@ -8,8 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from service.admission import Admission
+from service.direct import DirectRoute
 from service.middleware import BodyCheck, RequestMetrics, RequestObserver, Unexpected
 from service.openapi import finish
 from service.rendering import install_handlers
@@ -27,6 +29,7 @@ def create_service_app(
     max_in_flight: int,
     budget: float | None = None,
     security_schemes: Mapping[str, Any] | None = None,
+    direct: Iterable[str] = (),
 ) -> FastAPI:
     """A FastAPI app whose lifespan holds `open_state()` open as `app.state.<state_name>`.
 
@@ -35,7 +38,8 @@ def create_service_app(
     Past `max_in_flight` requests at once the rest are answered 503 Overloaded; each admitted one has
     `budget` seconds for its dependency calls (service.admission).
     `security_schemes` go into the OpenAPI components for routes that check credentials themselves rather
-    than through FastAPI's security dependencies.
+    than through FastAPI's security dependencies. The routes at the `direct` paths (one method each, an
+    endpoint that takes only the Request) skip FastAPI's inner layers (service.direct).
     """
 
     @asynccontextmanager
@@ -52,11 +56,17 @@ def create_service_app(
         # Our metrics are Prometheus (RequestMetrics); FastAPI's OpenTelemetry check would run every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    routers = tuple(routers)
     for router in routers:
         app.include_router(router)
     install_handlers(app)
     # Each added one wraps the ones before: Unexpected, then RequestMetrics (it sees the 503s and 413s),
-    # Admission (a shed request's body is never read), BodyCheck.
+    # Admission (a shed request's body is never read), BodyCheck, the direct routes.
+    for path in direct:
+        (route,) = (
+            r for router in routers for r in router.routes if isinstance(r, APIRoute) and r.path == path
+        )
+        app.add_middleware(DirectRoute, route=route)
     app.add_middleware(BodyCheck)
     app.add_middleware(Admission, limit=max_in_flight, budget=budget)
     app.add_middleware(RequestMetrics, observer=observer)

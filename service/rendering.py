@@ -45,11 +45,6 @@ def render(error: ServiceError) -> Response:
     return error_response(error.name, error.detail, error.status, error.headers)
 
 
-async def _service_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    return render(exc)
-
-
 async def _invalid(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     # Where templates overlap, a route may take a path that names another resource (GET of
@@ -110,9 +105,20 @@ def _resources(app: FastAPI) -> list[tuple[str, re.Pattern[str], frozenset[str]]
     return cached
 
 
-async def _client_gone(_: Request, __: Exception) -> Response:
-    # Handled here rather than as a 500: the client hung up mid-body, the server did nothing wrong.
-    return Response(status_code=CLIENT_CLOSED)
+async def _expected(_: Request, exc: Exception) -> Response:
+    answer = expected_error(exc)
+    assert answer is not None
+    return answer
+
+
+def expected_error(exc: Exception) -> Response | None:
+    """The answer to what any route may raise, a refusal or the client leaving; None for anything else."""
+    if isinstance(exc, ServiceError):
+        return render(exc)
+    if isinstance(exc, ClientDisconnect):
+        # Not a 500: the client hung up mid-body, the server did nothing wrong.
+        return Response(status_code=CLIENT_CLOSED)
+    return None
 
 
 def internal_error(exc: Exception) -> Response:
@@ -122,7 +128,7 @@ def internal_error(exc: Exception) -> Response:
 
 def install_handlers(app: FastAPI) -> None:
     """Route every expected error through the renderer (service.middleware.Unexpected takes the rest)."""
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ServiceError, _expected)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _framework)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
+    app.add_exception_handler(ClientDisconnect, _expected)

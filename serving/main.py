@@ -67,6 +67,7 @@ def create_app(settings: ServingSettings) -> FastAPI:
         budget=settings.serving_deadline_seconds,
         # Routes authenticate in their route class (service.auth.GuardedRoute): schemes are declared here.
         security_schemes=SECURITY_SCHEMES,
+        direct=("/v1/recommend",) if settings.serving_direct_dispatch else (),
     )
     # Read by GuardedRoute before the body (and before the lifespan state is needed).
     app.state.keyring = KeyRing.of(settings)

@@ -31,14 +31,19 @@ def test_the_serving_benchmark_runs_every_side_and_cleans_up(
     figures = bench.run(settings)  # raises if the sides ever disagree on a user's items
     for level in ("c1", "c8"):
         result = figures[level]
-        for side in ("raw", "raw_keepalive", "floor", "serving"):
+        for side in ("raw", "raw_keepalive", "floor", "serving", "serving_routed"):
             assert result[side]["p50_ms"] > 0 and result[side]["throughput_rps"] > 0
-        for server in ("floor", "serving"):
+        for server in ("floor", "serving", "serving_routed"):
             assert result[server]["server_cpu_ms_per_request"] > 0  # 200 requests: tens of clock ticks
         assert set(result["ratio"]) == {"p50", "p99", "throughput"}
         assert set(result["added_p50_ms"]) == {"vs_raw", "vs_floor"}
         assert len(result["serving_p50_vs_raw_per_round"]) == SMALL["ROUNDS"]
         assert set(result["serving_vs_floor_median"]) == {"p50", "p99", "throughput"}
+        assert set(result["routed_vs_floor_median"]) == {"p50", "p99", "throughput"}
+        routed_cpu = result["serving_routed"]["server_cpu_ms_per_request"]
+        assert result["direct_dispatch_cpu_saved_ms"] == round(
+            routed_cpu - result["serving"]["server_cpu_ms_per_request"], 3
+        )
     # The verdicts are bench.checks' own, on the figures the benchmark reports and its declared targets.
     expected = []
     for level in ("c1", "c8"):
