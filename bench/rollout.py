@@ -17,9 +17,14 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display here
+import matplotlib.pyplot as plt
 import numpy as np
 import orjson
 import redis
@@ -55,6 +60,8 @@ SIDES: dict[str, tuple[dict[str, str], int]] = {  # name -> (environment of the 
     "throttled": (THROTTLE, THROTTLE_BATCH),
 }
 TARGET = 2.0  # throttled rollout p99 / steady p99
+PLOT = Path("out/rollout/p99-over-time.png")
+PLOT_WINDOW = 2.0  # seconds of requests per plotted p99
 
 
 class Load:
@@ -169,6 +176,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
     running = asyncio.create_task(load.run())
     loop = asyncio.get_running_loop()
     rounds: list[dict[str, Any]] = []
+    builds: list[tuple[str, float, float]] = []
     version = 0
     try:
         await asyncio.sleep(2.0)  # warm-up, not measured
@@ -179,6 +187,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
                 version += 1
                 await asyncio.to_thread(_publish, settings, keys, etype, version)
                 built, began, ended = await _build({**env, **extra}, batch)
+                builds.append((side, began, ended))
                 figures[side] = {
                     "p99_ms": load.p99_ms([(began, ended)]),
                     "requests": load.count(began, ended),
@@ -194,6 +203,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
     finally:
         load.stop()
         await running
+    _plot(load.samples, builds)
     return {
         "rounds": rounds,
         "errors": load.errors,
@@ -204,6 +214,33 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
             for side in SIDES
         },
     }
+
+
+def _plot(samples: list[tuple[float, float]], builds: list[tuple[str, float, float]]) -> None:
+    """p99 per PLOT_WINDOW seconds of due times over the run, each build's span shaded by its side."""
+    if not samples:
+        return
+    first = min(due for due, _ in samples)
+    windows: dict[int, list[float]] = {}
+    for due, latency in samples:
+        windows.setdefault(int((due - first) // PLOT_WINDOW), []).append(latency * 1000)
+    starts = sorted(windows)
+    figure, axes = plt.subplots(figsize=(10, 4))
+    p99s = [float(np.percentile(windows[w], 99)) for w in starts]
+    axes.plot([w * PLOT_WINDOW for w in starts], p99s, color="black")
+    colours = {"unthrottled": "tab:red", "throttled": "tab:green"}
+    labelled: set[str] = set()
+    for side, began, ended in builds:
+        label = None if side in labelled else side
+        labelled.add(side)
+        axes.axvspan(began - first, ended - first, alpha=0.2, color=colours.get(side, "grey"), label=label)
+    axes.set_xlabel("seconds into the run")
+    axes.set_ylabel(f"serving p99 per {PLOT_WINDOW:g} s (ms)")
+    axes.set_title(f"p99 during rollouts ({RATE:g} requests/s; shaded: a shadow build)")
+    axes.legend()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(PLOT, dpi=100, bbox_inches="tight")
+    plt.close(figure)
 
 
 def run(settings: Settings) -> dict[str, Any]:
