@@ -116,12 +116,16 @@ def ensure(state_dir: Path) -> RedisUsers:
 
 
 def admin_login(settings: StackSettings) -> dict[str, Any]:
-    """How `services` logs in to Redis: to ours as our admin user (none for a server started before it had
-    users), to a LOCKSTEP_REDIS_URL server elsewhere with the client settings."""
-    if not settings.redis_is_ours:
-        return login_options(settings)
-    users = load(settings.state_dir)
-    return {} if users is None else users.login(RedisUser.ADMIN)
+    """How `services` logs in to Redis: to ours as our admin user, to any other with the client settings.
+
+    Ours means at our address (StackSettings.redis_is_ours) with our users file in state_dir: a URL at our
+    port from a state dir that started nothing (a test's, say) names a server someone else logs in to. A
+    server of ours started before it had users takes no login.
+    """
+    users = load(settings.state_dir) if settings.redis_is_ours else None
+    if users is not None:
+        return users.login(RedisUser.ADMIN)
+    return {} if settings.redis_url is None else login_options(settings)
 
 
 def client_environment(settings: StackSettings, user: RedisUser = RedisUser.APP) -> dict[str, str]:

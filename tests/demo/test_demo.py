@@ -37,6 +37,14 @@ def _demo(env: dict[str, str], *args: str, timeout: float) -> subprocess.Complet
     )
 
 
+def _summary(result: subprocess.CompletedProcess[str], layout: Layout) -> dict[str, Any]:
+    """The run's summary.json; a run that wrote none fails with its own output."""
+    path = layout.summary_file()
+    assert path.exists(), f"exit {result.returncode}: " + result.stdout[-4000:] + result.stderr[-4000:]
+    summary: dict[str, Any] = json.loads(path.read_text())
+    return summary
+
+
 def _assert_verified(result: subprocess.CompletedProcess[str], summary: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert summary["ok"] is True
@@ -91,7 +99,7 @@ def test_demo_rolls_out_under_load_twice_then_stops(
     )
     try:
         first = _demo(env, "--duration", "8", *quick.split(), timeout=300)
-        _assert_verified(first, json.loads(layout.summary_file().read_text()))
+        _assert_verified(first, _summary(first, layout))
         # The first versions never saw the held-out ratings: recall through serving is measured for each.
         first_quality = json.loads(layout.summary_file().read_text())["quality"]
         assert all(q["recall"] is not None and q["users"] == 40 for q in first_quality), first_quality

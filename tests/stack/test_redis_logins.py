@@ -74,6 +74,14 @@ def test_a_redis_elsewhere_is_logged_in_to_as_the_user_configured(
 
 
 def test_our_redis_started_before_it_had_users_is_logged_in_to_without_any(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, "redis://127.0.0.1:7341")
+    settings = _settings(tmp_path, None)
     assert redis_acl.admin_login(settings) == {}
+    assert redis_acl.client_environment(settings) == {}
+
+
+def test_a_url_at_our_address_without_our_users_file_keeps_the_login_configured(tmp_path: Path) -> None:
+    # The demo test's case: a state dir of its own, LOCKSTEP_REDIS_URL naming the test stack's server.
+    settings = _settings(tmp_path, "redis://127.0.0.1:6390/0")
+    login = redis_acl.admin_login(settings)
+    assert (login["username"], login["password"]) == ("their-user", "their-password")
     assert redis_acl.client_environment(settings) == {}
