@@ -58,7 +58,7 @@ from contract.versions import Frame
 from examples.news.synth import generate, item_id, item_vectors, user_vectors
 from indexer.catalog import Item
 from indexer.metrics import IndexerMetrics
-from indexer.recall import exact_top_k, recall_at_k
+from indexer.recall import exact_scores, recall_with_ties
 from indexer.scheduler import Runner, connect_orchestrator
 from indexer.shadow import ShadowIndexer
 from search.client import build_client
@@ -367,8 +367,10 @@ async def _queries(
     for name, raw in FILTERS.items():
         tree: FilterNode | None = parse_filter(raw) if raw is not None else None
         keep = np.array([tree is None or matches(tree, doc) for doc in docs])
-        kept_ids = [i for i, k in zip(ids, keep, strict=True) if k]
-        truth = [exact_top_k(kept_ids, vectors[keep], q, similarity, K) for q in probes]
+        kept = vectors[keep]
+        # The recall gate's rule: ids under the filter, exact scores, ties with the 10th counted as found.
+        position = {i: n for n, i in enumerate(i for i, k in zip(ids, keep, strict=True) if k)}
+        truth = [exact_scores(kept, q, similarity) for q in probes]
         for label, (etype, location) in sides.items():
             served = ef_search(settings, K, etype.index)
             for q in probes[:WARM_UP]:  # the first queries of an index pay its loading: not a sweep point's
@@ -381,7 +383,7 @@ async def _queries(
             ):
                 swept = etype.model_copy(update={"index": etype.index.model_copy(update={"ef_search": ef})})
                 took, recalls, short = [], [], 0
-                for q, exact in zip(probes, truth, strict=True):
+                for q, scores in zip(probes, truth, strict=True):
                     # Exactly what serving sends for this type (candidates; exact rescoring when quantized).
                     query = knn_query(
                         settings, location, swept, q.tolist(), K, filters=tree, exclude=frozenset()
@@ -389,7 +391,7 @@ async def _queries(
                     began = time.perf_counter()
                     hits = await search.knn(query)
                     took.append((time.perf_counter() - began) * 1000)
-                    recalls.append(recall_at_k([h.item_id for h in hits], exact))
+                    recalls.append(recall_with_ties([h.item_id for h in hits], position, scores, K))
                     short += len(hits) < K
                 took.sort()
                 rows.append(

@@ -9,6 +9,7 @@ TYPE = f"{TYPES}/{{type_name}}"
 TYPE_REFRESH = f"{TYPE}:refresh"
 USER_VECTOR = f"{TYPE}/users/{{user_id}}"
 AGGREGATE = f"{TYPE}/users:aggregate"
+USERS_SAMPLE = f"{TYPE}/users:sample"
 ITEMS_BATCH = f"{TYPE}/items:batch"
 IN_USE = f"{TYPE}/in-use"
 IN_USE_HISTORY = f"{TYPE}/in-use/history"
@@ -50,6 +51,11 @@ def user_vector_path(type_name: str, user_id: str) -> str:
 def aggregate_path(type_name: str) -> str:
     """POST: a vector aggregated from attributes or a stored profile."""
     return AGGREGATE.format(type_name=_segment(type_name))
+
+
+def users_sample_path(type_name: str) -> str:
+    """GET: a random sample of one version's user vectors (query parameters `version`, `count`)."""
+    return USERS_SAMPLE.format(type_name=_segment(type_name))
 
 
 def items_batch_path(type_name: str) -> str:

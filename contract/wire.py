@@ -25,6 +25,7 @@ MAX_BODY_BYTES = 1 << 20  # 1 MiB: every service refuses a longer request body w
 # (tests/serving/test_serving_isolation.py).
 MAX_ATTRIBUTES = 1_000
 MAX_BATCH_ITEMS = 1_000
+MAX_SAMPLE_USERS = 1_000  # user vectors per GET .../users:sample
 # Item ids excluded from one search: a request's own exclude_item_ids, and also the cap on everything
 # serving excludes for it (those ids first, then the items named as attributes, then the seen items, newest
 # first); seen items past it may be recommended again.
@@ -155,6 +156,16 @@ class ItemsBatchRequest(BaseModel):
         description="Per item id: aggregate its vector from these attributes when the version has none.",
     )
     normalize: StrictBool = Field(default=False, description="Scale aggregated item vectors to unit length.")
+
+
+class UsersSample(BaseModel):
+    """A random sample of one version's user vectors: `vectors` as in ItemsBatchResponse, a row per id."""
+
+    type_name: str
+    version: str
+    dim: int
+    ids: list[str]
+    vectors: str
 
 
 class ItemsBatchResponse(BaseModel):

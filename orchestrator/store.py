@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -255,6 +256,29 @@ class Store:
         self.cache.put_many(type_name, version, kind, fetched)
         found.update(fetched)
         return found
+
+    async def sample(
+        self, type_name: str, version: str, kind: Kind, count: int, dim: int
+    ) -> dict[str, Matrix]:
+        """Up to `count` random vectors of a kind of a published version (none if unpublished).
+
+        Spread over up to `count` random buckets, HRANDFIELD on each, pipelined: one round trip, and
+        no bucket's ids dominate the sample.
+        """
+        buckets = await self.buckets(type_name, version)
+        if buckets is None or count < 1:
+            return {}
+        total = buckets.of(kind)
+        chosen = random.sample(range(total), min(total, count))
+        each = -(-count // len(chosen))
+        pipe = self.redis.pipeline(transaction=False)
+        for bucket in chosen:
+            pipe.hrandfield(self.keys.vectors(type_name, version, kind, bucket), each, withvalues=True)
+        out: dict[str, Matrix] = {}
+        for reply in await pipe.execute():
+            ids = [text(raw) for raw in reply[0::2]]
+            out.update(_decode_rows(ids, reply[1::2], dim))
+        return dict(list(out.items())[:count])
 
     async def _fetch(
         self,

@@ -30,6 +30,7 @@ from contract.wire import (
     ItemsBatchResponse,
     RollbackRequest,
     TypeInfo,
+    UsersSample,
     UserVector,
     WeightedAttribute,
 )
@@ -127,6 +128,21 @@ class OrchestratorClient:
     async def user_vector(self, type_name: str, user_id: str) -> UserVector:
         """The user's vector of the in-use version, labelled with that version."""
         return await self._model(UserVector, "GET", routes.user_vector_path(type_name, user_id))
+
+    async def user_sample(self, type_name: str, version: str, count: int) -> tuple[tuple[str, ...], Matrix]:
+        """Up to `count` random user vectors of one published version: their ids and rows."""
+        path = routes.users_sample_path(type_name)
+        sample = UsersSample.model_validate_json(
+            await self._call("GET", path, params={"version": version, "count": count})
+        )
+        if sample.version != version:
+            raise OrchestratorUnavailable(f"users:sample answered version {sample.version}, asked {version}")
+        matrix = from_base64(sample.vectors, sample.dim)
+        if matrix.shape[0] != len(sample.ids):
+            raise OrchestratorUnavailable(
+                f"users:sample returned {matrix.shape[0]} rows for {len(sample.ids)} ids"
+            )
+        return tuple(sample.ids), matrix
 
     async def aggregate(self, type_name: str, request: AggregateRequest) -> UserVector:
         """A vector of the in-use version aggregated from attributes or a stored profile."""

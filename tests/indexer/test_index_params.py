@@ -30,6 +30,7 @@ async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_re
         "ef_construction": 64,
         "ef_search": 300,
         "encoder": "sq7",
+        "queries": "user vectors",
     }
     # The other type keeps the settings' parameters: tuning one touches no other.
     assert results["plain-d8"].recall_params == {
@@ -37,6 +38,7 @@ async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_re
         "ef_construction": orchestrator.hnsw_ef_construction,
         "ef_search": orchestrator.hnsw_ef_search,
         "encoder": "float",
+        "queries": "user vectors",
     }
     mappings = opensearch_client.indices.get_mapping(index=items_alias(orchestrator.index_prefix, "sq-d8"))
     (mapping,) = mappings.values()

@@ -10,7 +10,7 @@ from orchestrator_support import AppFactory, Fixtures, auth, frame, indirect_typ
 from contract import routes
 from contract.keys import Kind
 from contract.settings import Settings
-from contract.wire import MAX_ATTRIBUTES
+from contract.wire import MAX_ATTRIBUTES, MAX_SAMPLE_USERS
 
 pytestmark = pytest.mark.anyio
 
@@ -243,6 +243,26 @@ CASES = {
         "BadRequest",
         "body",
         raw="{not json",
+    ),
+    "sample of an unknown version": Case(
+        "GET", routes.users_sample_path(T) + f"?version={V9}", 404, "UnknownVersion", "version"
+    ),
+    "sample of a malformed version": Case(
+        "GET", routes.users_sample_path(T) + "?version=latest", 422, "InvalidField", "version"
+    ),
+    "sample without a version": Case("GET", routes.users_sample_path(T), 422, "InvalidField", "version"),
+    "sample of none": Case(
+        "GET", routes.users_sample_path(T) + f"?version={V1}&count=0", 422, "InvalidField", "count"
+    ),
+    "sample over the limit": Case(
+        "GET",
+        routes.users_sample_path(T) + f"?version={V1}&count={MAX_SAMPLE_USERS + 1}",
+        422,
+        "InvalidField",
+        "count",
+    ),
+    "sample count in words": Case(
+        "GET", routes.users_sample_path(T) + f"?version={V1}&count=ten", 422, "InvalidField", "count"
     ),
     "history limit": Case(
         "GET",

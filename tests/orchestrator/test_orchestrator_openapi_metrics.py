@@ -52,13 +52,14 @@ async def test_openapi_documents_every_route_role_and_error(
     assert {s["type"] for s in schemes.values()} >= {"http", "apiKey"}
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
     v1 = [(p, m, op) for p, m, op in operations if p.startswith("/v1/")]
-    assert len(v1) == 17  # indexed/{version} has PUT and DELETE; an item GET, PUT, PATCH and DELETE
+    assert len(v1) == 18  # indexed/{version} has PUT and DELETE; an item GET, PUT, PATCH and DELETE
     expected_paths = {
         routes.TYPES,
         routes.TYPE,
         routes.TYPE_REFRESH,
         routes.USER_VECTOR,
         routes.AGGREGATE,
+        routes.USERS_SAMPLE,
         routes.ITEMS_BATCH,
         routes.IN_USE,
         routes.IN_USE_HISTORY,

@@ -1,18 +1,32 @@
-"""User vectors of the in-use version: direct, or aggregated from attributes or the stored profile."""
+"""User vectors of the in-use version (direct, or aggregated from attributes or the stored profile), and
+random samples of a published version's for the indexer's recall gate."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+import numpy as np
+from fastapi import APIRouter, Query, Request
 
 from contract import routes
 from contract.keys import Kind
 from contract.profiles import Profile
 from contract.types import EmbeddingType, Family
-from contract.wire import ENTITY_ID, AggregateRequest, UserVector
+from contract.vectors import DTYPE, to_base64
+from contract.versions import VERSION_ID_PATTERN
+from contract.wire import ENTITY_ID, MAX_SAMPLE_USERS, AggregateRequest, UsersSample, UserVector
 from orchestrator.aggregation import weighted_sum
-from orchestrator.api.deps import AUTH_ERRORS, ReaderDep, TypeName, UserId, authorize, role_doc, role_line
+from orchestrator.api.deps import (
+    AUTH_ERRORS,
+    IndexerDep,
+    ReaderDep,
+    TypeName,
+    UserId,
+    authorize,
+    role_doc,
+    role_line,
+)
 from orchestrator.api.routes.types import type_entry
 from orchestrator.errors import (
     InvalidField,
@@ -20,11 +34,13 @@ from orchestrator.errors import (
     NoVersionInUse,
     UnknownType,
     UnknownUser,
+    UnknownVersion,
     documented,
 )
 from orchestrator.state import AppState
 from orchestrator.store import ITEM_NAMESPACE
 from service.auth import GuardedRoute, Role
+from service.validation import DIGITS_ONLY
 
 router = APIRouter(tags=["users"], route_class=GuardedRoute)
 
@@ -154,4 +170,35 @@ async def aggregate_user(type_name: TypeName, body: AggregateRequest, ctx: Reade
         raise UnknownUser(f"user_id: user {body.user_id!r} has no stored profile")
     return await _aggregate(
         state, entry.type, version, profile_attributes(profile), body.normalize, "user_id"
+    )
+
+
+@router.get(
+    routes.USERS_SAMPLE,
+    response_model=UsersSample,
+    summary="A random sample of one version's user vectors",
+    description=f"{role_line(Role.INDEXER)} For the indexer's recall gate, which queries a new index with "
+    f"the vectors serving will query it with: up to `count` (at most {MAX_SAMPLE_USERS}) user vectors of "
+    "the published `version`, drawn at random; fewer when the version has fewer, none for a family whose "
+    "users are aggregated. `vectors` is encoded as in items:batch.",
+    responses=documented(UnknownType, UnknownVersion, *AUTH_ERRORS),
+    openapi_extra=role_doc(Role.INDEXER),
+)
+async def users_sample(
+    type_name: TypeName,
+    version: Annotated[str, Query(pattern=VERSION_ID_PATTERN, description="A published version id.")],
+    ctx: IndexerDep,
+    count: Annotated[
+        int, Query(ge=1, le=MAX_SAMPLE_USERS, description="User vectors to draw."), DIGITS_ONLY
+    ] = 100,
+) -> UsersSample:
+    """Random user vectors of one version."""
+    state = ctx.state
+    entry = await type_entry(state, type_name)
+    if entry.find(version) is None and not await state.store.is_published(type_name, version):
+        raise UnknownVersion(f"version: {version} of {type_name} is not published")
+    drawn = await state.store.sample(type_name, version, Kind.USER, count, entry.type.dim)
+    matrix = np.stack(list(drawn.values())) if drawn else np.zeros((0, entry.type.dim), dtype=DTYPE)
+    return UsersSample(
+        type_name=type_name, version=version, dim=entry.type.dim, ids=list(drawn), vectors=to_base64(matrix)
     )
