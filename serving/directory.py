@@ -3,7 +3,8 @@
 Requests are routed to the IndexedLocation of the version their user vector came with. A version missing
 from the cached list (the indexer just advanced in_use, or a shadow swap registered a new index) triggers
 a refresh (two at most), shared by every request that needs it, so a version change costs an orchestrator
-call or two.
+call or two. Past half the bound an entry is refreshed in the background while requests go on using it, so
+under steady traffic no request waits for the orchestrator's type list, and none uses one past the bound.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from contract.indexing import IndexedLocation, foreign_location
 from contract.wire import TypeInfo
+from serving.background import Background
 from serving.upstream import Orchestrator, OrchestratorDown
 
 log = logging.getLogger(__name__)
@@ -53,13 +56,23 @@ def ours(info: TypeInfo, index_prefix: str) -> TypeInfo:
 class TypeDirectory:
     """TypeInfo per type, fresh within `staleness` seconds; the last known one survives an outage."""
 
-    def __init__(self, orchestrator: Orchestrator, staleness: float, index_prefix: str) -> None:
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        staleness: float,
+        index_prefix: str,
+        background: Background,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._orchestrator = orchestrator
+        self._clock = clock
         self.staleness = staleness
         self.index_prefix = index_prefix
+        self._background = background
         self._known: dict[str, Known] = {}
         self._inflight: dict[str, asyncio.Future[Known]] = {}
         self._servable: tuple[float, tuple[str, ...]] | None = None
+        self._listing = False  # a background refresh of the servable list is running
 
     def last_known(self, type_name: str) -> Known | None:
         """The newest TypeInfo seen, however old (for degraded answers)."""
@@ -68,9 +81,14 @@ class TypeDirectory:
     async def get(self, type_name: str) -> Known:
         """A TypeInfo no older than the staleness bound (raises OrchestratorDown, UnknownType, ...)."""
         known = self._known.get(type_name)
-        if known is not None and time.monotonic() - known.fetched_at < self.staleness:
-            return known
-        return await self.refresh(type_name)
+        if known is None:
+            return await self.refresh(type_name)
+        age = self._clock() - known.fetched_at
+        if age >= self.staleness:
+            return await self.refresh(type_name)
+        if age >= self.staleness / 2 and type_name not in self._inflight:
+            self._background.spawn(self.refresh(type_name))
+        return known
 
     async def refresh(self, type_name: str) -> Known:
         """Fetch now; concurrent callers share one request."""
@@ -81,7 +99,7 @@ class TypeDirectory:
         self._inflight[type_name] = future
         try:
             info = self._ours(await self._orchestrator.type_info(type_name))
-            known = Known(info, time.monotonic())
+            known = Known(info, self._clock())
             self._known[type_name] = known
             future.set_result(known)
             return known
@@ -111,18 +129,32 @@ class TypeDirectory:
 
     async def servable(self) -> tuple[str, ...]:
         """Names of types that have an in-use version (for the default A/B split), cached like TypeInfo."""
-        now = time.monotonic()
-        if self._servable is not None and now - self._servable[0] < self.staleness:
-            return self._servable[1]
+        if self._servable is not None:
+            age = self._clock() - self._servable[0]
+            if age < self.staleness / 2 or (age < self.staleness and self._listing):
+                return self._servable[1]
+            if age < self.staleness:
+                self._listing = True
+                self._background.spawn(self._list_in_background())
+                return self._servable[1]
         try:
-            infos = await self._orchestrator.list_types()
+            return await self._list()
         except OrchestratorDown:
             if self._servable is not None:
                 return self._servable[1]
             raise
-        infos = [self._ours(info) for info in infos]
+
+    async def _list(self) -> tuple[str, ...]:
+        now = self._clock()
+        infos = [self._ours(info) for info in await self._orchestrator.list_types()]
         for info in infos:
             self._known[info.type.name] = Known(info, now)
         names = tuple(sorted(i.type.name for i in infos if i.in_use is not None))
         self._servable = (now, names)
         return names
+
+    async def _list_in_background(self) -> None:
+        try:
+            await self._list()
+        finally:
+            self._listing = False

@@ -50,20 +50,23 @@ class AppState:
         )
         orchestrator_breaker = Breaker("orchestrator")
         orchestrator = Orchestrator(client, orchestrator_breaker, metrics)
+        background = Background()
         return cls(
             settings=settings,
             keys=Keys(settings.key_prefix),
             orchestrator=orchestrator,
             search=build_client(settings, timeout=settings.serving_opensearch_timeout_seconds, pool_size=64),
             redis=async_client(settings, timeout=settings.serving_opensearch_timeout_seconds),
-            directory=TypeDirectory(orchestrator, settings.serving_staleness_seconds, settings.index_prefix),
+            directory=TypeDirectory(
+                orchestrator, settings.serving_staleness_seconds, settings.index_prefix, background
+            ),
             metrics=metrics,
             user_vectors=TtlCache("user_vector", settings.serving_user_cache_seconds, 100_000, metrics.cache),
             results=TtlCache("result", settings.serving_result_cache_seconds, 20_000, metrics.cache),
             popular=LastGood(1_000),
             orchestrator_breaker=orchestrator_breaker,
             search_breaker=Breaker("opensearch"),
-            background=Background(),
+            background=background,
         )
 
     async def aclose(self) -> None:

@@ -1,14 +1,18 @@
-"""Serving's type directory: a version recorded a moment after a fetch is still found."""
+"""Serving's type directory: a version recorded a moment after a fetch is still found; refresh-ahead."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from serving_stack import Stack
 from serving_support import TYPE_A
 
+from contract.wire import TypeInfo
 from orchestrator_client import OrchestratorClient
+from serving.directory import TypeDirectory
 from serving.state import AppState
+from serving.upstream import Orchestrator
 
 
 def test_a_version_recorded_just_after_the_list_was_fetched_is_found(stack: Stack) -> None:
@@ -29,6 +33,66 @@ def test_a_version_recorded_just_after_the_list_was_fetched_is_found(stack: Stac
             await indexer.record_indexed(TYPE_A, recorded)
             assert await state.directory.location(TYPE_A, v2) == recorded
         finally:
+            await indexer.aclose()
+            await state.aclose()
+
+    asyncio.run(run())
+
+
+class CountingOrchestrator(Orchestrator):
+    """Counts the type-info calls the directory makes."""
+
+    calls = 0
+
+    async def type_info(self, type_name: str) -> TypeInfo:
+        self.calls += 1
+        return await super().type_info(type_name)
+
+
+def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never_used_past_it(
+    stack: Stack,
+) -> None:
+    """Refresh-ahead: no request waits for the type list under steady traffic, none reads one older
+    than the staleness bound."""
+    settings = stack.settings
+    v2 = stack.world.versions[1].name
+    recorded = stack.world.locations[v2]
+    now = [1000.0]
+    bound = 10.0
+
+    async def run() -> None:
+        state = AppState.build(settings)
+        counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
+        directory = TypeDirectory(
+            counting, bound, settings.index_prefix, state.background, clock=lambda: now[0]
+        )
+        indexer = OrchestratorClient(
+            settings.orchestrator_url, settings.indexer_key.get_secret_value(), timeout=10
+        )
+        try:
+            first = await directory.get(TYPE_A)
+            assert first.location(v2) == recorded
+            await indexer.forget_indexed(TYPE_A, v2)
+
+            now[0] += 0.4 * bound  # fresh: used as it is, nothing fetched
+            assert await directory.get(TYPE_A) is first
+            assert counting.calls == 1
+
+            now[0] += 0.2 * bound  # past half the bound: still answered from the cache, refreshed behind
+            assert await directory.get(TYPE_A) is first
+            deadline = time.monotonic() + 30
+            while directory.last_known(TYPE_A) is first:
+                assert time.monotonic() < deadline, "no refresh behind the request"
+                await asyncio.sleep(0.01)
+            refreshed = directory.last_known(TYPE_A)
+            assert refreshed is not None and refreshed.location(v2) is None
+            assert counting.calls == 2
+
+            await indexer.record_indexed(TYPE_A, recorded)
+            now[0] += bound  # past the bound: this request waits for a fresh list
+            assert (await directory.get(TYPE_A)).location(v2) == recorded
+        finally:
+            await indexer.record_indexed(TYPE_A, recorded)
             await indexer.aclose()
             await state.aclose()
 
