@@ -45,6 +45,7 @@ from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
+from search.client import build_client
 from training.publish import VectorSet, publish
 from training.registry import register_type
 
@@ -52,8 +53,11 @@ RATE = 50.0  # requests/s to serving, paced
 STEADY_SECONDS = 8.0  # each quiet block
 ROUNDS = 2
 BUILD_TYPE, BUILD_ITEMS, BUILD_DIM = "bench-rollout", 30_000, 64
-# The throttled side: one bulk request in flight, a cap on documents per second.
+# The throttled side: one bulk request in flight, a cap on documents per second, and a search-latency budget
+# of BUDGET_VS_STEADY times the mean search time the nodes report in the round's first quiet block.
 THROTTLE = {"LOCKSTEP_INDEXER_BULK_WORKERS": "1", "LOCKSTEP_INDEXER_MAX_DOCS_PER_SECOND": "400"}
+BUDGET_VS_STEADY = 1.5
+BUDGET_ENV = "LOCKSTEP_INDEXER_SEARCH_LATENCY_BUDGET_MS"
 THROTTLE_BATCH = 500  # items per fetch and bulk request (--batch-size; 500 by default)
 SIDES: dict[str, tuple[dict[str, str], int]] = {  # name -> (environment of the build, batch size)
     "unthrottled": ({}, 500),
@@ -178,14 +182,20 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
     rounds: list[dict[str, Any]] = []
     builds: list[tuple[str, float, float]] = []
     version = 0
+    search = build_client(settings)
     try:
         await asyncio.sleep(2.0)  # warm-up, not measured
         for _ in range(ROUNDS):
+            before = await search.search_totals()
             quiet = [await _quiet(loop)]
-            figures: dict[str, Any] = {}
+            after = await search.search_totals()
+            steady_ms = (after.millis - before.millis) / max(after.queries - before.queries, 1)
+            budget = {BUDGET_ENV: f"{BUDGET_VS_STEADY * steady_ms:.3f}"}
+            figures: dict[str, Any] = {"steady_search_ms": round(steady_ms, 3)}
             for side, (extra, batch) in SIDES.items():
                 version += 1
                 await asyncio.to_thread(_publish, settings, keys, etype, version)
+                extra = {**extra, **budget} if side == "throttled" else extra
                 built, began, ended = await _build({**env, **extra}, batch)
                 builds.append((side, began, ended))
                 figures[side] = {
@@ -203,6 +213,7 @@ async def _measure(settings: Settings, urls: list[str], keys: Keys, etype: Embed
     finally:
         load.stop()
         await running
+        await search.aclose()
     _plot(load.samples, builds)
     return {
         "rounds": rounds,
@@ -268,7 +279,7 @@ def run(settings: Settings) -> dict[str, Any]:
         "benchmark": "rollout",
         "rate_rps": RATE,
         "build": {"items": BUILD_ITEMS, "dim": BUILD_DIM},
-        "throttle": THROTTLE,
+        "throttle": {**THROTTLE, BUDGET_ENV: f"{BUDGET_VS_STEADY} x the steady mean search time"},
         "seconds": round(time.perf_counter() - began, 1),
         "load_average": os.getloadavg(),
         **figures,

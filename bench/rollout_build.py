@@ -33,13 +33,19 @@ async def build(type_name: str, items: list[Item], batch: int) -> dict[str, obje
     try:
         async with connect_orchestrator(settings, timeout=60) as orchestrator:
             info = await orchestrator.type_info(type_name)
-            shadow = ShadowIndexer(
-                settings, search, orchestrator, items, IndexerMetrics.create(), batch_size=batch
-            )
+            metrics = IndexerMetrics.create()
+            shadow = ShadowIndexer(settings, search, orchestrator, items, metrics, batch_size=batch)
             result = await shadow.cycle(info)
     finally:
         await search.aclose()
-    return {"version": info.latest, "recall": result.recall, **result.timings.as_dict()}
+    backoffs = metrics.registry.get_sample_value("lockstep_indexer_backoffs_total")
+    return {
+        "version": info.latest,
+        "recall": result.recall,
+        **result.timings.as_dict(),
+        "throttle_backoffs": backoffs,
+        "write_rate_limit_at_end": metrics.registry.get_sample_value("lockstep_indexer_write_rate_limit"),
+    }
 
 
 if __name__ == "__main__":

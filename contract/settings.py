@@ -529,6 +529,16 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
         "indexes as fast as it is fed; on nodes that also serve queries, a cap keeps a rollout from taking "
         "serving's CPU (make bench: rollout).",
     )
+    indexer_search_latency_budget_ms: float = Field(
+        0,
+        ge=0,
+        description="Mean time of the cluster's searches (node stats: serving's queries) above which the "
+        "indexer halves its write rate, measured every indexer_throttle_interval_seconds; within it the "
+        "rate climbs back by a quarter per interval, up to the cap (0: no budget).",
+    )
+    indexer_throttle_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the indexer compares the searches' time with its budget."
+    )
 
 
 class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServerSettings):

@@ -7,9 +7,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
-from aiolimiter import AsyncLimiter
-
 from indexer.errors import DocumentRejectedError
+from indexer.throttle import Throttle
 from search.port import SearchEngine
 from search.requests import BulkAction
 from search.results import BulkReport
@@ -23,8 +22,7 @@ class BulkWriter:
     `submit` waits once `workers` chunks are pending (memory stays bounded) and raises the first
     rejection it sees, so a cycle stops early instead of writing the rest of a doomed build.
     `wait_for_active_shards` holds each chunk until that many copies of its shards are active.
-    `docs_per_second` (0: none) caps the rate chunks are sent at: OpenSearch spends its CPU on indexing
-    (HNSW insertion) as fast as it is fed, and on a box it shares with serving that is serving's latency.
+    `throttle` paces the chunks (a cap, a search-latency budget: `indexer.throttle`).
     """
 
     def __init__(
@@ -34,19 +32,17 @@ class BulkWriter:
         what: str,
         on_written: Callable[[int], None] | None = None,
         wait_for_active_shards: str | None = None,
-        docs_per_second: float = 0,
+        throttle: Throttle | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers={workers} must be at least 1")
-        if docs_per_second < 0:
-            raise ValueError(f"docs_per_second={docs_per_second} must be 0 (no cap) or more")
         self._search = search
         self._workers = workers
         self._what = what
         self._on_written = on_written or (lambda _n: None)
         self._active_shards = wait_for_active_shards
         self._pending: deque[asyncio.Task[BulkReport]] = deque()
-        self._limiter = AsyncLimiter(docs_per_second, time_period=1) if docs_per_second else None
+        self._throttle = throttle
         self.written = 0
         self.retries = 0
 
@@ -68,13 +64,8 @@ class BulkWriter:
             return
         while len(self._pending) >= self._workers:
             await self._harvest(self._pending.popleft())
-        if self._limiter is not None:
-            # The bucket holds one second of documents: a chunk larger than that is paid for in pieces.
-            left = float(len(actions))
-            while left > 0:
-                piece = min(left, self._limiter.max_rate)
-                await self._limiter.acquire(piece)
-                left -= piece
+        if self._throttle is not None:
+            await self._throttle.acquire(len(actions))
         write = self._search.bulk_write(list(actions), wait_for_active_shards=self._active_shards)
         self._pending.append(asyncio.create_task(write))
 

@@ -25,6 +25,7 @@ from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.progress import BuildProgress
 from indexer.slots import SlotPlan, plan
+from indexer.throttle import Throttle
 from orchestrator_client import OrchestratorClient
 from orchestrator_client.errors import InUseConflict
 from search.port import SearchEngine
@@ -112,6 +113,8 @@ class IncrementalIndexer:
         self.changes = ChangeConsumer(redis_client, keys)
         self.clock = clock
         self.expunges = expunges or ExpungeBudget()
+        # One for the indexer's life: what it learnt of the searches' time carries over between batches.
+        self.throttle = Throttle.of(search, settings, metrics)
 
     def _writer(self, type_name: str = "") -> BulkWriter:
         counted = self.metrics.docs_indexed.labels("incremental", type_name).inc if type_name else None
@@ -122,7 +125,7 @@ class IncrementalIndexer:
             counted,
             # The live index serves while it is written: a write goes ahead only with enough copies up.
             wait_for_active_shards=self.settings.live_wait_for_active_shards,
-            docs_per_second=self.settings.indexer_max_docs_per_second,
+            throttle=self.throttle,
         )
 
     async def _write(self, actions: Sequence[BulkAction], type_name: str = "") -> int:

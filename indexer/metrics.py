@@ -24,6 +24,9 @@ class IndexerMetrics:
     live_deleted_ratio: Gauge
     live_bytes: Gauge
     expunges: Counter
+    write_rate_limit: Gauge
+    cluster_search_ms: Gauge
+    backoffs: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> IndexerMetrics:
@@ -82,6 +85,22 @@ class IndexerMetrics:
             expunges=Counter(
                 "lockstep_indexer_live_expunges",
                 "Merges of the live index that expunged deleted documents (live_max_deleted_ratio passed).",
+                registry=reg,
+            ),
+            write_rate_limit=Gauge(
+                "lockstep_indexer_write_rate_limit",
+                "Documents per second the indexer may write now (+Inf: no limit): the cap, or less while the "
+                "cluster's searches are over the latency budget.",
+                registry=reg,
+            ),
+            cluster_search_ms=Gauge(
+                "lockstep_indexer_cluster_search_ms",
+                "Mean search time of the cluster's nodes over the throttle's last interval (with a budget).",
+                registry=reg,
+            ),
+            backoffs=Counter(
+                "lockstep_indexer_backoffs",
+                "Times the indexer halved its write rate: searches over the latency budget.",
                 registry=reg,
             ),
             switch_leftovers=Counter(

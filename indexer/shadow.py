@@ -34,6 +34,7 @@ from indexer.errors import VerificationError
 from indexer.metrics import IndexerMetrics
 from indexer.progress import BuildProgress
 from indexer.recall import exact_scores, recall_with_ties
+from indexer.throttle import Throttle
 from orchestrator_client import ItemVectors, OrchestratorClient
 from orchestrator_client.errors import InUseConflict, OrchestratorCallError
 from search.port import SearchEngine
@@ -285,7 +286,7 @@ class ShadowIndexer:
             self.settings.indexer_bulk_workers,
             f"shadow build of {name} {version}",
             written,
-            docs_per_second=self.settings.indexer_max_docs_per_second,
+            throttle=Throttle.of(self.search, self.settings, self.metrics),
         )
         with BuildProgress(self.progress, f"shadow {name} {version}", len(self.catalog)) as bar:
             async with writer:

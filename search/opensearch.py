@@ -49,6 +49,7 @@ from search.results import (
     BulkReport,
     IndexStats,
     ScoredItem,
+    SearchTotals,
     ShardCopy,
     broadcast_failures,
     hits_of,
@@ -60,6 +61,7 @@ from search.results import (
     parse_bulk_items,
     parse_index_stats,
     parse_scored_hits,
+    parse_search_totals,
     parse_shard_copies,
     parse_vector_hits,
     unavailable_shards,
@@ -310,6 +312,12 @@ class OpenSearchEngine:
         with opensearch_errors(f"stats of {index}"):
             response = await self._reads.indices.stats(index=index, metric="docs,segments,store")
         return parse_index_stats(response)
+
+    async def search_totals(self) -> SearchTotals:
+        """Searches the cluster's nodes ran and the time they took, since each started (node stats)."""
+        with opensearch_errors("search stats of the nodes"):
+            response = await self._reads.nodes.stats(metric="indices", index_metric="search")
+        return parse_search_totals(response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

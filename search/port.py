@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from search.requests import Body, BulkAction, FallbackQuery, PopularQuery, VersionedKnnQuery
-from search.results import BulkReport, IndexStats, ScoredItem, ShardCopy
+from search.results import BulkReport, IndexStats, ScoredItem, SearchTotals, ShardCopy
 from search.templates import IndexLayout
 
 BULK_TIMEOUT_SECONDS = 120.0
@@ -91,6 +91,9 @@ class SearchEngine(Protocol):
 
     async def index_stats(self, index: str) -> IndexStats:
         """Segments, documents, deleted documents and bytes of an index's primaries."""
+
+    async def search_totals(self) -> SearchTotals:
+        """Searches the cluster's nodes ran and the time they took, since each started (node stats)."""
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

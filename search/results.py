@@ -217,6 +217,24 @@ def parse_index_stats(response: Mapping[str, Any]) -> IndexStats:
 
 
 @dataclass(frozen=True)
+class SearchTotals:
+    """Searches (query phases, one per shard searched) the cluster's nodes ran since they started, and the
+    milliseconds those took."""
+
+    queries: int
+    millis: int
+
+
+def parse_search_totals(response: Mapping[str, Any]) -> SearchTotals:
+    """`_nodes/stats/indices/search` summed over the nodes."""
+    searches = [node.get("indices", {}).get("search", {}) for node in response.get("nodes", {}).values()]
+    return SearchTotals(
+        queries=sum(int(s.get("query_total", 0)) for s in searches),
+        millis=sum(int(s.get("query_time_in_millis", 0)) for s in searches),
+    )
+
+
+@dataclass(frozen=True)
 class ShardCopy:
     """One copy of a shard (`_cat/shards`): primary or replica, its state, its node, its documents."""
 
