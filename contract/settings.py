@@ -536,8 +536,19 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
         "indexer halves its write rate, measured every indexer_throttle_interval_seconds; within it the "
         "rate climbs back by a quarter per interval, up to the cap (0: no budget).",
     )
+    indexer_cpu_budget_percent: float = Field(
+        0,
+        ge=0,
+        le=100,
+        description="CPU use of the busiest OpenSearch node (node stats) above which the indexer halves its "
+        "write rate, measured every indexer_throttle_interval_seconds; within it the rate climbs back by a "
+        "quarter per interval, up to the cap (0: no budget).",
+    )
     indexer_throttle_interval_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often the indexer compares the searches' time with its budget."
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the indexer compares the nodes' CPU and searches with its budgets.",
     )
 
 

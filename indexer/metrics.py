@@ -26,6 +26,7 @@ class IndexerMetrics:
     expunges: Counter
     write_rate_limit: Gauge
     cluster_search_ms: Gauge
+    cluster_cpu_percent: Gauge
     backoffs: Counter
 
     @classmethod
@@ -98,9 +99,14 @@ class IndexerMetrics:
                 "Mean search time of the cluster's nodes over the throttle's last interval (with a budget).",
                 registry=reg,
             ),
+            cluster_cpu_percent=Gauge(
+                "lockstep_indexer_cluster_cpu_percent",
+                "CPU use of the busiest OpenSearch node at the throttle's last reading (with a budget).",
+                registry=reg,
+            ),
             backoffs=Counter(
                 "lockstep_indexer_backoffs",
-                "Times the indexer halved its write rate: searches over the latency budget.",
+                "Times the indexer halved its write rate: the cluster over its CPU or search-latency budget.",
                 registry=reg,
             ),
             switch_leftovers=Counter(

@@ -48,8 +48,8 @@ from search.requests import (
 from search.results import (
     BulkReport,
     IndexStats,
+    NodeLoad,
     ScoredItem,
-    SearchTotals,
     ShardCopy,
     broadcast_failures,
     hits_of,
@@ -60,8 +60,8 @@ from search.results import (
     parse_alias_targets,
     parse_bulk_items,
     parse_index_stats,
+    parse_node_load,
     parse_scored_hits,
-    parse_search_totals,
     parse_shard_copies,
     parse_vector_hits,
     unavailable_shards,
@@ -313,11 +313,11 @@ class OpenSearchEngine:
             response = await self._reads.indices.stats(index=index, metric="docs,segments,store")
         return parse_index_stats(response)
 
-    async def search_totals(self) -> SearchTotals:
-        """Searches the cluster's nodes ran and the time they took, since each started (node stats)."""
-        with opensearch_errors("search stats of the nodes"):
-            response = await self._reads.nodes.stats(metric="indices", index_metric="search")
-        return parse_search_totals(response)
+    async def node_load(self) -> NodeLoad:
+        """The nodes' searches and the time they took since each started, and the busiest node's CPU."""
+        with opensearch_errors("stats of the nodes"):
+            response = await self._reads.nodes.stats(metric="indices,os", index_metric="search")
+        return parse_node_load(response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from search.requests import Body, BulkAction, FallbackQuery, PopularQuery, VersionedKnnQuery
-from search.results import BulkReport, IndexStats, ScoredItem, SearchTotals, ShardCopy
+from search.results import BulkReport, IndexStats, NodeLoad, ScoredItem, ShardCopy
 from search.templates import IndexLayout
 
 BULK_TIMEOUT_SECONDS = 120.0
@@ -92,8 +92,8 @@ class SearchEngine(Protocol):
     async def index_stats(self, index: str) -> IndexStats:
         """Segments, documents, deleted documents and bytes of an index's primaries."""
 
-    async def search_totals(self) -> SearchTotals:
-        """Searches the cluster's nodes ran and the time they took, since each started (node stats)."""
+    async def node_load(self) -> NodeLoad:
+        """The nodes' searches and the time they took since each started, and the busiest node's CPU."""
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""
