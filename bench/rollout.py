@@ -123,8 +123,7 @@ class CpuSampler:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            load = await self.search.node_load()
-            self.samples.append((loop.time(), load.cpu_percent))
+            self.samples.append((loop.time(), await self.search.node_cpu_percent()))
             await asyncio.sleep(1.0)  # a sampling period, not synchronisation
 
     async def stop(self, task: asyncio.Task[None]) -> None:

@@ -529,13 +529,6 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
         "indexes as fast as it is fed; on nodes that also serve queries, a cap keeps a rollout from taking "
         "serving's CPU (make bench: rollout).",
     )
-    indexer_search_latency_budget_ms: float = Field(
-        0,
-        ge=0,
-        description="Mean time of the cluster's searches (node stats: serving's queries) above which the "
-        "indexer halves its write rate, measured every indexer_throttle_interval_seconds; within it the "
-        "rate climbs back by a quarter per interval, up to the cap (0: no budget).",
-    )
     indexer_cpu_budget_percent: float = Field(
         0,
         ge=0,
@@ -548,7 +541,7 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
         1.0,
         gt=0,
         le=60,
-        description="How often the indexer compares the nodes' CPU and searches with its budgets.",
+        description="How often the indexer compares the nodes' CPU use with its budget.",
     )
 
 

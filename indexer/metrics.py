@@ -25,7 +25,6 @@ class IndexerMetrics:
     live_bytes: Gauge
     expunges: Counter
     write_rate_limit: Gauge
-    cluster_search_ms: Gauge
     cluster_cpu_percent: Gauge
     backoffs: Counter
 
@@ -94,11 +93,6 @@ class IndexerMetrics:
                 "cluster's searches are over the latency budget.",
                 registry=reg,
             ),
-            cluster_search_ms=Gauge(
-                "lockstep_indexer_cluster_search_ms",
-                "Mean search time of the cluster's nodes over the throttle's last interval (with a budget).",
-                registry=reg,
-            ),
             cluster_cpu_percent=Gauge(
                 "lockstep_indexer_cluster_cpu_percent",
                 "CPU use of the busiest OpenSearch node at the throttle's last reading (with a budget).",
@@ -106,7 +100,7 @@ class IndexerMetrics:
             ),
             backoffs=Counter(
                 "lockstep_indexer_backoffs",
-                "Times the indexer halved its write rate: the cluster over its CPU or search-latency budget.",
+                "Times the indexer halved its write rate: a node's CPU use over the budget.",
                 registry=reg,
             ),
             switch_leftovers=Counter(

@@ -1,11 +1,12 @@
 """How fast a build writes: a fixed cap, and below it a rate that backs off while the cluster is busy.
 
 OpenSearch indexes (HNSW insertion) as fast as it is fed, and on nodes that also answer serving's queries
-that CPU is serving's latency. A cap alone is a guess made before the build; the budgets measure what the
-build does while it runs. Every `interval` the nodes' stats are read: the busiest node's CPU use against
-`cpu_budget` (percent), the mean time of the cluster's searches since the last reading (every node, every
-index: serving's queries) against `budget_ms`. Over either, the rate is halved; within both, raised by a
-quarter, up to the cap.
+that CPU is serving's latency. A cap alone is a guess made before the build; the budget measures what the
+build does while it runs. Every `interval` the busiest node's CPU use (node stats) is compared with
+`cpu_budget` (percent): over it, the rate is halved; within it, raised by a quarter, up to the cap.
+
+Not the nodes' mean search time: it counts a search's query phase, not its wait for a CPU, and it barely
+moved in builds that doubled serving's p99 (make bench: rollout).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from aiolimiter import AsyncLimiter
 from contract.settings import IndexerSettings
 from indexer.metrics import IndexerMetrics
 from search.port import SearchEngine
-from search.results import NodeLoad
 
 # A build always progresses, however busy the cluster: it is not the only thing that can keep it busy.
 MIN_DOCS_PER_SECOND = 50.0
@@ -29,13 +29,12 @@ RAISE = 1.25
 
 class Throttle:
     """Paces a build's documents: at most `cap` per second (0: no cap), backing off while a node's CPU use
-    passes `cpu_budget` percent or the mean search time passes `budget_ms` (0: no such budget)."""
+    passes `cpu_budget` percent (0: no budget)."""
 
     def __init__(
         self,
         search: SearchEngine,
         cap: float = 0,
-        budget_ms: float = 0,
         cpu_budget: float = 0,
         interval: float = 1.0,
         metrics: IndexerMetrics | None = None,
@@ -43,23 +42,19 @@ class Throttle:
     ) -> None:
         if cap < 0:
             raise ValueError(f"docs_per_second={cap} must be 0 (no cap) or more")
-        if budget_ms < 0:
-            raise ValueError(f"budget_ms={budget_ms} must be 0 (no budget) or more")
         if not 0 <= cpu_budget <= 100:
             raise ValueError(f"cpu_budget={cpu_budget} must be a percentage (0: no budget)")
         self._search = search
         self.cap = cap or math.inf
-        self.budget_ms = budget_ms
         self.cpu_budget = cpu_budget
         self.interval = interval
         self._metrics = metrics
         self._clock = clock
         self.rate = self.cap  # documents per second allowed now
-        self.search_ms: float | None = None  # the last interval's mean search time, once measured
         self.cpu_percent: int | None = None  # the busiest node's CPU use at the last reading
         self._limiter = _limiter(self.rate)
         self._sent = 0
-        self._last: tuple[float, NodeLoad, int] | None = None  # when, the nodes' load, documents sent
+        self._last: tuple[float, int] | None = None  # when the CPU was last read, documents sent by then
         if metrics is not None:
             metrics.write_rate_limit.set(self.rate)
 
@@ -69,7 +64,6 @@ class Throttle:
         return cls(
             search,
             settings.indexer_max_docs_per_second,
-            settings.indexer_search_latency_budget_ms,
             settings.indexer_cpu_budget_percent,
             settings.indexer_throttle_interval_seconds,
             metrics,
@@ -77,7 +71,7 @@ class Throttle:
 
     async def acquire(self, docs: int) -> None:
         """Wait until `docs` more documents may be sent."""
-        if self.budget_ms or self.cpu_budget:
+        if self.cpu_budget:
             await self._adjust()
         if self._limiter is not None:
             # The bucket holds one second of documents: a chunk larger than that is paid for in pieces.
@@ -92,28 +86,19 @@ class Throttle:
         now = self._clock()
         if self._last is not None and now - self._last[0] < self.interval:
             return
-        load = await self._search.node_load()
-        self.cpu_percent = load.cpu_percent
+        self.cpu_percent = await self._search.node_cpu_percent()
         if self._metrics is not None:
-            self._metrics.cluster_cpu_percent.set(load.cpu_percent)
+            self._metrics.cluster_cpu_percent.set(self.cpu_percent)
         if self._last is not None:
-            began, before, sent = self._last
-            queries = load.queries - before.queries
-            self.search_ms = None
-            if queries > 0:  # (negative: a node restarted and its counters with it; no reading)
-                self.search_ms = (load.millis - before.millis) / queries
-                if self._metrics is not None:
-                    self._metrics.cluster_search_ms.set(self.search_ms)
-            over = bool(self.cpu_budget and load.cpu_percent > self.cpu_budget) or bool(
-                self.budget_ms and self.search_ms is not None and self.search_ms > self.budget_ms
-            )
+            began, sent = self._last
+            over = self.cpu_percent > self.cpu_budget
             sent_rate = (self._sent - sent) / max(now - began, 1e-9)
             rate = next_rate(self.rate, self.cap, over, sent_rate)
             if rate != self.rate:
                 await self._set(rate)
             if over and self._metrics is not None:
                 self._metrics.backoffs.inc()
-        self._last = (now, load, self._sent)
+        self._last = (now, self._sent)
 
     async def _set(self, rate: float) -> None:
         self.rate = rate
@@ -126,8 +111,8 @@ class Throttle:
 
 
 def next_rate(rate: float, cap: float, over_budget: bool, sent_rate: float) -> float:
-    """The rate after an interval: half of what was sent (or allowed, if less) when the cluster was over a
-    budget, never under MIN_DOCS_PER_SECOND; else a quarter more, up to the cap."""
+    """The rate after an interval: half of what was sent (or allowed, if less) when the cluster was over
+    its budget, never under MIN_DOCS_PER_SECOND; else a quarter more, up to the cap."""
     if over_budget:
         return max(MIN_DOCS_PER_SECOND, min(rate, sent_rate) * BACK_OFF)
     return min(cap, rate * RAISE)

@@ -48,7 +48,6 @@ from search.requests import (
 from search.results import (
     BulkReport,
     IndexStats,
-    NodeLoad,
     ScoredItem,
     ShardCopy,
     broadcast_failures,
@@ -60,7 +59,7 @@ from search.results import (
     parse_alias_targets,
     parse_bulk_items,
     parse_index_stats,
-    parse_node_load,
+    parse_node_cpu,
     parse_scored_hits,
     parse_shard_copies,
     parse_vector_hits,
@@ -313,11 +312,11 @@ class OpenSearchEngine:
             response = await self._reads.indices.stats(index=index, metric="docs,segments,store")
         return parse_index_stats(response)
 
-    async def node_load(self) -> NodeLoad:
-        """The nodes' searches and the time they took since each started, and the busiest node's CPU."""
+    async def node_cpu_percent(self) -> int:
+        """The CPU use (percent) of the busiest node now (node stats)."""
         with opensearch_errors("stats of the nodes"):
-            response = await self._reads.nodes.stats(metric="indices,os", index_metric="search")
-        return parse_node_load(response)
+            response = await self._reads.nodes.stats(metric="os")
+        return parse_node_cpu(response)
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from search.requests import Body, BulkAction, FallbackQuery, PopularQuery, VersionedKnnQuery
-from search.results import BulkReport, IndexStats, NodeLoad, ScoredItem, ShardCopy
+from search.results import BulkReport, IndexStats, ScoredItem, ShardCopy
 from search.templates import IndexLayout
 
 BULK_TIMEOUT_SECONDS = 120.0
@@ -92,8 +92,8 @@ class SearchEngine(Protocol):
     async def index_stats(self, index: str) -> IndexStats:
         """Segments, documents, deleted documents and bytes of an index's primaries."""
 
-    async def node_load(self) -> NodeLoad:
-        """The nodes' searches and the time they took since each started, and the busiest node's CPU."""
+    async def node_cpu_percent(self) -> int:
+        """The CPU use (percent) of the busiest node now (node stats)."""
 
     async def set_replicas(self, index: str, replicas: int) -> None:
         """Give each shard of an index `replicas` copies besides its primary (started in the background)."""

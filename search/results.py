@@ -216,25 +216,10 @@ def parse_index_stats(response: Mapping[str, Any]) -> IndexStats:
     )
 
 
-@dataclass(frozen=True)
-class NodeLoad:
-    """What the cluster's nodes are doing: the searches (query phases, one per shard searched) they ran
-    since they started and the milliseconds those took, and the busiest node's CPU use now (percent)."""
-
-    queries: int
-    millis: int
-    cpu_percent: int
-
-
-def parse_node_load(response: Mapping[str, Any]) -> NodeLoad:
-    """`_nodes/stats/indices,os` (index metric search) summed over the nodes; the highest CPU of any."""
-    nodes = list(response.get("nodes", {}).values())
-    searches = [node.get("indices", {}).get("search", {}) for node in nodes]
-    return NodeLoad(
-        queries=sum(int(s.get("query_total", 0)) for s in searches),
-        millis=sum(int(s.get("query_time_in_millis", 0)) for s in searches),
-        cpu_percent=max((int(n.get("os", {}).get("cpu", {}).get("percent", 0)) for n in nodes), default=0),
-    )
+def parse_node_cpu(response: Mapping[str, Any]) -> int:
+    """`_nodes/stats/os`: the CPU use (percent) of the busiest node."""
+    nodes = response.get("nodes", {}).values()
+    return max((int(n.get("os", {}).get("cpu", {}).get("percent", 0)) for n in nodes), default=0)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,25 @@
-"""The indexer's latency budget (LOCKSTEP_INDEXER_SEARCH_LATENCY_BUDGET_MS): a build backs off while the
-cluster's searches are slower than the budget, and climbs back once they are not."""
+"""The indexer's CPU budget (LOCKSTEP_INDEXER_CPU_BUDGET_PERCENT): a build backs off while an OpenSearch node
+is busier than the budget, and climbs back once it is not."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-from opensearchpy import OpenSearch
 
 from contract.settings import Settings
 from indexer.metrics import IndexerMetrics
 from indexer.throttle import MIN_DOCS_PER_SECOND, Throttle, next_rate
 from search.client import build_client
-from search.requests import ItemDocument, index_action
-from search.templates import install_items_template
+
+DEADLINE_SECONDS = 60.0  # what a condition is given before the test fails; it never paces the test
 
 
 def test_over_the_budget_the_rate_halves_what_was_sent_and_within_it_climbs_back_to_the_cap() -> None:
@@ -25,43 +31,67 @@ def test_over_the_budget_the_rate_halves_what_was_sent_and_within_it_climbs_back
     assert next_rate(math.inf, math.inf, False, 800.0) == math.inf
 
 
+@contextmanager
+def busy_cpus() -> Iterator[None]:
+    """Every CPU of the machine busy (the node's CPU use is the machine's), until the block ends."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.2)
+
+
 @pytest.mark.anyio
-async def test_searches_over_the_budget_slow_the_writes_and_within_it_the_writes_climb_back(
-    settings: Settings, opensearch_client: OpenSearch
-) -> None:
+async def test_a_busy_node_slows_the_writes_and_a_quiet_one_lets_them_climb_back(settings: Settings) -> None:
     search = build_client(settings)
-    index = f"{settings.index_prefix}-items-throttled"
     now = [0.0]
     metrics = IndexerMetrics.create()
-    # Any search costs more than a nanosecond: every interval with searches is over this budget.
-    throttle = Throttle(search, budget_ms=1e-6, interval=1.0, metrics=metrics, clock=lambda: now[0])
-    try:
-        await install_items_template(search, settings)
-        await search.create_index(index, {}, settings.hnsw_ef_search)
-        await search.bulk_write([index_action(index, ItemDocument(f"d{n}", {})) for n in range(10)])
-        await search.refresh(index)
+    throttle = Throttle(search, cap=1000, cpu_budget=80, metrics=metrics, clock=lambda: now[0])
 
-        await throttle.acquire(200)  # the first reading: nothing to compare with yet
-        assert throttle.rate == math.inf
-        for _ in range(50):
-            opensearch_client.search(index=index, body={"query": {"match_all": {}}})
-        now[0] += 1.0
-        await throttle.acquire(1)  # 200 documents went out in the interval while searches were slow
-        assert throttle.search_ms is not None and throttle.search_ms > 0
-        assert throttle.rate == 100.0
+    async def cpu_over(percent: int) -> bool:
+        return await search.node_cpu_percent() > percent
+
+    async def cpu_under(percent: int) -> bool:
+        return await search.node_cpu_percent() < percent
+
+    try:
+        await throttle.acquire(400)  # the first reading: nothing sent before it to halve
+        with busy_cpus():
+            await until(lambda: cpu_over(95), "the node never saw its CPUs busy")
+            now[0] += 1.0
+            await throttle.acquire(1)  # 400 documents went out in the interval while the node was busy
+        assert throttle.cpu_percent is not None and throttle.cpu_percent > 80
+        assert throttle.rate == 200.0
         assert metrics.registry.get_sample_value("lockstep_indexer_backoffs_total") == 1
-        assert metrics.registry.get_sample_value("lockstep_indexer_write_rate_limit") == 100.0
+        assert metrics.registry.get_sample_value("lockstep_indexer_write_rate_limit") == 200.0
 
         now[0] += 0.5  # within the interval: no reading, no change
         await throttle.acquire(1)
-        assert throttle.rate == 100.0
+        assert throttle.rate == 200.0
 
-        # Searches within the budget (other tests' clusters may search at any time; this holds either way).
-        throttle.budget_ms = 1e9
+        await until(lambda: cpu_under(60), "the node's CPU use never fell back")
         now[0] += 0.5
         await throttle.acquire(1)
-        assert throttle.rate == 125.0
+        assert throttle.cpu_percent is not None and throttle.cpu_percent <= 80
+        assert throttle.rate == 250.0
         assert metrics.registry.get_sample_value("lockstep_indexer_backoffs_total") == 1
     finally:
-        await search.delete_index(index)
         await search.aclose()
+
+
+def test_a_cap_or_budget_out_of_range_is_refused(settings: Settings) -> None:
+    search = build_client(settings)
+    for bad in ({"cap": -1}, {"cpu_budget": 101}, {"cpu_budget": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Throttle(search, **bad)
