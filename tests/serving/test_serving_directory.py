@@ -40,13 +40,18 @@ def test_a_version_recorded_just_after_the_list_was_fetched_is_found(stack: Stac
 
 
 class CountingOrchestrator(Orchestrator):
-    """Counts the type-info calls the directory makes."""
+    """Counts the type-info and type-list calls the directory makes."""
 
     calls = 0
+    lists = 0
 
     async def type_info(self, type_name: str) -> TypeInfo:
         self.calls += 1
         return await super().type_info(type_name)
+
+    async def list_types(self) -> list[TypeInfo]:
+        self.lists += 1
+        return await super().list_types()
 
 
 def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never_used_past_it(
@@ -94,6 +99,42 @@ def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never
         finally:
             await indexer.record_indexed(TYPE_A, recorded)
             await indexer.aclose()
+            await state.aclose()
+
+    asyncio.run(run())
+
+
+def test_the_servable_types_are_refreshed_behind_the_requests_too(stack: Stack) -> None:
+    """The A/B split's list of servable types: the same refresh-ahead, one refresh at a time."""
+    settings = stack.settings
+    now = [1000.0]
+    bound = 10.0
+
+    async def run() -> None:
+        state = AppState.build(settings)
+        counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
+        directory = TypeDirectory(
+            counting, bound, settings.index_prefix, state.background, clock=lambda: now[0]
+        )
+        try:
+            names = await directory.servable()
+            assert TYPE_A in names and counting.lists == 1
+            now[0] += 0.4 * bound
+            assert await directory.servable() == names and counting.lists == 1
+
+            now[0] += 0.2 * bound  # past half: answered at once, listed again behind it, once
+            assert await directory.servable() == names
+            assert await directory.servable() == names
+            deadline = time.monotonic() + 30
+            while counting.lists < 2:
+                assert time.monotonic() < deadline, "no refresh behind the request"
+                await asyncio.sleep(0.01)
+            await state.background.aclose()  # whatever is left of that refresh
+            assert counting.lists == 2
+
+            now[0] += 1.5 * bound  # past the bound since that refresh: listed before answering
+            assert await directory.servable() == names and counting.lists == 3
+        finally:
             await state.aclose()
 
     asyncio.run(run())
