@@ -54,6 +54,18 @@ class CountingOrchestrator(Orchestrator):
         return await super().list_types()
 
 
+BOUND = 10.0  # the staleness bound of the directories under test
+
+
+def counted_directory(
+    state: AppState, bound: float, now: list[float]
+) -> tuple[CountingOrchestrator, TypeDirectory]:
+    """A directory on the app's orchestrator client, counting its calls, on the clock `now[0]`."""
+    counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
+    directory = TypeDirectory(counting, bound, state.settings.index_prefix, state.background, lambda: now[0])
+    return counting, directory
+
+
 def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never_used_past_it(
     stack: Stack,
 ) -> None:
@@ -63,14 +75,10 @@ def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never
     v2 = stack.world.versions[1].name
     recorded = stack.world.locations[v2]
     now = [1000.0]
-    bound = 10.0
 
     async def run() -> None:
         state = AppState.build(settings)
-        counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
-        directory = TypeDirectory(
-            counting, bound, settings.index_prefix, state.background, clock=lambda: now[0]
-        )
+        counting, directory = counted_directory(state, BOUND, now)
         indexer = OrchestratorClient(
             settings.orchestrator_url, settings.indexer_key.get_secret_value(), timeout=10
         )
@@ -79,11 +87,11 @@ def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never
             assert first.location(v2) == recorded
             await indexer.forget_indexed(TYPE_A, v2)
 
-            now[0] += 0.4 * bound  # fresh: used as it is, nothing fetched
+            now[0] += 0.4 * BOUND  # fresh: used as it is, nothing fetched
             assert await directory.get(TYPE_A) is first
             assert counting.calls == 1
 
-            now[0] += 0.2 * bound  # past half the bound: still answered from the cache, refreshed behind
+            now[0] += 0.2 * BOUND  # past half the bound: still answered from the cache, refreshed behind
             assert await directory.get(TYPE_A) is first
             deadline = time.monotonic() + 30
             while directory.last_known(TYPE_A) is first:
@@ -94,7 +102,7 @@ def test_past_half_the_bound_the_list_is_refreshed_behind_the_requests_and_never
             assert counting.calls == 2
 
             await indexer.record_indexed(TYPE_A, recorded)
-            now[0] += bound  # past the bound: this request waits for a fresh list
+            now[0] += BOUND  # past the bound: this request waits for a fresh list
             assert (await directory.get(TYPE_A)).location(v2) == recorded
         finally:
             await indexer.record_indexed(TYPE_A, recorded)
@@ -108,21 +116,17 @@ def test_the_servable_types_are_refreshed_behind_the_requests_too(stack: Stack) 
     """The A/B split's list of servable types: the same refresh-ahead, one refresh at a time."""
     settings = stack.settings
     now = [1000.0]
-    bound = 10.0
 
     async def run() -> None:
         state = AppState.build(settings)
-        counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
-        directory = TypeDirectory(
-            counting, bound, settings.index_prefix, state.background, clock=lambda: now[0]
-        )
+        counting, directory = counted_directory(state, BOUND, now)
         try:
             names = await directory.servable()
             assert TYPE_A in names and counting.lists == 1
-            now[0] += 0.4 * bound
+            now[0] += 0.4 * BOUND
             assert await directory.servable() == names and counting.lists == 1
 
-            now[0] += 0.2 * bound  # past half: answered at once, listed again behind it, once
+            now[0] += 0.2 * BOUND  # past half: answered at once, listed again behind it, once
             assert await directory.servable() == names
             assert await directory.servable() == names
             deadline = time.monotonic() + 30
@@ -132,7 +136,7 @@ def test_the_servable_types_are_refreshed_behind_the_requests_too(stack: Stack) 
             await state.background.aclose()  # whatever is left of that refresh
             assert counting.lists == 2
 
-            now[0] += 1.5 * bound  # past the bound since that refresh: listed before answering
+            now[0] += 1.5 * BOUND  # past the bound since that refresh: listed before answering
             assert await directory.servable() == names and counting.lists == 3
         finally:
             await state.aclose()
