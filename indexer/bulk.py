@@ -22,7 +22,7 @@ class BulkWriter:
     `submit` waits once `workers` chunks are pending (memory stays bounded) and raises the first
     rejection it sees, so a cycle stops early instead of writing the rest of a doomed build.
     `wait_for_active_shards` holds each chunk until that many copies of its shards are active.
-    `throttle` paces the chunks (a cap, a search-latency budget: `indexer.throttle`).
+    `throttle` paces the chunks (a cap, a CPU budget: `indexer.throttle`).
     """
 
     def __init__(

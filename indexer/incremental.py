@@ -113,7 +113,7 @@ class IncrementalIndexer:
         self.changes = ChangeConsumer(redis_client, keys)
         self.clock = clock
         self.expunges = expunges or ExpungeBudget()
-        # One for the indexer's life: what it learnt of the searches' time carries over between batches.
+        # One for the indexer's life: the rate it backed off to carries over between batches.
         self.throttle = Throttle.of(search, settings, metrics)
 
     def _writer(self, type_name: str = "") -> BulkWriter:
