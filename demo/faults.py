@@ -138,11 +138,26 @@ async def _opensearch_get(targets: ClusterTargets, path: str, skip: str | None =
     raise FaultError(f"no OpenSearch node answered {path}: {last}")
 
 
-async def _primaries(targets: ClusterTargets, skip: str | None = None) -> list[dict[str, Any]]:
+async def _shards(targets: ClusterTargets, skip: str | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = await _opensearch_get(
         targets, f"/_cat/shards/{targets.index_pattern}?format=json&h=index,shard,prirep,state,node", skip
     )
-    return [row for row in rows if row.get("prirep") == "p"]
+    return rows
+
+
+async def _primaries(targets: ClusterTargets, skip: str | None = None) -> list[dict[str, Any]]:
+    return [row for row in await _shards(targets, skip) if row.get("prirep") == "p"]
+
+
+async def copied_indices(targets: ClusterTargets) -> set[str]:
+    """Our indices each of whose shards has a started primary and a started replica: the ones a node's loss
+    must not take down. A replica still recovering (an index just built, or one a restarted node copies
+    back) cannot take over from its primary, so the promotion is awaited only for these."""
+    rows = await _shards(targets)
+    started = {(row["index"], row["shard"], row["prirep"]) for row in rows if row.get("state") == "STARTED"}
+    shards = {(str(row["index"]), row["shard"]) for row in rows}
+    uncopied = {index for index, shard in shards if not {(index, shard, "p"), (index, shard, "r")} <= started}
+    return {index for index, _ in shards} - uncopied
 
 
 async def opensearch_victim(targets: ClusterTargets) -> tuple[str, str]:
@@ -159,27 +174,28 @@ async def opensearch_victim(targets: ClusterTargets) -> tuple[str, str]:
     return name, f"{held[name]} of {len(primaries)} primaries ({', '.join(indices)}){role}"
 
 
-async def opensearch_promoted(targets: ClusterTargets, victim: str, victim_url: str) -> str | None:
-    """What shows the promotion, once the node has left and every replicated primary of ours is started
-    elsewhere. A shadow build still loading has no replica yet (by design): its lost primary cannot be
-    promoted, the build fails its cycle and a later one builds it again, so it is left out here."""
+async def opensearch_promoted(
+    targets: ClusterTargets, victim: str, victim_url: str, copied: set[str]
+) -> str | None:
+    """What shows the promotion, once the node has left and every primary of the `copied` indices (a
+    started replica of each shard at the kill) is started elsewhere. The others cannot be promoted: a
+    shadow build still loading (no replica, by design) or just replicated fails its cycle and a later one
+    builds it again, so they are left out here."""
     with contextlib.suppress(FaultError):
         nodes = await _opensearch_get(targets, "/_cat/nodes?format=json&h=name", skip=victim_url)
         if any(row.get("name") == victim for row in nodes):
             return None  # not noticed gone yet: health would still say green
-        indices = await _opensearch_get(
-            targets, f"/_cat/indices/{targets.index_pattern}?format=json&h=index,rep", skip=victim_url
-        )
-        replicated = {str(row["index"]) for row in indices if int(row.get("rep") or 0) >= 1}
-        primaries = [row for row in await _primaries(targets, skip=victim_url) if row["index"] in replicated]
+        shards = await _primaries(targets, skip=victim_url)
+        primaries = [row for row in shards if row["index"] in copied]
         if primaries and all(
             row.get("state") == "STARTED" and row.get("node") != victim for row in primaries
         ):
             health = await _opensearch_get(targets, "/_cluster/health", skip=victim_url)
-            unreplicated = len(indices) - len(replicated)
+            others = len({str(row["index"]) for row in shards} - copied)
             return (
-                f"{len(primaries)} replicated primaries started on {health['number_of_nodes']} nodes, "
-                f"{health['status']} ({unreplicated} indices without replicas, still loading, left out)"
+                f"{len(primaries)} primaries of {len(copied)} indices copied at the kill started on "
+                f"{health['number_of_nodes']} nodes, {health['status']} ({others} indices without a "
+                "started replica at the kill left out)"
             )
     return None
 
@@ -356,12 +372,13 @@ async def run_faults(targets: ClusterTargets, stats: LoadStats, log: FaultLog) -
         pids = await node_pids(targets)
         name, reason = await opensearch_victim(targets)
         url = targets.opensearch_urls[int(name.rsplit("-", 1)[1]) - 1]
+        copied = await copied_indices(targets)
         log.step = f"killing OpenSearch {name}"
         killed = kill(pids[name])
         log.faults.append(Fault("opensearch", name, pids[name], reason, killed))
         log.step = f"OpenSearch {name} killed: waiting for its primaries to be promoted elsewhere"
         at, seen = await _wait_for(
-            lambda: opensearch_promoted(targets, name, url), killed + PROMOTION_TIMEOUT_SECONDS
+            lambda: opensearch_promoted(targets, name, url, copied), killed + PROMOTION_TIMEOUT_SECONDS
         )
         log.faults[-1] = replace(log.faults[-1], promoted_at=at, promotion=seen)
         log.step = f"OpenSearch {name}: waiting for {RECOVERY_RUN} full answers in a row"
