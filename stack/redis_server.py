@@ -19,6 +19,7 @@ from stack.layout import RedisNode
 from stack.redis_acl import RedisUser, RedisUsers
 
 _PROCESS_MARKER = "redis-server"
+LOAD_TIMEOUT_SECONDS = 1800.0  # a node replaying its AOF at start (it answers LOADING) is waited for so long
 
 # Vector bucket hashes (contract.keys.Keys.vectors, ~64 vectors of 4*dim bytes each) stay in the compact
 # listpack encoding only below these limits; as a hashtable each vector costs ~100 bytes more. Every
@@ -152,9 +153,13 @@ def start(
 
 
 def wait_answering(node: RedisNode, timeout: float, login: dict[str, Any]) -> int | None:
-    """Wait until the node answers PING (logging in with `login`); returns its pid (None: not ours)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Wait until the node answers PING (logging in with `login`); returns its pid (None: not ours).
+
+    A node still loading its dataset (it answers LOADING) is waited for past `timeout`, up to
+    LOAD_TIMEOUT_SECONDS: a gigabyte of AOF takes Redis about half a minute to replay on this machine.
+    """
+    began = time.monotonic()
+    while True:
         if probe(node.url, login) is not None:
             for _ in range(20):  # redis writes its pid file just after it starts listening
                 pid = running_pid(node)
@@ -162,10 +167,28 @@ def wait_answering(node: RedisNode, timeout: float, login: dict[str, Any]) -> in
                     return pid
                 time.sleep(0.05)
             return None
+        waited = time.monotonic() - began
+        if waited >= timeout and (waited >= LOAD_TIMEOUT_SECONDS or not answers(node.url, login)):
+            raise StackError(
+                f"redis-server {node.name} did not answer PING on {node.url} within {waited:.0f}s; "
+                f"see {node.log}"
+            )
         time.sleep(0.1)
-    raise StackError(
-        f"redis-server {node.name} did not answer PING on {node.url} within {timeout:.0f}s; see {node.log}"
-    )
+
+
+def answers(url: str, login: dict[str, Any]) -> bool:
+    """Whether the Redis at `url` answers PING, if only with LOADING (still loading its dataset)."""
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, **login)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.BusyLoadingError:
+        return True
+    except redis.RedisError:
+        return False
+    return True
 
 
 def probe(url: str, login: dict[str, Any], timeout: float = 2) -> RedisInfo | None:

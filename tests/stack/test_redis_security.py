@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -111,6 +112,25 @@ def test_transactions_and_scripts_survive_a_kill_and_restart(own_redis: OwnRedis
     redis_server.start(own_redis.node, Console(stderr=True), own_redis.users, Settings().redis_system_user)
     # Redis 7.0 replays the AOF as `default`; switched off, it dropped every transaction and script effect.
     assert client.mget("tx:a", "tx:b", "script:c", "plain:d") == [b"1", b"2", b"3", b"4"]
+
+
+def test_a_start_waits_past_its_timeout_while_redis_loads_its_dataset(own_redis: OwnRedis) -> None:
+    """A big AOF takes Redis longer to replay than the start's PING timeout; it answers LOADING meanwhile."""
+    client = own_redis.client(RedisUser.APP)
+    keys = 20_000
+    with client.pipeline(transaction=False) as pipe:
+        for n in range(keys):
+            pipe.set(f"load:{n}", n)
+        pipe.execute()
+    redis_server.stop(own_redis.node)
+    # key-load-delay (a setting Redis keeps for its own tests) makes the replay slow: 100 us a key, 2 s.
+    slow = ("key-load-delay 100",)
+    system_user = Settings().redis_system_user
+    redis_server.start(own_redis.node, Console(stderr=True), own_redis.users, system_user, slow, timeout=0.5)
+    assert client.dbsize() == keys
+    log = own_redis.node.log.read_text()
+    (loaded,) = re.findall(r"DB loaded from append only file: ([0-9.]+) seconds", log)
+    assert float(loaded) > 0.5  # the start outwaited its timeout
 
 
 @pytest.mark.parametrize("user", [RedisUser.ADMIN, RedisUser.APP, RedisUser.SERVING, RedisUser.REPLICA])
