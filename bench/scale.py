@@ -16,7 +16,9 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
 - memory: each index's size on disk, its float vectors, quantized vectors and HNSW graph bytes, what a search
   needs in memory (quantized or float vectors + graph) and the sq7/float ratios; the node's heap;
 - with LOCKSTEP_SCALE_INCREMENTAL=1, the live index: 10,000 changed items through the catalog store and the
-  incremental cycles applying them, against a raw partial update of the same documents.
+  incremental cycles applying them, against a raw partial update of the same documents;
+- with LOCKSTEP_SCALE_CHURN_ROUNDS=N, N rounds of churn on the live index (bench.churn): a tenth of the
+  catalog changed per round, the index's segments, deleted documents and query latency after each.
 
 Figures go to out/scale/scale.json, plots to out/scale/*.png (recall vs p50 per filter and encoder; build
 time vs N).
@@ -44,6 +46,7 @@ import redis
 from opensearchpy import OpenSearch, helpers
 
 from bench.checks import Check, at_least, at_most
+from bench.churn import TARGET_P50_GROWTH, churn
 from bench.indexing import _drop_prefix, _free_port, orchestrator_in_thread
 from catalog.store import CatalogStore
 from contract.filters import FilterNode, matches, parse_filter
@@ -191,6 +194,9 @@ def _checks(size: str, figures: dict[str, Any]) -> list[Check]:
     if "incremental" in figures:
         ratio = figures["incremental"]["ratio_vs_raw"]
         checks.append(at_most(f"{size} incremental 10k changes vs raw update", ratio, TARGET_INCREMENTAL))
+    if "churn" in figures:
+        growth = figures["churn"]["p50_growth"]
+        checks.append(at_most(f"{size} churn: p50 after the last round vs before", growth, TARGET_P50_GROWTH))
     sides = [("float", figures["queries"])]
     if "quantized" in figures:
         sides.append(("sq7", figures["quantized"]["queries"]))
@@ -302,8 +308,20 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
             quantized["memory"] = _memory(settings, indexed["sq7"][1].index)
             result["memory_ratios"] = memory_ratios(result["memory"], quantized["memory"])
         print(json.dumps(result, default=str), flush=True)
-        if os.environ.get("LOCKSTEP_SCALE_INCREMENTAL") == "1":
-            result["incremental"] = await _incremental(settings, store, etype, docs)
+        rounds = int(os.environ.get("LOCKSTEP_SCALE_CHURN_ROUNDS", "0"))
+        if os.environ.get("LOCKSTEP_SCALE_INCREMENTAL") == "1" or rounds:
+            runner = Runner(settings, IndexerMetrics.create(), batch_size=1000)
+            try:
+                result["live_bootstrap_seconds"] = await _serve_live(runner, etype.name)
+                if os.environ.get("LOCKSTEP_SCALE_INCREMENTAL") == "1":
+                    result["incremental"] = await _incremental(settings, store, runner, etype, docs)
+                if rounds:
+                    probes = user_vectors(PUBLISHED + QUERIES, dim, seed=SEED)[PUBLISHED:]
+                    result["churn"] = await churn(
+                        settings, search, store, runner, etype, docs, vectors, probes, rounds, SEED
+                    )
+            finally:
+                await runner.aclose()
     finally:
         server.should_exit = True
         await search.aclose()
@@ -459,21 +477,25 @@ def _memory(settings: Settings, index: str) -> dict[str, Any]:
     }
 
 
+async def _serve_live(runner: Runner, name: str) -> float:
+    """Seconds until the type is served from the live index: started from the catalog, the version's
+    vectors in, promoted."""
+    began = time.perf_counter()
+    await runner.incremental([name], switch=True)
+    while not await _incrementally_served(runner, name):
+        await runner.incremental([name])
+    return round(time.perf_counter() - began, 1)
+
+
 async def _incremental(
-    settings: Settings, store: CatalogStore, etype: EmbeddingType, docs: list[dict[str, Any]]
+    settings: Settings, store: CatalogStore, runner: Runner, etype: EmbeddingType, docs: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """10,000 changed items per round: written to the catalog store, then applied by incremental cycles,
     against a raw partial update of the same documents; rounds interleaved, medians compared (the catalog
     write is reported as context, not in the ratio)."""
-    runner = Runner(settings, IndexerMetrics.create(), batch_size=1000)
     client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=600)
     live = live_index(settings.index_prefix)
     try:
-        began = time.perf_counter()
-        await runner.incremental([etype.name], switch=True)  # starts the live index from the catalog
-        while not await _incrementally_served(runner, etype.name):  # the version's vectors in, promoted
-            await runner.incremental([etype.name])
-        bootstrap = time.perf_counter() - began
         rounds: list[dict[str, float]] = []
         for n in range(INCREMENTAL_ROUNDS):
             _settle(client, live)
@@ -505,11 +527,9 @@ async def _incremental(
             print(f"incremental round {n + 1}: ours {ours:.2f} s, raw {raw:.2f} s", flush=True)
     finally:
         client.close()
-        await runner.aclose()
     ours_median = statistics.median(r["ours"] for r in rounds)
     raw_median = statistics.median(r["raw"] for r in rounds)
     return {
-        "bootstrap_seconds": round(bootstrap, 1),
         "changed_items": CHANGED,
         "rounds": [{k: round(v, 2) for k, v in r.items()} for r in rounds],
         "catalog_write_seconds": round(statistics.median(r["catalog_write"] for r in rounds), 2),
