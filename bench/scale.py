@@ -13,6 +13,8 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
   search port: an ef_search sweep around the type's own, unfiltered and with filters keeping ~60%, ~5% and
   ~1% of the catalog: p50/p99, recall@10 against the exact top 10 under the same filter, and whether every
   answer held k results; the checks take the row serving serves;
+- serving in front of the float index (bench.scale_serving): /v1/recommend's p50 against the raw k-NN query
+  it sends, at one connection;
 - memory: each index's size on disk, its float vectors, quantized vectors and HNSW graph bytes, what a search
   needs in memory (quantized or float vectors + graph) and the sq7/float ratios; the node's heap;
 - with LOCKSTEP_SCALE_INCREMENTAL=1, the live index: 10,000 changed items through the catalog store and the
@@ -48,6 +50,7 @@ from opensearchpy import OpenSearch, helpers
 from bench.checks import Check, at_least, at_most
 from bench.churn import TARGET_P50_GROWTH, churn
 from bench.indexing import _drop_prefix, _free_port, orchestrator_in_thread
+from bench.scale_serving import TARGET_P50, served_vs_raw
 from catalog.store import CatalogStore
 from contract.filters import FilterNode, matches, parse_filter
 from contract.indexing import IndexedLocation, Mode, Slot, live_index
@@ -194,6 +197,9 @@ def _checks(size: str, figures: dict[str, Any]) -> list[Check]:
     if "incremental" in figures:
         ratio = figures["incremental"]["ratio_vs_raw"]
         checks.append(at_most(f"{size} incremental 10k changes vs raw update", ratio, TARGET_INCREMENTAL))
+    if "serving" in figures:
+        ratio = figures["serving"]["p50_ratio"]
+        checks.append(at_most(f"{size} serving p50 vs the raw k-NN query it sends", ratio, TARGET_P50))
     if "churn" in figures:
         growth = figures["churn"]["p50_growth"]
         checks.append(at_most(f"{size} churn: p50 after the last round vs before", growth, TARGET_P50_GROWTH))
@@ -303,6 +309,7 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
         queries = await _queries(settings, search, indexed, docs, vectors)
         result["queries"] = queries["float"]
         result["memory"] = _memory(settings, location.index)
+        result["serving"] = await served_vs_raw(settings, etype, location, users, str(NEWS_SCHEMA))
         if "sq7" in built:
             quantized["queries"] = queries["sq7"]
             quantized["memory"] = _memory(settings, indexed["sq7"][1].index)
