@@ -69,7 +69,7 @@ from indexer.scheduler import Runner, connect_orchestrator
 from indexer.shadow import ShadowIndexer
 from search.client import build_client
 from search.port import SearchEngine
-from search.requests import ItemDocument, SlotVector, index_action
+from search.requests import ItemDocument, SlotVector, candidates, index_action
 from search.templates import effective, vector_slot_mappings
 from serving.knn import ef_search, knn_query
 from training.publish import VectorSet, publish
@@ -84,6 +84,7 @@ K = 10
 # The sweep (LOCKSTEP_SCALE_EF_SWEEP, comma-separated); the type's own ef_search (what serving serves) is
 # added.
 EF_SEARCHES = (100, 256, 512, 1024)
+CANDIDATES_SWEEP = (100, 300, 1000)
 # What is built besides the float type (LOCKSTEP_SCALE_SIDES): the raw bulk it is timed against, the sq7
 # type.
 SIDES = ("raw", "sq7")
@@ -131,6 +132,19 @@ def ef_sweep() -> tuple[int, ...]:
     """The ef_search values swept, from LOCKSTEP_SCALE_EF_SWEEP."""
     text = os.environ.get("LOCKSTEP_SCALE_EF_SWEEP")
     return tuple(int(part) for part in text.split(",")) if text else EF_SEARCHES
+
+
+def candidates_sweep() -> tuple[int, ...]:
+    """Candidate counts swept on quantized sides at the served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP):
+    with sq7 the candidates, not the beam, bound recall (the exact rescoring can only reorder them)."""
+    text = os.environ.get("LOCKSTEP_SCALE_CANDIDATES_SWEEP")
+    return tuple(int(part) for part in text.split(",")) if text else CANDIDATES_SWEEP
+
+
+def sq7_candidates() -> int | None:
+    """The sq7 type's own candidates (IndexParams.candidates), from LOCKSTEP_SCALE_SQ7_CANDIDATES."""
+    text = os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES")
+    return int(text) if text else None
 
 
 def sides() -> frozenset[str]:
@@ -265,9 +279,8 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
             name=f"news-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.DOT, index=params
         )
         # The same vectors and graph parameters, quantized: a type of its own, as a team would register it.
-        quant = etype.model_copy(
-            update={"name": f"news-d{dim}-sq7", "index": params.model_copy(update={"encoder": Encoder.SQ7})}
-        )
+        quantized_params = params.model_copy(update={"encoder": Encoder.SQ7, "candidates": sq7_candidates()})
+        quant = etype.model_copy(update={"name": f"news-d{dim}-sq7", "index": quantized_params})
         result["index_params"] = effective(etype.index, settings)
         start = datetime(2026, 11, 1, tzinfo=UTC)
         frame = Frame(start, start + timedelta(days=30))
@@ -434,10 +447,14 @@ async def _queries(
                     knn_query(settings, location, etype, q.tolist(), K, filters=tree, exclude=frozenset())
                 )
             rows = []
-            for ef in sorted(
-                {*(ef_search(settings, K, IndexParams(ef_search=e)) for e in ef_sweep()), served}
-            ):
-                swept = etype.model_copy(update={"index": etype.index.model_copy(update={"ef_search": ef})})
+            own = candidates(K, etype.index.candidates)
+            beams = {*(ef_search(settings, K, IndexParams(ef_search=e, candidates=own)) for e in ef_sweep())}
+            points = [(ef, own) for ef in sorted({*beams, served})]
+            if etype.index.encoder is not Encoder.FLOAT:
+                points += [(served, c) for c in candidates_sweep() if c != own]
+            for ef, wanted in points:
+                update = {"ef_search": max(ef, wanted), "candidates": wanted}
+                swept = etype.model_copy(update={"index": etype.index.model_copy(update=update)})
                 took, recalls, short = [], [], 0
                 for q, scores in zip(probes, truth, strict=True):
                     # Exactly what serving sends for this type (candidates; exact rescoring when quantized).
@@ -452,8 +469,9 @@ async def _queries(
                 took.sort()
                 rows.append(
                     {
-                        "ef_search": ef,
-                        "served": ef == served,
+                        "ef_search": max(ef, wanted),
+                        "candidates": wanted,
+                        "served": ef == served and wanted == own,
                         "p50_ms": round(statistics.median(took), 2),
                         "p99_ms": round(took[int(len(took) * 0.99) - 1], 2),
                         "recall_at_10": round(float(np.mean(recalls)), 4),
@@ -569,7 +587,10 @@ def _plots(results: dict[str, Any]) -> None:
         colors: dict[str, Any] = {}
         for label, style, queries in sides:
             for name, measured in queries.items():
-                rows = measured["rows"]
+                served = [r for r in measured["rows"] if r["served"]]
+                # The ef_search sweep as a line; the candidates sweep (quantized sides) as crosses.
+                rows = [r for r in measured["rows"] if r.get("candidates") == served[0].get("candidates")]
+                others = [r for r in measured["rows"] if r not in rows]
                 (line,) = ax.plot(
                     [r["p50_ms"] for r in rows],
                     [r["recall_at_10"] for r in rows],
@@ -579,7 +600,8 @@ def _plots(results: dict[str, Any]) -> None:
                     label=f"{label}, filter {name}",
                 )
                 colors.setdefault(name, line.get_color())
-                served = [r for r in rows if r["served"]]
+                wider = ([r["p50_ms"] for r in others], [r["recall_at_10"] for r in others])
+                ax.plot(*wider, "x", color=line.get_color())
                 ax.plot(
                     [r["p50_ms"] for r in served], [r["recall_at_10"] for r in served], "k*", markersize=10
                 )
@@ -589,7 +611,7 @@ def _plots(results: dict[str, Any]) -> None:
         ax.set_ylabel("recall@10 vs exact")
         ax.set_title(
             f"{size}: m={params.get('m')}, ef_construction={params.get('ef_construction')}; "
-            "ef_search sweep (* served)",
+            "ef_search sweep (* served; x: more candidates)",
             fontsize=9,
         )
         ax.legend(fontsize=7)

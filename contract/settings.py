@@ -575,7 +575,8 @@ class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServe
         le=10_000,
         description="Requests a serving process works on at once; beyond that 503 Overloaded + Retry-After "
         "at once instead of queueing (health and metrics routes are not counted). The default only stops "
-        "unbounded queues; for latency under overload set a few per core (`make bench`'s overload: 4).",
+        "unbounded queues; for latency under overload set about one per core plus one (`make bench`'s "
+        "overload: 3 on 2 cores).",
     )
     serving_direct_dispatch: bool = Field(
         True,

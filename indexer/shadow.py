@@ -405,7 +405,7 @@ class ShadowIndexer:
                 RECALL_K,
                 source_fields=(),
                 # As serving asks: its candidates, re-scored exactly when the graph is quantized.
-                candidates=candidates(RECALL_K),
+                candidates=int(params["candidates"]),
                 ef_search=int(params["ef_search"]),
                 rescore=info.type.index.encoder is not Encoder.FLOAT,
             )

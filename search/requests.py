@@ -15,7 +15,7 @@ from typing import Any, Final
 from contract.filters import FilterNode
 from contract.indexing import IndexedLocation, Slot, vector_field, version_field
 from contract.items import ITEM_ID, FieldKind, schema
-from contract.types import Similarity
+from contract.types import MAX_CANDIDATES, MIN_CANDIDATES, Similarity
 from contract.wire import MAX_EXCLUDED
 from search.filters import to_query
 from search.templates import SPACE_TYPES, IndexLayout
@@ -61,13 +61,10 @@ def _vector(values: Sequence[float]) -> tuple[float, ...]:
 # candidates. Each shard's best k hold its share of the global best k, so more shards need no more
 # candidates (each searches a smaller graph). Measured with 3 shards + 1 replica (tests/cluster: 3,000
 # items, 32-d): served top-10 = exact top-10 for 300 of 300 users with these values and serving_ef_search.
-MIN_CANDIDATES = 100
-MAX_CANDIDATES = 10_000
-
-
-def candidates(k: int) -> int:
-    """HNSW candidates of a k-NN query for the k best."""
-    return min(MAX_CANDIDATES, max(k, MIN_CANDIDATES))
+def candidates(k: int, configured: int | None = None) -> int:
+    """HNSW candidates of a k-NN query for the k best: a type's own number (IndexParams.candidates), else
+    MIN_CANDIDATES; never fewer than k."""
+    return min(MAX_CANDIDATES, max(k, configured or MIN_CANDIDATES))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from search.requests import VersionedKnnQuery, candidates
 def ef_search(settings: ServingSettings, k: int, params: IndexParams | None = None) -> int:
     """The beam width: the type's own, else serving_ef_search; never narrower than the candidates."""
     configured = params.ef_search if params is not None and params.ef_search else settings.serving_ef_search
-    return max(configured, candidates(k))
+    return max(configured, candidates(k, params.candidates if params is not None else None))
 
 
 def knn_query(
@@ -35,7 +35,7 @@ def knn_query(
         k=k,
         filter=filters,
         exclude_ids=exclude,
-        candidates=candidates(k),
+        candidates=candidates(k, etype.index.candidates),
         ef_search=ef_search(settings, k, etype.index),
         rescore=etype.index.encoder is not Encoder.FLOAT,
     )

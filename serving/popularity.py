@@ -11,8 +11,9 @@ import contextlib
 import orjson
 
 from contract.filters import FilterNode
+from contract.types import MAX_CANDIDATES
 from search.errors import SearchError
-from search.requests import MAX_CANDIDATES, PopularQuery
+from search.requests import PopularQuery
 from search.results import ScoredItem
 from serving.context import RequestContext
 from serving.models import filter_json

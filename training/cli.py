@@ -59,6 +59,9 @@ def types_register(
         None, help="HNSW query beam width for this type (default: serving_ef_search; gate: hnsw_ef_search)."
     ),
     encoder: Encoder = typer.Option(Encoder.FLOAT, help="float, or lucene scalar quantization (sq7, sq1)."),
+    candidates: int | None = typer.Option(
+        None, help="HNSW candidates per query, re-scored exactly when quantized (default: 100)."
+    ),
 ) -> None:
     """Register an embedding type (the same definition again is a no-op)."""
     with clean_errors():
@@ -69,7 +72,13 @@ def types_register(
             similarity=similarity,
             attribute_namespaces=tuple(namespace),
             description=description,
-            index=IndexParams(m=m, ef_construction=ef_construction, ef_search=ef_search, encoder=encoder),
+            index=IndexParams(
+                m=m,
+                ef_construction=ef_construction,
+                ef_search=ef_search,
+                encoder=encoder,
+                candidates=candidates,
+            ),
         )
         with redis_session() as (_, client, keys):
             registry.register_type(client, keys, etype)

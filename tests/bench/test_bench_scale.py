@@ -51,10 +51,14 @@ def test_checks_take_the_served_row_and_count_short_answers_as_a_miss() -> None:
         "queries": {"none": _rows(0.96), "~5%": _rows(0.94)},
         "quantized": {"queries": {"none": _rows(0.97), "~5%": _rows(0.99, short=1)}},
         "memory_ratios": {"search_memory": 0.45, "vectors": 0.27, "disk": 1.2},
+        "serving": {"p50_ratio": 1.4},
+        "churn": {"p50_growth": 1.1},
     }
     verdicts = {c["check"]: c["pass"] for c in _checks("100000x64", figures)}
     assert verdicts == {
         "100000x64 shadow build vs raw bulk+merge": True,
+        "100000x64 serving p50 vs the raw k-NN query it sends": False,
+        "100000x64 churn: p50 after the last round vs before": True,
         "100000x64 sq7 search memory (quantized vectors + graph) vs float32": False,
         "100000x64 float recall@10 vs exact, k results, filter none": True,
         "100000x64 float recall@10 vs exact, k results, filter ~5%": False,  # 0.99 off the served row

@@ -8,7 +8,7 @@ from opensearchpy import OpenSearch
 
 from contract.indexing import Slot, items_alias, vector_field
 from contract.settings import Settings
-from contract.types import Encoder, IndexParams
+from contract.types import MIN_CANDIDATES, Encoder, IndexParams
 
 pytestmark = pytest.mark.anyio
 
@@ -16,9 +16,8 @@ pytestmark = pytest.mark.anyio
 async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_reports_its_parameters(
     orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
 ) -> None:
-    tuned = make_type(
-        "sq-d8", index=IndexParams(m=12, ef_construction=64, ef_search=300, encoder=Encoder.SQ7)
-    )
+    params = IndexParams(m=12, ef_construction=64, ef_search=300, encoder=Encoder.SQ7, candidates=400)
+    tuned = make_type("sq-d8", index=params)
     plain = make_type("plain-d8")
     for etype in (tuned, plain):
         await wait_latest(orchestrator, etype.name, publish_version(etype, 1))
@@ -28,16 +27,18 @@ async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_re
     assert results["sq-d8"].recall_params == {
         "m": 12,
         "ef_construction": 64,
-        "ef_search": 300,
+        "ef_search": 400,  # never narrower than the candidates
         "encoder": "sq7",
+        "candidates": 400,
         "queries": "user vectors",
     }
     # The other type keeps the settings' parameters: tuning one touches no other.
     assert results["plain-d8"].recall_params == {
         "m": orchestrator.hnsw_m,
         "ef_construction": orchestrator.hnsw_ef_construction,
-        "ef_search": orchestrator.hnsw_ef_search,
+        "ef_search": max(orchestrator.hnsw_ef_search, MIN_CANDIDATES),
         "encoder": "float",
+        "candidates": MIN_CANDIDATES,
         "queries": "user vectors",
     }
     mappings = opensearch_client.indices.get_mapping(index=items_alias(orchestrator.index_prefix, "sq-d8"))
