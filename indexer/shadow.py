@@ -42,7 +42,6 @@ from search.requests import (
     ItemDocument,
     SlotVector,
     VersionedKnnQuery,
-    candidates,
     count_body,
     index_action,
 )
