@@ -20,7 +20,9 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
 - with LOCKSTEP_SCALE_INCREMENTAL=1, the live index: 10,000 changed items through the catalog store and the
   incremental cycles applying them, against a raw partial update of the same documents;
 - with LOCKSTEP_SCALE_CHURN_ROUNDS=N, N rounds of churn on the live index (bench.churn): a tenth of the
-  catalog changed per round, the index's segments, deleted documents and query latency after each.
+  catalog changed per round, the index's segments, deleted documents and query latency after each;
+- the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES, and more of them tried on its side at the
+  served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP).
 
 Figures go to out/scale/scale.json, plots to out/scale/*.png (recall vs p50 per filter and encoder; build
 time vs N).
