@@ -60,7 +60,9 @@ def _vector(values: Sequence[float]) -> tuple[float, ...]:
 # They are per shard: a k-NN clause's k applies to each shard, and `size` keeps the best k of all shards'
 # candidates. Each shard's best k hold its share of the global best k, so more shards need no more
 # candidates (each searches a smaller graph). Measured with 3 shards + 1 replica (tests/cluster: 3,000
-# items, 32-d): served top-10 = exact top-10 for 300 of 300 users with these values and serving_ef_search.
+# items, 32-d): served top-10 = exact top-10 for 300 of 300 users with MIN_CANDIDATES (contract.types) and
+# serving_ef_search. A quantized type needs more of its own (IndexParams.candidates): the rescoring can only
+# reorder what the quantized graph found.
 def candidates(k: int, configured: int | None = None) -> int:
     """HNSW candidates of a k-NN query for the k best: a type's own number (IndexParams.candidates), else
     MIN_CANDIDATES; never fewer than k."""
