@@ -22,7 +22,8 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
 - with LOCKSTEP_SCALE_CHURN_ROUNDS=N, N rounds of churn on the live index (bench.churn): a tenth of the
   catalog changed per round, the index's segments, deleted documents and query latency after each;
 - the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES, and more of them tried on its side at the
-  served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP).
+  served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP); its m from LOCKSTEP_SCALE_SQ7_M (default: the float
+  type's).
 
 Figures go to out/scale/scale.json, plots to out/scale/*.png (recall vs p50 per filter and encoder; build
 time vs N).
@@ -143,10 +144,19 @@ def candidates_sweep() -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",")) if text else CANDIDATES_SWEEP
 
 
-def sq7_candidates() -> int | None:
-    """The sq7 type's own candidates (IndexParams.candidates), from LOCKSTEP_SCALE_SQ7_CANDIDATES."""
-    text = os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES")
-    return int(text) if text else None
+def quantized_params(params: IndexParams) -> IndexParams:
+    """The sq7 type's parameters: the float type's, quantized, with its own candidates
+    (LOCKSTEP_SCALE_SQ7_CANDIDATES) and its own m (LOCKSTEP_SCALE_SQ7_M): the graph is half of what an sq7
+    search holds in memory, and a narrower one is the lever left for the memory target."""
+    candidates = os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES")
+    m = os.environ.get("LOCKSTEP_SCALE_SQ7_M")
+    return params.model_copy(
+        update={
+            "encoder": Encoder.SQ7,
+            "candidates": int(candidates) if candidates else None,
+            "m": int(m) if m else params.m,
+        }
+    )
 
 
 def sides() -> frozenset[str]:
@@ -281,8 +291,7 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
             name=f"news-d{dim}", family=Family.DIRECT_DIRECT, dim=dim, similarity=Similarity.DOT, index=params
         )
         # The same vectors and graph parameters, quantized: a type of its own, as a team would register it.
-        quantized_params = params.model_copy(update={"encoder": Encoder.SQ7, "candidates": sq7_candidates()})
-        quant = etype.model_copy(update={"name": f"news-d{dim}-sq7", "index": quantized_params})
+        quant = etype.model_copy(update={"name": f"news-d{dim}-sq7", "index": quantized_params(params)})
         result["index_params"] = effective(etype.index, settings)
         start = datetime(2026, 11, 1, tzinfo=UTC)
         frame = Frame(start, start + timedelta(days=30))

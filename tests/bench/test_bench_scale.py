@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench.scale import _checks, index_params, memory_ratios, vector_bytes
-from contract.types import Encoder
+from bench.scale import _checks, index_params, memory_ratios, quantized_params, vector_bytes
+from contract.types import Encoder, IndexParams
 
 
 def _sizes(**files: int) -> dict[str, dict[str, Any]]:
@@ -74,3 +74,15 @@ def test_index_params_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     params = index_params()
     assert (params.m, params.ef_construction, params.encoder) == (24, 300, Encoder.FLOAT)
     assert params.ef_search is not None  # the scale default, not serving's global one
+
+
+def test_the_quantized_type_takes_its_own_m_and_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    params = IndexParams(m=32, ef_construction=256, ef_search=1024)
+    monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_M", raising=False)
+    monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", raising=False)
+    same = quantized_params(params)
+    assert (same.encoder, same.m, same.candidates, same.ef_search) == (Encoder.SQ7, 32, None, 1024)
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_M", "16")
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", "1000")
+    own = quantized_params(params)
+    assert (own.encoder, own.m, own.candidates, own.ef_construction) == (Encoder.SQ7, 16, 1000, 256)
