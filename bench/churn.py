@@ -7,7 +7,8 @@ metadata update, and the previous round's deleted items come back, so the catalo
 every change leaves a deleted document behind in lucene (an update is a delete and an insert, vector
 included). The incremental cycles run until one finds nothing left to apply, then on, a cycle a second,
 until the round has lasted `live_expunge_interval_seconds`: their maintenance step (expunge past
-`live_max_deleted_ratio`, at most once per interval) gets its turn once per round, as it would with the
+`live_max_deleted_ratio`, or a merge of segments past `live_max_segments`; at most one per interval)
+gets its turn once per round, as it would with the
 round's changes spread over one interval in production. After each round: segments, deleted-document
 ratio and size of the live index, and the p50/p99 and recall@10 (against the exact top 10 of the items
 present) of the query serving sends, unfiltered.
@@ -71,14 +72,15 @@ async def churn(
         present[deleted], present[away] = False, True
         away = deleted
         began = time.perf_counter()
-        cycles = expunges = applied = 0
+        cycles = expunges = merges = applied = 0
         applying: float | None = None
         # The round lasts at least one expunge interval, cycling every CYCLE_SECONDS as `lockstep indexer
         # incremental --every` would: changes that arrive over a minute see the maintenance step run once.
         while applying is None or time.perf_counter() - began < settings.live_expunge_interval_seconds:
             cycle_began = time.perf_counter()
             (cycle,) = (await runner.incremental([etype.name])).results
-            cycles, expunges, applied = cycles + 1, expunges + cycle.expunged, applied + cycle.changes
+            cycles, applied = cycles + 1, applied + cycle.changes
+            expunges, merges = expunges + cycle.expunged, merges + cycle.merged
             if cycle.changes == 0 and applying is None:
                 applying = time.perf_counter() - began
             if cycle.changes == 0:
@@ -91,6 +93,7 @@ async def churn(
             "changes_applied": applied,
             "cycles": cycles,
             "expunges": expunges,
+            "merges": merges,
         }
         rows.append(row)
         print(f"churn round {number}: {row}", flush=True)
@@ -101,6 +104,7 @@ async def churn(
         "max_deleted_ratio": max(row["deleted_ratio"] for row in rows),
         "settings": {
             "live_max_deleted_ratio": settings.live_max_deleted_ratio,
+            "live_max_segments": settings.live_max_segments,
             "live_expunge_interval_seconds": settings.live_expunge_interval_seconds,
         },
     }

@@ -551,14 +551,14 @@ async def _incremental(
             await store.put(changed)
             written = time.perf_counter() - began
             began = time.perf_counter()
-            applied = cycles = expunges = 0
+            applied = cycles = merges = 0
             while applied < CHANGED:  # a cycle applies at most live_max_changes (one mini-batch)
                 (cycle,) = (await runner.incremental([etype.name])).results
                 applied, cycles = applied + cycle.changes, cycles + 1
-                expunges += cycle.expunged  # the maintenance step, part of the cycle's cost
+                merges += cycle.expunged + cycle.merged  # the maintenance step, part of the cycle's cost
             ours = time.perf_counter() - began
             rounds.append(
-                {"raw": raw, "ours": ours, "catalog_write": written, "cycles": cycles, "expunges": expunges}
+                {"raw": raw, "ours": ours, "catalog_write": written, "cycles": cycles, "merges": merges}
             )
             print(f"incremental round {n + 1}: ours {ours:.2f} s, raw {raw:.2f} s", flush=True)
     finally:

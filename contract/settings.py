@@ -398,12 +398,22 @@ class IndexSettings(_FromEnv):
         description="Catalog changes one incremental cycle applies at most (its mini-batch); more wait for "
         "the next cycles. A metadata-only change writes no vector again.",
     )
+    live_max_segments: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="When the live index holds more segments than this per primary shard, the incremental "
+        "indexer merges them down to it at the end of its cycle: a search walks one HNSW graph per segment, "
+        "so latency follows the segment count (before expunging deleted documents, which that merge also "
+        "drops from what it merges).",
+    )
     live_expunge_interval_seconds: float = Field(
         60.0,
         ge=0,
         le=86_400,
-        description="At most one expunge of the live index per this many seconds (a merge costs I/O and CPU; "
-        "deletions only become mergeable once OpenSearch's retention lease has moved past them, ~30 s).",
+        description="At most one merge of the live index (a segment merge or an expunge) per this many "
+        "seconds: a merge rebuilds HNSW graphs, which costs CPU that serving shares; deletions only become "
+        "mergeable once OpenSearch's retention lease has moved past them (~30 s).",
     )
     index_green_timeout_seconds: float = Field(
         300.0,

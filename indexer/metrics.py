@@ -24,6 +24,7 @@ class IndexerMetrics:
     live_deleted_ratio: Gauge
     live_bytes: Gauge
     expunges: Counter
+    merges: Counter
     write_rate_limit: Gauge
     cluster_cpu_percent: Gauge
     backoffs: Counter
@@ -85,6 +86,11 @@ class IndexerMetrics:
             expunges=Counter(
                 "lockstep_indexer_live_expunges",
                 "Merges of the live index that expunged deleted documents (live_max_deleted_ratio passed).",
+                registry=reg,
+            ),
+            merges=Counter(
+                "lockstep_indexer_live_merges",
+                "Merges of the live index down to live_max_segments per shard (passed).",
                 registry=reg,
             ),
             write_rate_limit=Gauge(

@@ -26,7 +26,7 @@ from indexer import leftovers
 from indexer.catalog import Item
 from indexer.clock import Clock, system_clock
 from indexer.errors import CYCLE_FAILURES, CatalogEmptyError, ClusterError, LockBusyError, ModeConflictError
-from indexer.incremental import ExpungeBudget, IncrementalIndexer
+from indexer.incremental import IncrementalIndexer, MergeBudget
 from indexer.lock import IndexerLock
 from indexer.metrics import IndexerMetrics
 from orchestrator_client import OrchestratorClient
@@ -89,7 +89,7 @@ class Runner:
     step: Callable[[str], Awaitable[None]] | None = None
     lock_wait_seconds: float = 0.0
     clock: Clock = system_clock
-    _expunges: ExpungeBudget = field(default_factory=ExpungeBudget)
+    _merges: MergeBudget = field(default_factory=MergeBudget)
 
     def __post_init__(self) -> None:
         # A cluster client has the same commands; `start` refuses a Redis set up wrongly.
@@ -244,7 +244,7 @@ class Runner:
                     batch_size=self.batch_size,
                     progress=self.progress,
                     clock=self.clock,
-                    expunges=self._expunges,
+                    merges=self._merges,
                 )
                 report.results = await incremental.cycle(self.catalog, names, held.check)
             for result in report.results:

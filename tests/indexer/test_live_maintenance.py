@@ -1,4 +1,5 @@
-"""Live index maintenance: churn's deleted documents are reported, and expunged past the configured share."""
+"""Live index maintenance: churn's deleted documents are reported and expunged past the configured share;
+segments past the configured count are merged down to it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from contract.indexing import live_index
 from contract.keys import Keys
 from contract.settings import Settings
 from indexer.catalog import Item
+from indexer.incremental import IncrementalResult
 from indexer.scheduler import Runner
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +92,65 @@ async def test_below_the_share_nothing_is_merged(
     (churned,) = (await runner.incremental()).results
     assert churned.stats is not None and churned.stats.deleted_ratio > 0.05
     assert not churned.expunged and _samples(runner)["lockstep_indexer_live_expunges_total"] == 0
+
+
+async def test_segments_past_the_limit_are_merged_down_to_it_once_per_interval(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    redis_client: redis.Redis,
+    keys: Keys,
+    make_runner: RunnerFactory,
+    clock: MovableClock,
+) -> None:
+    # Expunges never qualify here: what merges is the segment count alone.
+    settings = orchestrator.model_copy(
+        update={"live_max_segments": 2, "live_max_deleted_ratio": 1.0, "live_expunge_interval_seconds": 60.0}
+    )
+    limit = settings.live_max_segments * settings.live_shards
+    etype = make_type()
+    runner = make_runner(settings)
+    await wait_latest(settings, etype.name, publish_version(etype, 1))
+    await runner.incremental()
+    catalog = await runner.catalog()
+    batches = iter(range(0, len(catalog), 10))
+
+    async def churn() -> IncrementalResult:
+        start = next(batches)
+        await runner.store.put([_retitled(item) for item in catalog[start : start + 10]])
+        (cycle,) = (await runner.incremental()).results
+        assert cycle.stats is not None
+        return cycle
+
+    clock.shift(60)  # whatever the bootstrap spent, this interval's merge is free
+    # Each cycle's writes are refreshed into a segment of their own: past the limit, the cycle merges.
+    first = [await churn() for _ in range(limit + 2)]
+    (merged,) = [cycle for cycle in first if cycle.merged]
+    assert merged.stats is not None and merged.stats.segments <= limit and not merged.expunged
+    merges = _samples(runner)["lockstep_indexer_live_merges_total"]
+    # Within the interval no other merge runs, however many segments pile up.
+    later = [await churn() for _ in range(limit + 2)]
+    assert not any(cycle.merged or cycle.expunged for cycle in later)
+    before = later[-1].stats
+    assert before is not None and before.segments > limit
+    clock.shift(60)
+    again = await churn()
+    assert again.merged and again.stats is not None and again.stats.segments <= limit
+    assert again.stats.docs == before.docs  # a merge loses no document
+    samples = _samples(runner)
+    assert samples["lockstep_indexer_live_merges_total"] == merges + 1
+    assert samples["lockstep_indexer_live_segments"] == again.stats.segments
+    live = live_index(settings.index_prefix)
+    shards = opensearch_client.indices.segments(index=live)["indices"][live]["shards"]
+    searched = [
+        segment
+        for copies in shards.values()
+        for copy in copies
+        if copy["routing"]["primary"]
+        for segment in copy["segments"].values()
+        if segment["search"]
+    ]
+    assert len(searched) <= limit
 
 
 def _retitled(item: Item) -> dict[str, Any]:
