@@ -69,11 +69,11 @@ from indexer.catalog import Item
 from indexer.metrics import IndexerMetrics
 from indexer.recall import exact_scores, recall_with_ties
 from indexer.scheduler import Runner, connect_orchestrator
-from indexer.shadow import ShadowIndexer
+from indexer.shadow import ShadowIndexer, gate_params
 from search.client import build_client
 from search.port import SearchEngine
 from search.requests import ItemDocument, SlotVector, candidates, index_action
-from search.templates import effective, vector_slot_mappings
+from search.templates import vector_slot_mappings
 from serving.knn import ef_search, knn_query
 from training.publish import VectorSet, publish
 from training.registry import register_type
@@ -292,7 +292,7 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
         )
         # The same vectors and graph parameters, quantized: a type of its own, as a team would register it.
         quant = etype.model_copy(update={"name": f"news-d{dim}-sq7", "index": quantized_params(params)})
-        result["index_params"] = effective(etype.index, settings)
+        result["index_params"] = gate_params(etype.index, settings)
         start = datetime(2026, 11, 1, tzinfo=UTC)
         frame = Frame(start, start + timedelta(days=30))
         users = user_vectors(PUBLISHED, dim, seed=SEED)
@@ -325,7 +325,7 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
         print(json.dumps(result, default=str), flush=True)  # what a later step's failure would lose
         indexed = {"float": (etype, location)}
         if "sq7" in built:
-            quantized: dict[str, Any] = {"index_params": effective(quant.index, settings)}
+            quantized: dict[str, Any] = {"index_params": gate_params(quant.index, settings)}
             quantized["shadow_build"], qlocation = await _shadow(settings, search, quant, items)
             indexed["sq7"] = (quant, qlocation)
             result["quantized"] = quantized

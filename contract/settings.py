@@ -341,6 +341,21 @@ class StackSettings(StoreSettings, DataSettings):
         return single + opensearch + redis
 
 
+class QuerySettings(_FromEnv):
+    """How wide serving's k-NN queries search: serving, and the recall gate that measures what it serves."""
+
+    # Measured (serving eval on goodbooks, 1000 users, exclude-seen): tag/author books share vectors, and
+    # with large groups of identical vectors ef_search 256 finds the exact top-10 for 0.95 of users, 448 and
+    # up for all of them (also als/ease: 1.0), at the same query latency on 10k items (2-4 ms).
+    serving_ef_search: int = Field(
+        512,
+        ge=8,
+        le=10000,
+        description="HNSW beam width of serving's k-NN queries, and of the indexer's recall gate, for a type "
+        "that names none of its own.",
+    )
+
+
 class KnnSettings(_FromEnv):
     """How item indices are built (the indexer, and what serving's queries assume)."""
 
@@ -351,7 +366,13 @@ class KnnSettings(_FromEnv):
     # floor 0.95) fails with m=16 (0.84) and passes with m=32 (0.98).
     hnsw_m: int = Field(32, ge=2, le=100, description="HNSW graph degree.")
     hnsw_ef_construction: int = Field(256, ge=8, le=4096, description="HNSW build-time beam width.")
-    hnsw_ef_search: int = Field(256, ge=8, le=10000, description="HNSW query-time beam width.")
+    hnsw_ef_search: int = Field(
+        256,
+        ge=8,
+        le=10000,
+        description="HNSW query-time beam width an index keeps (knn.algo_param.ef_search), for queries that "
+        "name none; serving's and the recall gate's name theirs (serving_ef_search).",
+    )
 
     @field_validator("knn_engine")
     @classmethod
@@ -508,7 +529,9 @@ class OrchestratorSettings(StoreSettings, OrchestratorLink, ApiKeySettings, Http
     )
 
 
-class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, OrchestratorLink):
+class IndexerSettings(
+    StoreSettings, KnnSettings, QuerySettings, IndexSettings, DataSettings, OrchestratorLink
+):
     """The indexer process: shadow builds, incremental batches, promotion."""
 
     indexer_key: SecretStr = Field(
@@ -555,18 +578,12 @@ class IndexerSettings(StoreSettings, KnnSettings, IndexSettings, DataSettings, O
     )
 
 
-class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServerSettings):
+class ServingSettings(StoreSettings, QuerySettings, OrchestratorLink, ApiKeySettings, HttpServerSettings):
     """The serving process: keys it accepts, dependency budgets, caches, A/B split and query width."""
 
     serving_url: str = Field("http://127.0.0.1:8702", description="Where the serving API listens.")
     reader_key: SecretStr = Field(
         SecretStr(DEV_READER_KEYS[0]), description="Key the serving process presents to the orchestrator."
-    )
-    # Measured (serving eval on goodbooks, 1000 users, exclude-seen): tag/author books share vectors, and
-    # with large groups of identical vectors ef_search 256 finds the exact top-10 for 0.95 of users, 448 and
-    # up for all of them (also als/ease: 1.0), at the same query latency on 10k items (2-4 ms).
-    serving_ef_search: int = Field(
-        512, ge=8, le=10000, description="HNSW beam width of serving's k-NN queries (per query)."
     )
     ab_weights: dict[str, float] = Field(
         default_factory=dict,
@@ -621,5 +638,7 @@ class ServingSettings(StoreSettings, OrchestratorLink, ApiKeySettings, HttpServe
         return value
 
 
-class Settings(StackSettings, OrchestratorSettings, IndexerSettings, ServingSettings):
+# The ignore: the pydantic mypy plugin gives IndexerSettings and ServingSettings model_construct signatures
+# it judges incompatible once both take QuerySettings' field; the classes themselves combine fine.
+class Settings(StackSettings, OrchestratorSettings, IndexerSettings, ServingSettings):  # type: ignore[misc]
     """Every setting: for the CLI, the demo, benchmarks and tests, which drive several processes."""

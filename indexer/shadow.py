@@ -22,7 +22,7 @@ from contract.indexing import (
     version_field,
 )
 from contract.settings import IndexerSettings
-from contract.types import Encoder
+from contract.types import Encoder, IndexParams
 from contract.versions import VERSION_ID
 from contract.wire import TypeInfo
 from indexer import promotion
@@ -42,6 +42,8 @@ from search.requests import (
     ItemDocument,
     SlotVector,
     VersionedKnnQuery,
+    beam,
+    candidates,
     count_body,
     index_action,
 )
@@ -54,6 +56,16 @@ READ_BACK_SAMPLE = 20
 # 50 measured a 1M build at 0.94 whose sweep of 200 other users gave 0.978: too coarse near the floor.
 RECALL_QUERIES = 200
 RECALL_K = 10
+
+
+def gate_params(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
+    """What the recall gate measures: the type's graph as built, queried as serving queries it (its
+    candidates, and its ef_search else serving_ef_search)."""
+    return {
+        **effective(params, settings),
+        "ef_search": beam(RECALL_K, params, settings.serving_ef_search),
+        "candidates": candidates(RECALL_K, params.candidates),
+    }
 
 
 @dataclass
@@ -321,7 +333,7 @@ class ShadowIndexer:
         began = time.perf_counter()
         matrix = np.concatenate(rows) if rows else np.zeros((0, info.type.dim), dtype=np.float32)
         probes, asked_with = await self.recall_probes(name, version, matrix)
-        result.recall_params = {**effective(info.type.index, self.settings), "queries": asked_with}
+        result.recall_params = {**gate_params(info.type.index, self.settings), "queries": asked_with}
         result.recall = await self.verify(info, version, index, ids_all, matrix, probes, asked_with)
         t.verify += time.perf_counter() - began
         await self.search.set_index_meta(
@@ -393,7 +405,7 @@ class ShadowIndexer:
                 )
         if len(ids) == 0:
             return 1.0
-        params = effective(info.type.index, self.settings)
+        params = gate_params(info.type.index, self.settings)
         total = 0.0
         position = {item_id: n for n, item_id in enumerate(ids)}
         for probe in probes:

@@ -15,7 +15,7 @@ from typing import Any, Final
 from contract.filters import FilterNode
 from contract.indexing import IndexedLocation, Slot, vector_field, version_field
 from contract.items import ITEM_ID, FieldKind, schema
-from contract.types import MAX_CANDIDATES, MIN_CANDIDATES, Similarity
+from contract.types import MAX_CANDIDATES, MIN_CANDIDATES, IndexParams, Similarity
 from contract.wire import MAX_EXCLUDED
 from search.filters import to_query
 from search.templates import SPACE_TYPES, IndexLayout
@@ -67,6 +67,12 @@ def candidates(k: int, configured: int | None = None) -> int:
     """HNSW candidates of a k-NN query for the k best: a type's own number (IndexParams.candidates), else
     MIN_CANDIDATES; never fewer than k."""
     return min(MAX_CANDIDATES, max(k, configured or MIN_CANDIDATES))
+
+
+def beam(k: int, params: IndexParams, default: int) -> int:
+    """The HNSW beam width of a type's query for the k best: the type's own ef_search, else `default`
+    (serving_ef_search); never narrower than the candidates it returns."""
+    return max(params.ef_search or default, candidates(k, params.candidates))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from contract.indexing import Mode, Slot, vector_field, version_field
 from contract.items import FieldKind, ItemSchema, schema
 from contract.settings import IndexerSettings
-from contract.types import MIN_CANDIDATES, EmbeddingType, Encoder, IndexParams, Similarity
+from contract.types import EmbeddingType, Encoder, IndexParams, Similarity
 from search.errors import TemplateMismatch, UnsupportedEngine
 
 if TYPE_CHECKING:  # search.port imports search.requests, which reads SPACE_TYPES from here
@@ -146,15 +146,11 @@ def require_lucene(engine: str) -> str:
 
 
 def effective(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
-    """A type's index parameters with the settings filled in where it names none: what a build and its
-    recall gate use (a beam never narrower than the candidates it returns)."""
-    candidates = params.candidates or MIN_CANDIDATES
+    """A type's graph parameters with the settings filled in where it names none: what a build uses."""
     return {
         "m": params.m or settings.hnsw_m,
         "ef_construction": params.ef_construction or settings.hnsw_ef_construction,
-        "ef_search": max(params.ef_search or settings.hnsw_ef_search, candidates),
         "encoder": params.encoder.value,
-        "candidates": candidates,
     }
 
 

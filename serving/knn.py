@@ -8,13 +8,12 @@ from contract.filters import FilterNode
 from contract.indexing import IndexedLocation
 from contract.settings import ServingSettings
 from contract.types import EmbeddingType, Encoder, IndexParams
-from search.requests import VersionedKnnQuery, candidates
+from search.requests import VersionedKnnQuery, beam, candidates
 
 
 def ef_search(settings: ServingSettings, k: int, params: IndexParams | None = None) -> int:
-    """The beam width: the type's own, else serving_ef_search; never narrower than the candidates."""
-    configured = params.ef_search if params is not None and params.ef_search else settings.serving_ef_search
-    return max(configured, candidates(k, params.candidates if params is not None else None))
+    """The beam width serving asks for (search.requests.beam, serving_ef_search by default)."""
+    return beam(k, params or IndexParams(), settings.serving_ef_search)
 
 
 def knn_query(

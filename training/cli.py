@@ -56,7 +56,7 @@ def types_register(
         None, help="HNSW build beam width of this type's index (default: hnsw_ef_construction)."
     ),
     ef_search: int | None = typer.Option(
-        None, help="HNSW query beam width for this type (default: serving_ef_search; gate: hnsw_ef_search)."
+        None, help="HNSW beam width of serving and the recall gate for this type (default serving_ef_search)."
     ),
     encoder: Encoder = typer.Option(Encoder.FLOAT, help="float, or lucene scalar quantization (sq7, sq1)."),
     candidates: int | None = typer.Option(

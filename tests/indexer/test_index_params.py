@@ -36,7 +36,7 @@ async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_re
     assert results["plain-d8"].recall_params == {
         "m": orchestrator.hnsw_m,
         "ef_construction": orchestrator.hnsw_ef_construction,
-        "ef_search": max(orchestrator.hnsw_ef_search, MIN_CANDIDATES),
+        "ef_search": max(orchestrator.serving_ef_search, MIN_CANDIDATES),  # what serving would ask
         "encoder": "float",
         "candidates": MIN_CANDIDATES,
         "queries": "user vectors",
