@@ -83,9 +83,9 @@ class IncrementalResult:
     deleted: int = 0
     bootstrapped: bool = False
     types: list[TypeResult] = field(default_factory=list)
-    stats: IndexStats | None = None  # the live index after the cycle (and its maintenance)
-    expunged: bool = False  # deleted documents were merged away this cycle
-    merged: bool = False  # segments were merged down to live_max_segments this cycle
+    stats: IndexStats | None = None  # the live index after the cycle, before a merge it starts
+    expunged: bool = False  # an expunge of deleted documents started this cycle (it runs in the background)
+    merged: bool = False  # a merge down to live_max_segments started this cycle (in the background)
 
 
 class IncrementalIndexer:
@@ -259,40 +259,40 @@ class IncrementalIndexer:
         return plans, held
 
     async def _maintain(self, result: IncrementalResult) -> None:
-        """Report the live index's shape; past live_max_segments per shard merge segments down to it, else
-        past live_max_deleted_ratio expunge deleted documents.
+        """Report the live index's shape; past live_max_segments per shard start a merge of segments down
+        to it, else past live_max_deleted_ratio an expunge of deleted documents.
 
         Updates and deletions leave deleted documents in their segments until a merge drops them, and
         every search still walks them (and their HNSW graph nodes). Each refresh of a cycle's writes adds a
         segment, and a search walks one HNSW graph per segment: latency follows the segment count (at 100k
         items, 4.3-5.3 ms with 4-12 segments, 12.3 ms with 15, 3.5 ms with one). A merge rebuilds the merged
-        segments' graphs, so at most one merge runs per live_expunge_interval_seconds: that interval is the
-        budget. It also lets OpenSearch's retention lease move past recent deletions, which an expunge
-        right after churn could not merge away.
+        segments' graphs, minutes at 1M items: it runs in the background while cycles go on applying
+        changes, none starts while any merge runs, and at most one starts per
+        live_expunge_interval_seconds, the budget. That interval also lets OpenSearch's retention lease move
+        past recent deletions, which an expunge right after churn could not drop.
         """
         stats = await self.search.index_stats(self.live)
         interval = timedelta(seconds=self.settings.live_expunge_interval_seconds)
         limit = self.settings.live_max_segments
         fragmented = stats.segments > limit * self.settings.live_shards
         deleted = stats.deleted_ratio > self.settings.live_max_deleted_ratio
-        if (fragmented or deleted) and self.merges.spend(self.clock(), interval):
+        if not stats.merging and (fragmented or deleted) and self.merges.spend(self.clock(), interval):
             shape = {
                 "index": self.live,
                 "segments": stats.segments,
                 "deleted_ratio": round(stats.deleted_ratio, 3),
             }
+            task = await self.search.start_merge(self.live, limit if fragmented else None)
             if fragmented:
-                log.info("merging the live index's segments", extra={**shape, "max_segments": limit})
-                await self.search.force_merge(self.live, limit)
                 self.metrics.merges.inc()
                 result.merged = True
             else:
-                log.info("expunging deleted documents of the live index", extra=shape)
-                await self.search.expunge_deletes(self.live)
                 self.metrics.expunges.inc()
                 result.expunged = True
-            await self.search.refresh(self.live)  # the stats (and searches) see the merged segments
-            stats = await self.search.index_stats(self.live)
+            what = "a merge of segments" if fragmented else "an expunge of deleted documents"
+            log.info(
+                f"started {what} of the live index", extra={**shape, "max_segments": limit, "task": task}
+            )
         result.stats = stats
         self.metrics.live_segments.set(stats.segments)
         self.metrics.live_deleted_ratio.set(stats.deleted_ratio)

@@ -85,12 +85,12 @@ class IndexerMetrics:
             ),
             expunges=Counter(
                 "lockstep_indexer_live_expunges",
-                "Merges of the live index that expunged deleted documents (live_max_deleted_ratio passed).",
+                "Expunges of deleted documents started on the live index (live_max_deleted_ratio passed).",
                 registry=reg,
             ),
             merges=Counter(
                 "lockstep_indexer_live_merges",
-                "Merges of the live index down to live_max_segments per shard (passed).",
+                "Merges of the live index's segments down to live_max_segments per shard, started.",
                 registry=reg,
             ),
             write_rate_limit=Gauge(

@@ -294,22 +294,25 @@ class OpenSearchEngine:
         )
         _no_failed_copy(action, response)
 
-    async def expunge_deletes(self, index: str) -> None:
-        """Merge away the segments whose deleted documents pass the merge policy's share (live indices)."""
-        action = f"expunge deletes of {index}"
+    async def start_merge(self, index: str, segments: int | None = None) -> str:
+        """Start a merge in the background and return its task id: down to `segments` per shard, or with
+        None an expunge of deleted documents."""
+        goal: dict[str, Any] = (
+            {"only_expunge_deletes": True} if segments is None else {"max_num_segments": segments}
+        )
         response = await self._write(
-            action,
+            f"merge of {index}",
             self._writes.indices.forcemerge,
             index=index,
-            only_expunge_deletes=True,
-            request_timeout=MERGE_TIMEOUT_SECONDS,
+            wait_for_completion=False,
+            **goal,
         )
-        _no_failed_copy(action, response)
+        return str(response["task"])
 
     async def index_stats(self, index: str) -> IndexStats:
-        """Segments, documents, deleted documents and bytes of an index's primaries."""
+        """Segments, documents, deleted documents, bytes and running merges of an index's primaries."""
         with opensearch_errors(f"stats of {index}"):
-            response = await self._reads.indices.stats(index=index, metric="docs,segments,store")
+            response = await self._reads.indices.stats(index=index, metric="docs,segments,store,merge")
         return parse_index_stats(response)
 
     async def node_cpu_percent(self) -> int:

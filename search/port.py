@@ -86,8 +86,10 @@ class SearchEngine(Protocol):
     async def force_merge(self, index: str, segments: int = 1) -> None:
         """Merge segments: fewer HNSW graphs to search, so faster queries and better recall per ef_search."""
 
-    async def expunge_deletes(self, index: str) -> None:
-        """Merge away the segments whose deleted documents pass the merge policy's share (live indices)."""
+    async def start_merge(self, index: str, segments: int | None = None) -> str:
+        """Start a merge in the background and return its task id (a live index keeps taking writes and
+        searches meanwhile): down to `segments` per shard, or with None, of the segments whose deleted
+        documents pass the merge policy's share (an expunge). IndexStats.merging shows it running."""
 
     async def index_stats(self, index: str) -> IndexStats:
         """Segments, documents, deleted documents and bytes of an index's primaries."""

@@ -191,12 +191,14 @@ def _reason(error: Any) -> str:
 
 @dataclass(frozen=True)
 class IndexStats:
-    """What churn leaves in an index (primaries only): segments, live and deleted documents, bytes."""
+    """What churn leaves in an index (primaries only): segments, live and deleted documents, bytes, and the
+    merges running now (the merge policy's own, or one started by the indexer)."""
 
     segments: int
     docs: int
     deleted_docs: int
     size_bytes: int
+    merging: int
 
     @property
     def deleted_ratio(self) -> float:
@@ -206,13 +208,14 @@ class IndexStats:
 
 
 def parse_index_stats(response: Mapping[str, Any]) -> IndexStats:
-    """`_stats/docs,segments,store` summed over the indices it names (primaries)."""
+    """`_stats/docs,segments,store,merge` summed over the indices it names (primaries)."""
     totals = [entry["primaries"] for entry in response.get("indices", {}).values()]
     return IndexStats(
         segments=sum(int(t.get("segments", {}).get("count", 0)) for t in totals),
         docs=sum(int(t.get("docs", {}).get("count", 0)) for t in totals),
         deleted_docs=sum(int(t.get("docs", {}).get("deleted", 0)) for t in totals),
         size_bytes=sum(int(t.get("store", {}).get("size_in_bytes", 0)) for t in totals),
+        merging=sum(int(t.get("merges", {}).get("current", 0)) for t in totals),
     )
 
 
