@@ -21,17 +21,8 @@ from indexer.scheduler import Runner
 pytestmark = pytest.mark.anyio
 
 
-def _primaries(client: OpenSearch, index: str) -> dict[str, Any]:
-    return dict(client.indices.stats(index=index, metric="docs,segments,merge")["_all"]["primaries"])
-
-
-async def _merged(client: OpenSearch, index: str) -> dict[str, Any]:
-    """The index's primaries once no merge runs on them (the maintenance's merges run in the background)."""
-    guard = asyncio.get_running_loop().time() + 120  # fails a run that would otherwise hang
-    while (primaries := _primaries(client, index))["merges"]["current"]:
-        assert asyncio.get_running_loop().time() < guard, f"a merge of {index} never ended: {primaries}"
-        await asyncio.sleep(0.1)
-    return primaries
+def _deleted(client: OpenSearch, index: str) -> int:
+    return int(client.indices.stats(index=index, metric="docs")["_all"]["primaries"]["docs"]["deleted"])
 
 
 def _samples(runner: Runner) -> dict[str, float]:
@@ -68,15 +59,17 @@ async def test_churn_is_reported_and_expunged_past_the_share_once_per_interval(
     assert samples["lockstep_indexer_live_bytes"] == stats.size_bytes > 0
     expunges = samples["lockstep_indexer_live_expunges_total"]
     # Within the interval no other merge starts, whatever the share of deleted documents; once the
-    # expunge has ended, the cycle's figures are the index's.
+    # expunge has ended (in the background), a cycle's figures are the index's.
     live = live_index(settings.index_prefix)
-    await _merged(opensearch_client, live)
-    (again,) = (await runner.incremental()).results
-    assert not again.expunged and _samples(runner)["lockstep_indexer_live_expunges_total"] == expunges
-    assert (
-        again.stats is not None
-        and again.stats.deleted_docs == _primaries(opensearch_client, live)["docs"]["deleted"]
-    )
+    guard = asyncio.get_running_loop().time() + 120  # fails a run that would otherwise hang
+    while True:
+        (again,) = (await runner.incremental()).results
+        assert not again.expunged and again.stats is not None
+        if not again.stats.merging and again.stats.deleted_docs == _deleted(opensearch_client, live):
+            break
+        assert asyncio.get_running_loop().time() < guard, f"the figures never settled: {again.stats}"
+        await asyncio.sleep(0.1)
+    assert _samples(runner)["lockstep_indexer_live_expunges_total"] == expunges
     # Once OpenSearch's retention lease has passed the deletions, an expunge drops them (a condition
     # reached in real time, ~30 s: each round moves the injected clock past the interval and tries again).
     guard = asyncio.get_running_loop().time() + 300  # fails a run that would otherwise hang
@@ -111,7 +104,7 @@ async def test_below_the_share_nothing_is_merged(
     assert not churned.expunged and _samples(runner)["lockstep_indexer_live_expunges_total"] == 0
 
 
-async def test_segments_past_the_limit_are_merged_down_to_it_once_per_interval(
+async def test_segments_past_the_limit_are_merged_down_to_it_in_the_background_once_per_interval(
     orchestrator: Settings,
     publish_version,
     opensearch_client: OpenSearch,
@@ -120,9 +113,14 @@ async def test_segments_past_the_limit_are_merged_down_to_it_once_per_interval(
     make_runner: RunnerFactory,
     clock: MovableClock,
 ) -> None:
-    # Expunges never qualify here: what merges is the segment count alone.
+    # Expunges never qualify here: what merges is the segment count alone. An interval of an hour: the
+    # test's own steps never outlast it in real time (the clock is the wall clock plus its shifts).
     settings = orchestrator.model_copy(
-        update={"live_max_segments": 2, "live_max_deleted_ratio": 1.0, "live_expunge_interval_seconds": 60.0}
+        update={
+            "live_max_segments": 2,
+            "live_max_deleted_ratio": 1.0,
+            "live_expunge_interval_seconds": 3600.0,
+        }
     )
     limit = settings.live_max_segments * settings.live_shards
     etype = make_type()
@@ -139,30 +137,31 @@ async def test_segments_past_the_limit_are_merged_down_to_it_once_per_interval(
         assert cycle.stats is not None
         return cycle
 
-    clock.shift(60)  # whatever the bootstrap spent, this interval's merge is free
-    # Each cycle's writes are refreshed into a segment of their own: past the limit, the cycle merges.
-    first = [await churn() for _ in range(limit + 2)]
-    (merged,) = [cycle for cycle in first if cycle.merged]
-    assert merged.stats is not None and merged.stats.segments > limit and not merged.expunged
-    merges = _samples(runner)["lockstep_indexer_live_merges_total"]
+    def merges() -> float:
+        return _samples(runner)["lockstep_indexer_live_merges_total"]
+
+    clock.shift(3600)  # whatever the bootstrap spent, this interval's merge is free
+    before = merges()
+    # Each cycle's writes are refreshed into a segment of their own: past the limit, a cycle starts a merge.
+    for _ in range(limit + 6):
+        merged = await churn()
+        if merged.merged:
+            break
+    assert merged.merged and not merged.expunged
+    assert merged.stats is not None and merged.stats.segments > limit
+    assert merges() == before + 1
+    # The merge runs in the background; a later cycle's refresh puts its result in front of searches.
+    guard = asyncio.get_running_loop().time() + 120  # fails a run that would otherwise hang
+    while True:
+        (after,) = (await runner.incremental()).results
+        assert after.stats is not None and not after.merged
+        if after.stats.segments <= limit and not after.stats.merging:
+            break
+        assert asyncio.get_running_loop().time() < guard, f"never merged down to {limit}: {after.stats}"
+        await asyncio.sleep(0.2)
+    assert after.stats.docs == len(catalog)  # a merge loses no document
+    assert _samples(runner)["lockstep_indexer_live_segments"] == after.stats.segments
     live = live_index(settings.index_prefix)
-    # Within the interval no other merge runs, however many segments pile up.
-    later = [await churn() for _ in range(limit + 2)]
-    assert not any(cycle.merged or cycle.expunged for cycle in later)
-    before = later[-1].stats
-    assert before is not None and before.segments > limit
-    await _merged(opensearch_client, live)
-    clock.shift(60)
-    again = await churn()
-    assert again.merged and again.stats is not None
-    samples = _samples(runner)
-    assert samples["lockstep_indexer_live_merges_total"] == merges + 1
-    assert samples["lockstep_indexer_live_segments"] == again.stats.segments
-    await _merged(opensearch_client, live)
-    # The next cycle's refresh puts the merged segments in front of searches, and reports them.
-    (after,) = (await runner.incremental()).results
-    assert after.stats is not None and after.stats.segments <= limit and not after.merged
-    assert after.stats.docs == again.stats.docs  # a merge loses no document
     shards = opensearch_client.indices.segments(index=live)["indices"][live]["shards"]
     searched = [
         segment
@@ -173,6 +172,13 @@ async def test_segments_past_the_limit_are_merged_down_to_it_once_per_interval(
         if segment["search"]
     ]
     assert len(searched) <= limit
+    # Within the interval no other merge starts, however many segments pile up; past it, one does.
+    later = [await churn() for _ in range(limit + 2)]
+    assert not any(cycle.merged or cycle.expunged for cycle in later)
+    assert later[-1].stats is not None and later[-1].stats.segments > limit
+    assert merges() == before + 1
+    clock.shift(3600)
+    assert any([(await churn()).merged for _ in range(3)]) and merges() == before + 2
 
 
 def _retitled(item: Item) -> dict[str, Any]:
