@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -47,7 +48,7 @@ from search.requests import (
     count_body,
     index_action,
 )
-from search.results import id_digest
+from search.results import ShardCopy, id_digest
 from search.templates import effective, install_items_template, layout_of, vector_slot_mappings
 
 log = logging.getLogger("lockstep.indexer.shadow")
@@ -56,6 +57,7 @@ READ_BACK_SAMPLE = 20
 # 50 measured a 1M build at 0.94 whose sweep of 200 other users gave 0.978: too coarse near the floor.
 RECALL_QUERIES = 200
 RECALL_K = 10
+COPY_COUNT_WAIT_SECONDS = 30.0
 
 
 def gate_params(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
@@ -366,6 +368,16 @@ class ShadowIndexer:
         rng = random.Random(f"{name}:{version}:probes")
         return matrix[rng.sample(range(len(matrix)), min(RECALL_QUERIES, len(matrix)))], "item vectors"
 
+    async def _counted_copies(self, index: str) -> list[ShardCopy]:
+        """The index's shard copies once every started one reports its document count: a copy that has
+        just started (recovered, or moved by the cluster's rebalancing) reports none for a moment."""
+        copies = await self.search.shard_copies(index)
+        deadline = time.monotonic() + COPY_COUNT_WAIT_SECONDS
+        while any(c.state == "STARTED" and c.docs is None for c in copies) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            copies = await self.search.shard_copies(index)
+        return copies
+
     async def verify(
         self,
         info: TypeInfo,
@@ -382,7 +394,7 @@ class ShadowIndexer:
         vfield, verfield = vector_field(name, Slot.A), version_field(name, Slot.A)
         expected = len(self.catalog)
         layout = layout_of(self.settings, Mode.SHADOW)
-        check_copies(index, await self.search.shard_copies(index), layout, expected)
+        check_copies(index, await self._counted_copies(index), layout, expected)
         location = location_of(self.settings, name, version, expected, self.clock())
         found, digest = await self.search.index_id_digest(index)
         if found != expected:
