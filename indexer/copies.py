@@ -31,11 +31,14 @@ async def replicate(search: SearchEngine, index: str, layout: IndexLayout, timeo
 
 
 def check_copies(index: str, copies: Sequence[ShardCopy], layout: IndexLayout, expected: int) -> None:
-    """Every shard has 1 + replicas started copies on distinct nodes, each as full as its primary."""
+    """Every shard has 1 + replicas started copies on distinct nodes, each as full as its primary.
+
+    A copy the cluster is moving to another node counts on its source: it is whole and answers until the
+    move hands over, and rebalancing may start at any moment (another index created, a node back)."""
     total = 0
     for shard in range(layout.shards):
         of_shard = [c for c in copies if c.shard == shard]
-        started = [c for c in of_shard if c.state == "STARTED"]
+        started = [c for c in of_shard if c.serving]
         nodes = {c.node for c in started}
         if len(started) != layout.replicas + 1 or len(nodes) != len(started):
             raise VerificationError(

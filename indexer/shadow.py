@@ -373,7 +373,7 @@ class ShadowIndexer:
         just started (recovered, or moved by the cluster's rebalancing) reports none for a moment."""
         copies = await self.search.shard_copies(index)
         deadline = time.monotonic() + COPY_COUNT_WAIT_SECONDS
-        while any(c.state == "STARTED" and c.docs is None for c in copies) and time.monotonic() < deadline:
+        while any(c.serving and c.docs is None for c in copies) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             copies = await self.search.shard_copies(index)
         return copies

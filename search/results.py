@@ -236,6 +236,15 @@ class ShardCopy:
     node: str | None
     docs: int | None
 
+    @property
+    def serving(self) -> bool:
+        """Whether the copy is whole and answers searches: started, or started and being moved to another
+        node by the cluster's rebalancing (it answers until the move hands over)."""
+        return self.state in SERVING_STATES
+
+
+SERVING_STATES = ("STARTED", "RELOCATING")
+
 
 def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
     """`_cat/shards` rows (h=index,shard,prirep,state,node,docs), by index and shard, primary first."""
@@ -245,7 +254,8 @@ def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
             shard=int(row["shard"]),
             primary=row.get("prirep") == "p",
             state=str(row.get("state")),
-            node=row.get("node") or None,
+            # A moving copy's node reads `SOURCE -> ADDRESS ID TARGET`: on SOURCE until the move ends.
+            node=str(row["node"]).split(" -> ")[0] if row.get("node") else None,
             docs=int(row["docs"]) if row.get("docs") not in (None, "") else None,
         )
         for row in rows
@@ -254,11 +264,11 @@ def parse_shard_copies(rows: Iterable[Mapping[str, Any]]) -> list[ShardCopy]:
 
 
 def unavailable_shards(copies: Iterable[ShardCopy]) -> list[str]:
-    """Shards with no started copy (nobody can answer for them), as `shard 2 of INDEX`."""
+    """Shards with no serving copy (nobody can answer for them), as `shard 2 of INDEX`."""
     started: dict[tuple[str, int], bool] = {}
     for copy in copies:
         key = (copy.index, copy.shard)
-        started[key] = started.get(key, False) or copy.state == "STARTED"
+        started[key] = started.get(key, False) or copy.serving
     return [f"shard {shard} of {index}" for (index, shard), up in sorted(started.items()) if not up]
 
 

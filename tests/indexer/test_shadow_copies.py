@@ -87,6 +87,11 @@ def test_copy_checks_name_what_is_missing() -> None:
     short = [*whole[:3], ShardCopy("x", 1, False, "STARTED", "n3", 5)]
     with pytest.raises(VerificationError, match="a copy on n3 holds 5 documents, its primary 6"):
         check_copies("x", short, layout, 10)
+    # Moved by the cluster's rebalancing: whole, and on its source node until the move hands over.
+    check_copies("x", [*whole[:3], ShardCopy("x", 1, False, "RELOCATING", "n3", 6)], layout, 10)
+    initializing = [*whole[:3], ShardCopy("x", 1, False, "INITIALIZING", "n3", None)]
+    with pytest.raises(VerificationError, match="shard 1 has 1 started copies"):
+        check_copies("x", initializing, layout, 10)
     together = [*whole[:3], ShardCopy("x", 1, False, "STARTED", "n2", 6)]
     with pytest.raises(VerificationError, match="2 started copies on 1 nodes"):
         check_copies("x", together, layout, 10)

@@ -101,6 +101,24 @@ def test_shard_copies_and_the_shards_nobody_can_answer_for() -> None:
     assert unavailable_shards(copies) == ["shard 1 of x"]
 
 
+def test_a_copy_being_moved_is_on_its_source_node_and_answers() -> None:
+    rows = [
+        {
+            "index": "x",
+            "shard": "0",
+            "prirep": "p",
+            "state": "RELOCATING",
+            "node": "n1 -> 127.0.0.1 mnR203s8QZehy7zDAUYrvQ n3",
+            "docs": "5",
+        },
+        {"index": "x", "shard": "0", "prirep": "r", "state": "STARTED", "node": "n2", "docs": "5"},
+    ]
+    copies = parse_shard_copies(rows)
+    assert copies[0] == ShardCopy("x", 0, True, "RELOCATING", "n1", 5)
+    assert copies[0].serving
+    assert unavailable_shards(copies[:1]) == []
+
+
 def test_every_data_node_needs_the_knn_plugin() -> None:
     info = {
         "nodes": {
