@@ -425,8 +425,8 @@ class IndexSettings(_FromEnv):
         le=1000,
         description="When the live index holds more segments than this per primary shard, the incremental "
         "indexer merges them down to it at the end of its cycle: a search walks one HNSW graph per segment, "
-        "so latency follows the segment count (before expunging deleted documents, which that merge also "
-        "drops from what it merges).",
+        "so latency follows the segment count. Past this and live_max_deleted_ratio both, the segment merge "
+        "and the expunge take turns.",
     )
     live_expunge_interval_seconds: float = Field(
         60.0,

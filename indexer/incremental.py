@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 
 import redis.asyncio as aioredis
@@ -60,19 +61,28 @@ class TypeResult:
     removed: list[str] = field(default_factory=list)  # this type's shadow indices deleted (after a switch)
 
 
+class MergeKind(StrEnum):
+    """What a merge of the live index is for."""
+
+    SEGMENTS = "segments"  # down to live_max_segments per shard
+    DELETES = "deletes"  # an expunge of deleted documents
+
+
 @dataclass
 class MergeBudget:
-    """When this process last merged the live index, to expunge or to cut segments (kept across cycles by
-    the runner)."""
+    """When this process last merged the live index, and for what (kept across cycles by the runner)."""
 
     last: datetime | None = None
+    last_kind: MergeKind | None = None
 
-    def spend(self, now: datetime, interval: timedelta) -> bool:
-        """Whether an expunge may run now; if so, it counts as run."""
-        if self.last is not None and now - self.last < interval:
-            return False
-        self.last = now
-        return True
+    def choose(self, now: datetime, interval: timedelta, wanted: Sequence[MergeKind]) -> MergeKind | None:
+        """The merge to start now, counted as run: none within `interval` of the last one; of two wanted,
+        the one not run last, so steady churn that keeps both past their limits starves neither."""
+        if not wanted or (self.last is not None and now - self.last < interval):
+            return None
+        kind = next((k for k in wanted if k is not self.last_kind), wanted[0])
+        self.last, self.last_kind = now, kind
+        return kind
 
 
 @dataclass
@@ -260,7 +270,7 @@ class IncrementalIndexer:
 
     async def _maintain(self, result: IncrementalResult) -> None:
         """Report the live index's shape; past live_max_segments per shard start a merge of segments down
-        to it, else past live_max_deleted_ratio an expunge of deleted documents.
+        to it, past live_max_deleted_ratio an expunge of deleted documents (past both, each in turn).
 
         Updates and deletions leave deleted documents in their segments until a merge drops them, and
         every search still walks them (and their HNSW graph nodes). Each refresh of a cycle's writes adds a
@@ -274,22 +284,26 @@ class IncrementalIndexer:
         stats = await self.search.index_stats(self.live)
         interval = timedelta(seconds=self.settings.live_expunge_interval_seconds)
         limit = self.settings.live_max_segments
-        fragmented = stats.segments > limit * self.settings.live_shards
-        deleted = stats.deleted_ratio > self.settings.live_max_deleted_ratio
-        if not stats.merging and (fragmented or deleted) and self.merges.spend(self.clock(), interval):
+        over = {
+            MergeKind.SEGMENTS: stats.segments > limit * self.settings.live_shards,
+            MergeKind.DELETES: stats.deleted_ratio > self.settings.live_max_deleted_ratio,
+        }
+        wanted = [kind for kind, past in over.items() if past]
+        kind = None if stats.merging else self.merges.choose(self.clock(), interval, wanted)
+        if kind is not None:
             shape = {
                 "index": self.live,
                 "segments": stats.segments,
                 "deleted_ratio": round(stats.deleted_ratio, 3),
             }
-            task = await self.search.start_merge(self.live, limit if fragmented else None)
-            if fragmented:
+            task = await self.search.start_merge(self.live, limit if kind is MergeKind.SEGMENTS else None)
+            if kind is MergeKind.SEGMENTS:
                 self.metrics.merges.inc()
                 result.merged = True
             else:
                 self.metrics.expunges.inc()
                 result.expunged = True
-            what = "a merge of segments" if fragmented else "an expunge of deleted documents"
+            what = "a merge of segments" if kind is MergeKind.SEGMENTS else "an expunge of deleted documents"
             log.info(
                 f"started {what} of the live index", extra={**shape, "max_segments": limit, "task": task}
             )

@@ -4,6 +4,7 @@ segments past the configured count are merged down to it."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from contract.indexing import live_index
 from contract.keys import Keys
 from contract.settings import Settings
 from indexer.catalog import Item
-from indexer.incremental import IncrementalResult
+from indexer.incremental import IncrementalResult, MergeBudget, MergeKind
 from indexer.scheduler import Runner
 
 pytestmark = pytest.mark.anyio
@@ -27,6 +28,20 @@ def _deleted(client: OpenSearch, index: str) -> int:
 
 def _samples(runner: Runner) -> dict[str, float]:
     return {s.name: s.value for m in runner.metrics.registry.collect() for s in m.samples}
+
+
+def test_one_merge_per_interval_and_past_both_limits_each_in_turn() -> None:
+    budget, hour = MergeBudget(), timedelta(hours=1)
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    both = [MergeKind.SEGMENTS, MergeKind.DELETES]
+    assert budget.choose(now, hour, []) is None  # nothing past a limit spends nothing
+    assert budget.choose(now, hour, both) is MergeKind.SEGMENTS
+    assert budget.choose(now + timedelta(minutes=59), hour, both) is None
+    # Churn keeps both past their limits: the expunge gets its turn, then the segments theirs.
+    assert budget.choose(now + hour, hour, both) is MergeKind.DELETES
+    assert budget.choose(now + 2 * hour, hour, both) is MergeKind.SEGMENTS
+    assert budget.choose(now + 3 * hour, hour, [MergeKind.SEGMENTS]) is MergeKind.SEGMENTS
+    assert budget.choose(now + 4 * hour, hour, both) is MergeKind.DELETES
 
 
 async def test_churn_is_reported_and_expunged_past_the_share_once_per_interval(
