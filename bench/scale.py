@@ -579,9 +579,10 @@ async def _incremental(
 
 def _settle(client: OpenSearch, index: str) -> None:
     """Wait until no merge runs on `index`: one side's merges would otherwise slow the other's round."""
-    deadline = time.monotonic() + 600
+    # A guard against a hang, not a limit on the figure: a merge of large segments at 1M takes many minutes.
+    deadline = time.monotonic() + 3600
     while client.indices.stats(index=index, metric="merge")["_all"]["total"]["merges"]["current"]:
-        assert time.monotonic() < deadline, f"{index} still merging after 600 s"
+        assert time.monotonic() < deadline, f"{index} still merging after 3600 s"
         time.sleep(0.2)  # OpenSearch has no "merges done" wait to block on
 
 
