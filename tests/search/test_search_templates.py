@@ -126,6 +126,12 @@ async def test_shards_and_replicas_come_from_the_settings_per_index_kind(
     flat = opensearch_client.indices.get_settings(index=built, flat_settings=True)[built]["settings"]
     assert (flat["index.number_of_shards"], flat["index.number_of_replicas"]) == ("3", "0")
     assert flat["index.refresh_interval"] == "-1"
+    # The live kind: refreshed every second, and a refresh does not wait for lucene to merge what it flushed.
+    live = f"{settings.index_prefix}-items-live-kind"
+    await search.create_index(live, vector_slot_mappings(etype, settings), 16, layout=IndexLayout(2, 1))
+    flat = opensearch_client.indices.get_settings(index=live, flat_settings=True)[live]["settings"]
+    assert (flat["index.number_of_shards"], flat["index.number_of_replicas"]) == ("2", "1")
+    assert (flat["index.refresh_interval"], flat["index.merge_on_flush.enabled"]) == ("1s", "false")
 
 
 def test_the_template_file_must_not_fix_the_layout(tmp_path: Path, settings: Settings) -> None:
