@@ -530,7 +530,8 @@ async def _incremental(
 ) -> dict[str, Any]:
     """10,000 changed items per round: written to the catalog store, then applied by incremental cycles,
     against a raw partial update of the same documents; rounds interleaved, medians compared (the catalog
-    write is reported as context, not in the ratio)."""
+    write is reported as context, not in the ratio). Each round also gives the cycles' seconds per step
+    (`step_read`, `step_write`, ...: indexer.incremental.CycleStep)."""
     client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=600)
     live = live_index(settings.index_prefix)
     try:
@@ -554,15 +555,20 @@ async def _incremental(
             written = time.perf_counter() - began
             began = time.perf_counter()
             applied = cycles = merges = 0
+            steps: dict[str, float] = {}
             while applied < CHANGED:  # a cycle applies at most live_max_changes (one mini-batch)
                 (cycle,) = (await runner.incremental([etype.name])).results
                 applied, cycles = applied + cycle.changes, cycles + 1
                 merges += cycle.expunged + cycle.merged  # the maintenance step, part of the cycle's cost
+                for step, seconds in cycle.seconds.items():
+                    steps[step] = steps.get(step, 0.0) + seconds
             ours = time.perf_counter() - began
             rounds.append(
                 {"raw": raw, "ours": ours, "catalog_write": written, "cycles": cycles, "merges": merges}
+                | {f"step_{step}": seconds for step, seconds in steps.items()}
             )
-            print(f"incremental round {n + 1}: ours {ours:.2f} s, raw {raw:.2f} s", flush=True)
+            laps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in steps.items())
+            print(f"incremental round {n + 1}: ours {ours:.2f} s ({laps}), raw {raw:.2f} s", flush=True)
     finally:
         client.close()
     ours_median = statistics.median(r["ours"] for r in rounds)
@@ -571,6 +577,11 @@ async def _incremental(
         "changed_items": CHANGED,
         "rounds": [{k: round(v, 2) for k, v in r.items()} for r in rounds],
         "catalog_write_seconds": round(statistics.median(r["catalog_write"] for r in rounds), 2),
+        "cycle_step_seconds": {
+            key.removeprefix("step_"): round(statistics.median(r.get(key, 0.0) for r in rounds), 2)
+            for key in rounds[0]
+            if key.startswith("step_")
+        },
         "cycles_seconds": round(ours_median, 2),
         "raw_partial_update_seconds": round(raw_median, 2),
         "ratio_vs_raw": round(ours_median / raw_median, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,6 +97,32 @@ class IncrementalResult:
     stats: IndexStats | None = None  # the live index after the cycle, before a merge it starts
     expunged: bool = False  # an expunge of deleted documents started this cycle (it runs in the background)
     merged: bool = False  # a merge down to live_max_segments started this cycle (in the background)
+    seconds: dict[str, float] = field(default_factory=dict)  # per step of the cycle (CycleStep)
+
+
+class CycleStep(StrEnum):
+    """The steps of an incremental cycle, timed one after the other."""
+
+    READ = "read"  # the types, the live index (made from the catalog the first time), the changes, the plans
+    WRITE = "write"  # the changed fields, beside the lookup of items lacking a slot's vector
+    FILL = "fill"  # vectors into the slots lacking them
+    REFRESH = "refresh"  # the cycle's writes made visible to search
+    ACK = "ack"  # the changes acknowledged on the stream
+    PROMOTE = "promote"  # verify, record, advance in_use
+    MAINTAIN = "maintain"  # the live index's shape read, a merge started when past a limit
+
+
+class _Laps:
+    """Seconds per step into a dict, each step from the end of the one before."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.mark = time.perf_counter()
+
+    def __call__(self, step: CycleStep) -> None:
+        now = time.perf_counter()
+        self.into[step.value] = self.into.get(step.value, 0.0) + now - self.mark
+        self.mark = now
 
 
 class IncrementalIndexer:
@@ -172,8 +199,9 @@ class IncrementalIndexer:
         self, catalog: CatalogReader, types: Sequence[str] | None, still_locked: Callable[[], None]
     ) -> list[IncrementalResult]:
         """One mini-batch: apply catalog changes, fill slots, then record and advance where complete."""
-        infos = [i for i in await self.orchestrator.list_types() if types is None or i.type.name in types]
         result = IncrementalResult()
+        lap = _Laps(result.seconds)
+        infos = [i for i in await self.orchestrator.list_types() if types is None or i.type.name in types]
         result.bootstrapped = await self._ensure_index(infos, catalog)
         changes = await self.changes.read(self.settings.live_max_changes)
         result.changes = len(changes)
@@ -194,8 +222,10 @@ class IncrementalIndexer:
             if not (p.full_pass and slot is p.target)
         ]
         upserted = sorted(upserts)
+        lap(CycleStep.READ)
         # A failure of either fails the cycle: nothing is acknowledged, the next cycle applies it all again.
         _written, lacking = await asyncio.gather(self._write(actions), self._lacking(upserted, asked))
+        lap(CycleStep.WRITE)
         if any(p.full_pass for _i, p in plans.values()):
             await self.search.refresh(self.live)
             all_ids = [item_id async for item_id in self.search.iter_item_ids(self.live)]
@@ -223,15 +253,22 @@ class IncrementalIndexer:
                     tr.written += await self._fill(info, slot, version, ids)
             if p.target is not None:
                 tr.target = p.writes[p.target]
+        lap(CycleStep.FILL)
         await self.search.refresh(self.live)
+        lap(CycleStep.REFRESH)
         # Acknowledge only now: the changes are indexed and visible to search.
         await self.changes.ack(changes)
+        lap(CycleStep.ACK)
         for tr in result.types:
             info, p = plans[tr.type_name]
             if p.promote and p.target is not None and info.latest is not None:
                 still_locked()
                 await self._promote(info, p.target, info.latest, tr)
+        lap(CycleStep.PROMOTE)
         await self._maintain(result)
+        lap(CycleStep.MAINTAIN)
+        for step, seconds in result.seconds.items():
+            self.metrics.cycle_step_seconds.labels(step).observe(seconds)
         return [result]
 
     async def _plans(
@@ -296,14 +333,11 @@ class IncrementalIndexer:
                 "segments": stats.segments,
                 "deleted_ratio": round(stats.deleted_ratio, 3),
             }
-            task = await self.search.start_merge(self.live, limit if kind is MergeKind.SEGMENTS else None)
-            if kind is MergeKind.SEGMENTS:
-                self.metrics.merges.inc()
-                result.merged = True
-            else:
-                self.metrics.expunges.inc()
-                result.expunged = True
-            what = "a merge of segments" if kind is MergeKind.SEGMENTS else "an expunge of deleted documents"
+            segments = kind is MergeKind.SEGMENTS
+            task = await self.search.start_merge(self.live, limit if segments else None)
+            (self.metrics.merges if segments else self.metrics.expunges).inc()
+            result.merged, result.expunged = segments, not segments
+            what = "a merge of segments" if segments else "an expunge of deleted documents"
             log.info(
                 f"started {what} of the live index", extra={**shape, "max_segments": limit, "task": task}
             )

@@ -14,6 +14,7 @@ class IndexerMetrics:
     registry: CollectorRegistry
     docs_indexed: Counter
     cycle_seconds: Histogram
+    cycle_step_seconds: Histogram
     freshness_seconds: Gauge
     failures: Counter
     cycles: Counter
@@ -46,6 +47,14 @@ class IndexerMetrics:
                 "Duration of one indexer cycle.",
                 ["mode"],
                 buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+                registry=reg,
+            ),
+            cycle_step_seconds=Histogram(
+                "lockstep_indexer_incremental_step_seconds",
+                "Duration of each step of an incremental cycle (read, write, fill, refresh, ack, promote, "
+                "maintain): which one a slow cycle spent its time in.",
+                ["step"],
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
                 registry=reg,
             ),
             freshness_seconds=Gauge(

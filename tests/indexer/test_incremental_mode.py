@@ -13,7 +13,7 @@ from contract.settings import Settings
 from contract.types import EmbeddingType
 from indexer.changes import ChangeConsumer
 from indexer.errors import VerificationError
-from indexer.incremental import IncrementalIndexer
+from indexer.incremental import CycleStep, IncrementalIndexer
 from indexer.scheduler import Runner
 
 pytestmark = pytest.mark.anyio
@@ -60,6 +60,16 @@ async def test_incremental_cycles_follow_versions_and_changes(
     (second,) = (await runner.incremental()).results
     assert second.changes == 3 and second.deleted == 1 and not second.types[0].promoted
     assert await ChangeConsumer(runner.redis, keys).pending() == 0  # acknowledged after indexing
+    # Each step of a cycle is timed, in the result and in the step histogram (two cycles so far).
+    assert set(second.seconds) == {step.value for step in CycleStep}
+    assert all(seconds >= 0 for seconds in second.seconds.values())
+    counts = {
+        sample.labels["step"]: sample.value
+        for metric in runner.metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == "lockstep_indexer_incremental_step_seconds_count"
+    }
+    assert counts == {step.value: 2 for step in CycleStep}
     docs = opensearch_client.mget(
         index=live, body={"ids": ["99999", catalog[9].item_id, catalog[20].item_id]}
     )["docs"]
