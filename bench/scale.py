@@ -23,7 +23,8 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
   catalog changed per round, the index's segments, deleted documents and query latency after each;
 - the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES, and more of them tried on its side at the
   served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP); its m from LOCKSTEP_SCALE_SQ7_M (default: the float
-  type's).
+  type's); its quantizer's confidence interval from LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL (0: dynamic;
+  default: lucene's).
 
 Figures go to out/scale/scale.json, plots to out/scale/*.png (recall vs p50 per filter and encoder; build
 time vs N).
@@ -152,11 +153,14 @@ def quantized_params(params: IndexParams) -> IndexParams:
     search holds in memory, and a narrower one is the lever left for the memory target."""
     candidates = os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES")
     m = os.environ.get("LOCKSTEP_SCALE_SQ7_M")
-    return params.model_copy(
-        update={
+    interval = os.environ.get("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL")
+    return IndexParams.model_validate(
+        params.model_dump()
+        | {
             "encoder": Encoder.SQ7,
             "candidates": int(candidates) if candidates else None,
             "m": int(m) if m else params.m,
+            "confidence_interval": float(interval) if interval else None,
         }
     )
 

@@ -60,7 +60,7 @@ RECALL_K = 10
 COPY_COUNT_WAIT_SECONDS = 30.0
 
 
-def gate_params(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
+def gate_params(params: IndexParams, settings: IndexerSettings) -> dict[str, int | float | str]:
     """What the recall gate measures: the type's graph as built, queried as serving queries it (its
     candidates, and its ef_search else serving_ef_search)."""
     return {
@@ -95,7 +95,7 @@ class ShadowResult:
     built: bool = False
     promoted: bool = False
     recall: float | None = None
-    recall_params: dict[str, int | str] = field(default_factory=dict)  # what the gate measured with
+    recall_params: dict[str, int | float | str] = field(default_factory=dict)  # what the gate measured with
     docs: int = 0
     timings: BuildTimings = field(default_factory=BuildTimings)
     removed: list[str] = field(default_factory=list)

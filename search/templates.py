@@ -145,13 +145,17 @@ def require_lucene(engine: str) -> str:
     return engine
 
 
-def effective(params: IndexParams, settings: IndexerSettings) -> dict[str, int | str]:
-    """A type's graph parameters with the settings filled in where it names none: what a build uses."""
-    return {
+def effective(params: IndexParams, settings: IndexerSettings) -> dict[str, int | float | str]:
+    """A type's graph parameters with the settings filled in where it names none: what a build uses (the
+    confidence interval only when the type names one: else lucene's own)."""
+    chosen: dict[str, int | float | str] = {
         "m": params.m or settings.hnsw_m,
         "ef_construction": params.ef_construction or settings.hnsw_ef_construction,
         "encoder": params.encoder.value,
     }
+    if params.confidence_interval is not None:
+        chosen["confidence_interval"] = params.confidence_interval
+    return chosen
 
 
 def knn_vector_mapping(
@@ -170,7 +174,11 @@ def knn_vector_mapping(
     parameters: dict[str, Any] = {"m": chosen["m"], "ef_construction": chosen["ef_construction"]}
     bits = SQ_BITS.get(params.encoder)
     if bits is not None:
-        parameters["encoder"] = {"name": "sq", "parameters": {"bits": bits}}
+        # No confidence interval named: none sent, so fields mapped before it existed still match.
+        interval = (
+            {} if params.confidence_interval is None else {"confidence_interval": params.confidence_interval}
+        )
+        parameters["encoder"] = {"name": "sq", "parameters": {"bits": bits, **interval}}
     return {
         "type": "knn_vector",
         "dimension": dim,

@@ -62,6 +62,10 @@ def types_register(
     candidates: int | None = typer.Option(
         None, help="HNSW candidates per query, re-scored exactly when quantized (default: 100)."
     ),
+    confidence_interval: float | None = typer.Option(
+        None,
+        help="Quantized encoders: 0 (dynamic, per segment) or 0.9-1.0 (default: lucene's, 1 - 1/(dim + 1)).",
+    ),
 ) -> None:
     """Register an embedding type (the same definition again is a no-op)."""
     with clean_errors():
@@ -78,6 +82,7 @@ def types_register(
                 ef_search=ef_search,
                 encoder=encoder,
                 candidates=candidates,
+                confidence_interval=confidence_interval,
             ),
         )
         with redis_session() as (_, client, keys):

@@ -80,9 +80,13 @@ def test_the_quantized_type_takes_its_own_m_and_candidates(monkeypatch: pytest.M
     params = IndexParams(m=32, ef_construction=256, ef_search=1024)
     monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_M", raising=False)
     monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", raising=False)
+    monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", raising=False)
     same = quantized_params(params)
     assert (same.encoder, same.m, same.candidates, same.ef_search) == (Encoder.SQ7, 32, None, 1024)
+    assert same.confidence_interval is None
     monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_M", "16")
     monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", "1000")
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", "0")
     own = quantized_params(params)
     assert (own.encoder, own.m, own.candidates, own.ef_construction) == (Encoder.SQ7, 16, 1000, 256)
+    assert own.confidence_interval == 0

@@ -46,3 +46,21 @@ async def test_a_quantized_type_with_its_own_graph_builds_passes_the_gate_and_re
     method = mapping["mappings"]["properties"][vector_field("sq-d8", Slot.A)]["method"]
     assert method["parameters"]["m"] == 12 and method["parameters"]["ef_construction"] == 64
     assert method["parameters"]["encoder"] == {"name": "sq", "parameters": {"bits": 7}}
+
+
+async def test_a_quantized_types_confidence_interval_reaches_its_mapping_and_the_gate_reports_it(
+    orchestrator: Settings, publish_version, opensearch_client: OpenSearch, make_runner: RunnerFactory
+) -> None:
+    params = IndexParams(m=12, ef_construction=64, encoder=Encoder.SQ7, candidates=200, confidence_interval=0)
+    etype = make_type("sq-dyn-d8", index=params)
+    await wait_latest(orchestrator, etype.name, publish_version(etype, 1))
+    (result,) = (await make_runner(orchestrator).shadow()).results
+    assert result.promoted and result.recall >= orchestrator.recall_floor
+    assert result.recall_params["confidence_interval"] == 0
+    mappings = opensearch_client.indices.get_mapping(index=items_alias(orchestrator.index_prefix, etype.name))
+    (mapping,) = mappings.values()
+    method = mapping["mappings"]["properties"][vector_field(etype.name, Slot.A)]["method"]
+    assert method["parameters"]["encoder"] == {
+        "name": "sq",
+        "parameters": {"bits": 7, "confidence_interval": 0.0},
+    }

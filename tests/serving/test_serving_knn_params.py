@@ -71,6 +71,14 @@ def test_index_parameters_are_validated_and_stored_types_without_them_still_load
         IndexParams(encoder=Encoder.SQ1)
     with pytest.raises(ValidationError, match="extra"):
         IndexParams.model_validate({"nlist": 4})
+    # A quantized encoder's confidence interval: 0 (dynamic) or 0.9-1.0, and only with a quantized encoder.
+    assert IndexParams(encoder=Encoder.SQ7, confidence_interval=0).confidence_interval == 0
+    assert IndexParams(encoder=Encoder.SQ7, confidence_interval=0.95).confidence_interval == 0.95
+    for wrong in (0.5, 1.5, -0.1):
+        with pytest.raises(ValidationError, match=r"confidence_interval\n.*neither 0 \(dynamic\)"):
+            IndexParams(encoder=Encoder.SQ7, confidence_interval=wrong)
+    with pytest.raises(ValidationError, match="confidence_interval applies to a quantized encoder"):
+        IndexParams(confidence_interval=0)
     old = '{"name": "als-d8", "family": "direct-direct", "dim": 8, "similarity": "dot"}'
     loaded = EmbeddingType.model_validate_json(old)
     assert loaded.index == IndexParams() and loaded.index.encoder is Encoder.FLOAT
