@@ -46,6 +46,9 @@ from search.templates import install_items_template, layout_of, vector_slot_mapp
 
 log = logging.getLogger("lockstep.indexer.incremental")
 
+# Upserted ids asked about per query when looking for those lacking a slot's vector (under MAX_K, a page).
+LOOKUP_CHUNK = 5_000
+
 
 @dataclass
 class TypeResult:
@@ -358,9 +361,13 @@ class IncrementalIndexer:
         lacking: dict[tuple[str, Slot, str], list[str]] = {}
         for name, slot, version in slots:
             carrying: set[str] = set()
-            if ids:
-                query = carrying_query(ids, version_field(name, slot), version)
-                carrying = {item_id async for item_id in self.search.iter_item_ids(self.live, query)}
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                chunk = ids[start : start + LOOKUP_CHUNK]
+                query = carrying_query(chunk, version_field(name, slot), version)
+                # A page wider than the chunk: one query per chunk. Paging the whole id list instead ran
+                # its filter over every id once per page, beside the cycle's write on the same CPU.
+                found = self.search.iter_item_ids(self.live, query, page_size=len(chunk) + 1)
+                carrying.update([item_id async for item_id in found])
             lacking[(name, slot, version)] = [item_id for item_id in ids if item_id not in carrying]
         return lacking
 

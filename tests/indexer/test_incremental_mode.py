@@ -173,3 +173,25 @@ async def test_an_edit_of_metadata_keeps_the_vectors_unwritten_and_drops_fields_
     restored = opensearch_client.get(index=live, id=item.item_id)["_source"]
     assert restored[vfield] == before[vfield] and restored["tags"] == list(item.fields["tags"])
     assert opensearch_client.count(index=live, body=by_tag)["count"] == 1
+
+
+async def test_the_lookup_of_items_lacking_a_vector_asks_in_chunks_and_misses_none(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    make_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    etype, runner, v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
+    live = live_index(orchestrator.index_prefix)
+    verfield = version_field(etype.name, Slot.A)
+    indexer = IncrementalIndexer(
+        orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
+    )
+    ids = sorted(item.item_id for item in await runner.catalog()) + ["new-1", "new-2"]
+    docs = opensearch_client.mget(index=live, body={"ids": ids}, _source_includes=[verfield])["docs"]
+    expected = [d["_id"] for d in docs if not d["found"] or d["_source"].get(verfield) != v1]
+    assert len(expected) == 5 + 2  # the cold items and the new ones
+    monkeypatch.setattr("indexer.incremental.LOOKUP_CHUNK", 7)  # many chunks, one ending short
+    key = (etype.name, Slot.A, v1)
+    assert (await indexer._lacking(ids, [key]))[key] == expected
