@@ -188,7 +188,7 @@ async def test_the_lookup_of_items_lacking_a_vector_asks_in_chunks_and_misses_no
     indexer = IncrementalIndexer(
         orchestrator, runner.search, runner.orchestrator, runner.redis, runner.keys, runner.metrics
     )
-    ids = sorted(item.item_id for item in await runner.catalog()) + ["new-1", "new-2"]
+    ids = [*sorted(item.item_id for item in await runner.catalog()), "new-1", "new-2"]
     docs = opensearch_client.mget(index=live, body={"ids": ids}, _source_includes=[verfield])["docs"]
     expected = [d["_id"] for d in docs if not d["found"] or d["_source"].get(verfield) != v1]
     assert len(expected) == 5 + 2  # the cold items and the new ones
