@@ -64,15 +64,15 @@ class IndexParams(BaseModel):
         le=MAX_CANDIDATES,
         description="HNSW candidates per query of serving and of the recall gate: the k best are taken from "
         f"this many, re-scored exactly on the full-precision vectors when the encoder quantizes (default "
-        f"{MIN_CANDIDATES}, or k when larger). A quantized type needs more: sq7 at 1M x 64 plateaued at "
-        "recall@10 0.83 with 100 (bench/README.md).",
+        f"{MIN_CANDIDATES}, or k when larger). A quantized type may need more: sq7 at 1M x 64 with lucene's "
+        "default confidence interval plateaued at recall@10 0.83 with 100 (bench/README.md).",
     )
     confidence_interval: float | None = Field(
         default=None,
         description="A quantized encoder's confidence interval: the share of each segment's values lucene's "
         "scalar quantizer fits its range to, from 0.9 to 1.0, or 0 to work the range out per segment "
-        "(dynamic). Default: lucene's, 1 - 1/(dim + 1). At 100k x 64 with m=16 and 100 candidates, 0 "
-        "raised sq7 recall@10 from 0.945 to 0.984 (bench/README.md).",
+        "(dynamic). Default: lucene's, 1 - 1/(dim + 1). At 1M x 64 with 100 candidates, sq7 read recall@10 "
+        "0.80-0.82 with the default and 0.974 with 0 (bench/README.md).",
     )
 
     @field_validator("confidence_interval")
