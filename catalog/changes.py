@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 
 class ChangeKind(StrEnum):
@@ -32,7 +33,8 @@ def _text(value: Any) -> str:
 
 def decode(entry_id: Any, fields: Mapping[Any, Any]) -> CatalogChange:
     """A stream entry as a change (the fields the store's scripts write: kind, item_id, item)."""
-    data = {_text(k): _text(v) for k, v in fields.items()}
-    kind = ChangeKind(data["kind"])
-    doc = json.loads(data["item"]) if kind is ChangeKind.UPSERT else None
-    return CatalogChange(_text(entry_id), kind, data["item_id"], doc)
+    data = {_text(k): v for k, v in fields.items()}
+    kind = ChangeKind(_text(data["kind"]))
+    # orjson, on the raw value: an incremental cycle decodes up to live_max_changes items (json: ~10 µs each).
+    doc = orjson.loads(data["item"]) if kind is ChangeKind.UPSERT else None
+    return CatalogChange(_text(entry_id), kind, _text(data["item_id"]), doc)
