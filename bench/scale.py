@@ -18,7 +18,8 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
 - memory: each index's size on disk, its float vectors, quantized vectors and HNSW graph bytes, what a search
   needs in memory (quantized or float vectors + graph) and the sq7/float ratios; the node's heap;
 - with LOCKSTEP_SCALE_INCREMENTAL=1, the live index: 10,000 changed items through the catalog store and the
-  incremental cycles applying them, against a raw partial update of the same documents;
+  incremental cycles applying them (the live index's merges off: churn measures them), against a raw partial
+  update of the same documents;
 - with LOCKSTEP_SCALE_CHURN_ROUNDS=N, N rounds of churn on the live index (bench.churn): a tenth of the
   catalog changed per round, the index's segments, deleted documents and query latency after each;
 - the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES, and more of them tried on its side at the
@@ -187,6 +188,11 @@ def index_params() -> IndexParams:
 VECTOR_FILES = {"vec": "float_vectors_bytes", "veq": "quantized_vectors_bytes", "vex": "graph_bytes"}
 
 
+def without_merges(settings: Settings) -> Settings:
+    """`settings` with the live index's maintenance limits at their loosest: no merge or expunge starts."""
+    return settings.model_copy(update={"live_max_segments": 1000, "live_max_deleted_ratio": 1.0})
+
+
 def vector_bytes(file_sizes: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     """Float vectors, quantized vectors and HNSW graph bytes of an index's segments.file_sizes, and what an
     HNSW search needs in memory: the graph plus the vectors it scores (quantized ones when there are)."""
@@ -351,7 +357,13 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
             try:
                 result["live_bootstrap_seconds"] = await _serve_live(runner, etype.name)
                 if os.environ.get("LOCKSTEP_SCALE_INCREMENTAL") == "1":
-                    result["incremental"] = await _incremental(settings, store, runner, etype, docs)
+                    # Applying changes is timed with the live index's merges off: they run in the background
+                    # for minutes at 1M and would slow whichever round came next. Churn measures them.
+                    applying = Runner(without_merges(settings), IndexerMetrics.create(), batch_size=1000)
+                    try:
+                        result["incremental"] = await _incremental(settings, store, applying, etype, docs)
+                    finally:
+                        await applying.aclose()
                 if rounds:
                     probes = user_vectors(PUBLISHED + QUERIES, dim, seed=SEED)[PUBLISHED:]
                     result["churn"] = await churn(
@@ -563,7 +575,7 @@ async def _incremental(
             while applied < CHANGED:  # a cycle applies at most live_max_changes (one mini-batch)
                 (cycle,) = (await runner.incremental([etype.name])).results
                 applied, cycles = applied + cycle.changes, cycles + 1
-                merges += cycle.expunged + cycle.merged  # the maintenance step, part of the cycle's cost
+                merges += cycle.expunged + cycle.merged  # none with without_merges: recorded to show it
                 for step, seconds in cycle.seconds.items():
                     steps[step] = steps.get(step, 0.0) + seconds
             ours = time.perf_counter() - began

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from bench.scale import _checks, index_params, memory_ratios, quantized_params, vector_bytes
+from bench.scale import _checks, index_params, memory_ratios, quantized_params, vector_bytes, without_merges
+from contract.settings import Settings
 from contract.types import Encoder, IndexParams
 
 
@@ -90,3 +91,15 @@ def test_the_quantized_type_takes_its_own_m_and_candidates(monkeypatch: pytest.M
     own = quantized_params(params)
     assert (own.encoder, own.m, own.candidates, own.ef_construction) == (Encoder.SQ7, 16, 1000, 256)
     assert own.confidence_interval == 0
+
+
+def test_the_incremental_rounds_run_with_the_live_merges_at_their_loosest_limits() -> None:
+    fields = Settings.model_fields
+    loose = without_merges(Settings(development=True))
+    # The settings' own upper bounds: no merge or expunge can start, whatever the index's shape.
+    assert loose.live_max_segments == _bound(fields["live_max_segments"].metadata)
+    assert loose.live_max_deleted_ratio == _bound(fields["live_max_deleted_ratio"].metadata)
+
+
+def _bound(metadata: list[object]) -> float:
+    return next(float(m.le) for m in metadata if getattr(m, "le", None) is not None)  # type: ignore[attr-defined]
