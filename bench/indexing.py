@@ -61,9 +61,12 @@ def orchestrator_in_thread(settings: Settings) -> tuple[uvicorn.Server, threadin
 
 
 def _drop_prefix(settings: Settings) -> None:
-    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=120)
-    client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True)
-    client.indices.delete_index_template(name=template_name(settings.index_prefix), ignore=404)
+    # Deleting an index waits for its running merges to stop, and the template's removal queues behind it:
+    # minutes at 1M after churn (the default 30 s cluster-manager timeout failed the 1M run's cleanup).
+    wait = {"cluster_manager_timeout": "20m"}
+    client = OpenSearch(hosts=[settings.opensearch_endpoint], timeout=1500)
+    client.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True, params=wait)
+    client.indices.delete_index_template(name=template_name(settings.index_prefix), ignore=404, params=wait)
     client.close()
 
 

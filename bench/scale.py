@@ -377,6 +377,7 @@ async def _one(base: Settings, news: ItemSchema, n: int, dim: int) -> dict[str, 
                     )
             finally:
                 await runner.aclose()
+            print(json.dumps(result, default=str), flush=True)
     finally:
         server.should_exit = True
         await search.aclose()
