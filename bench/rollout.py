@@ -57,7 +57,7 @@ STEADY_SECONDS = 8.0  # each quiet block
 ROUNDS = 3
 BUILD_TYPE, BUILD_ITEMS, BUILD_DIM = "bench-rollout", 30_000, 64
 # The throttled side: one bulk request in flight, a cap on documents per second, a CPU budget on the node.
-THROTTLE = {"LOCKSTEP_INDEXER_BULK_WORKERS": "1", "LOCKSTEP_INDEXER_CPU_BUDGET_PERCENT": "40"}
+THROTTLE = {"LOCKSTEP_INDEXER_BULK_WORKERS": "1", "LOCKSTEP_INDEXER_CPU_BUDGET_PERCENT": "30"}
 THROTTLE_BATCH = 500  # items per fetch and bulk request (--batch-size; 500 by default)
 SIDES: dict[str, tuple[dict[str, str], int]] = {  # name -> (environment of the build, batch size)
     "unthrottled": ({}, 500),
