@@ -51,13 +51,18 @@ def _has_surrogate(value: Any) -> bool:
     return False
 
 
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_object)  # json.loads with a hook builds one per call
+
+
 def strict_loads(text: str) -> Any:
     """`json.loads` refusing repeated keys (RepeatedKeyError) and lone surrogates (LoneSurrogateError).
 
     Its own errors pass through: json.JSONDecodeError, RecursionError (nested too deep), ValueError (an
     integer literal longer than Python converts).
     """
-    value = json.loads(text, object_pairs_hook=_object)
+    if text.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    value = _DECODER.decode(text)
     if "\\u" in text and _has_surrogate(value):
         raise LoneSurrogateError(
             "a string holds a lone surrogate escape (\\ud800-\\udfff), which is not text"
