@@ -7,6 +7,7 @@ the indexer has not applied yet.
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis
@@ -56,23 +57,37 @@ class ChangeConsumer:
         if entry_id != "0-0":
             await self._client.xtrim(self._stream, minid=_after(entry_id), approximate=False)
 
-    async def read(self, count: int) -> list[CatalogChange]:
-        """Entries not yet acknowledged: first those this consumer read before (a crashed cycle), then new."""
+    async def pages(self, count: int, size: int) -> AsyncIterator[list[CatalogChange]]:
+        """Up to `count` entries not yet acknowledged, at most `size` at a time: first those this consumer
+        read before (a crashed cycle), then new ones. A page may be short or empty (entries deleted while
+        pending count, and are skipped); the caller may act on a page while the next is read."""
         await self._ensure_group()
-        changes = await self._read("0", count)
-        if len(changes) < count:
-            changes += await self._read(">", count - len(changes))
-        return changes
+        left, cursor = count, "0"
+        while left > 0:  # pending entries, from after the last one returned
+            page, last, got = await self._read(cursor, min(size, left))
+            if not got:
+                break
+            left, cursor = left - got, last
+            yield page
+        while left > 0:  # ">": entries never delivered to the group
+            page, _last, got = await self._read(">", min(size, left))
+            if not got:
+                break
+            left -= got
+            yield page
 
-    async def _read(self, start: str, count: int) -> list[CatalogChange]:
+    async def _read(self, start: str, count: int) -> tuple[list[CatalogChange], str, int]:
+        """The changes of up to `count` entries after `start`, the last entry's id, and how many came."""
         reply: Any = await self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
         out: list[CatalogChange] = []
+        last, got = start, 0
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
+                last, got = _text(entry_id), got + 1
                 if not fields:  # pending entry deleted from the stream: nothing to index
                     continue
                 out.append(decode(entry_id, fields))
-        return out
+        return out, last, got
 
     async def ack(self, changes: list[CatalogChange]) -> None:
         """Acknowledge indexed changes, and trim the stream up to the oldest entry still pending."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +47,8 @@ log = logging.getLogger("lockstep.indexer.incremental")
 
 # Upserted ids asked about per query when looking for those lacking a slot's vector (under MAX_K, a page).
 LOOKUP_CHUNK = 5_000
+# Stream entries read at a time: the first page's chunks are in flight while the rest is read and decoded.
+CHANGE_PAGE = 1_000
 
 
 @dataclass
@@ -106,8 +107,8 @@ class IncrementalResult:
 class CycleStep(StrEnum):
     """The steps of an incremental cycle, timed one after the other."""
 
-    READ = "read"  # the types, the live index (made from the catalog the first time), the changes, the plans
-    WRITE = "write"  # the changed fields, beside the lookup of items lacking a slot's vector
+    READ = "read"  # the types, the live index (made from the catalog the first time), the plans
+    WRITE = "write"  # the changes, read page by page and written as they come; the items lacking a vector
     FILL = "fill"  # vectors into the slots lacking them
     REFRESH = "refresh"  # the cycle's writes made visible to search
     ACK = "ack"  # the changes acknowledged on the stream
@@ -177,6 +178,44 @@ class IncrementalIndexer:
                 await writer.submit(actions[start : start + self.batch_size])
         return writer.written
 
+    async def _apply_changes(
+        self, asked: Sequence[tuple[str, Slot, str]]
+    ) -> tuple[list[CatalogChange], dict[tuple[str, Slot, str], list[str]]]:
+        """The cycle's changes written to the live index, each page of the stream while the next is read;
+        then, beside the last writes, which upserted items lack each `asked` slot's vector.
+
+        An item's changes within a page come down to its last one (an upsert, else a delete). An item
+        changed again in a later page waits until every earlier write has landed: with several chunks in
+        flight, its older state could otherwise land last. An item deleted and then upserted again comes
+        back without its vectors, whatever the (unrefreshed) index still shows: it lacks every slot.
+        """
+        changes: list[CatalogChange] = []
+        in_flight: set[str] = set()
+        deleted: set[str] = set()
+        async with self._writer() as writer:
+            async for page in self.changes.pages(self.settings.live_max_changes, CHANGE_PAGE):
+                changes += page
+                upserts = _last_upserts(page)
+                deletes = {c.item_id for c in page if c.kind is ChangeKind.DELETE} - upserts.keys()
+                if not in_flight.isdisjoint(upserts) or not in_flight.isdisjoint(deletes):
+                    await writer.drain()
+                    in_flight.clear()
+                in_flight |= upserts.keys() | deletes
+                deleted |= deletes
+                actions = [
+                    update_action(self.live, ItemDocument(item.item_id, item.replacement()))
+                    for item in upserts.values()
+                ]
+                actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
+                for start in range(0, len(actions), self.batch_size):
+                    await writer.submit(actions[start : start + self.batch_size])
+            upserted = sorted(_last_upserts(changes))
+            lacking = await self._lacking(upserted, asked)
+        recreated = deleted.intersection(upserted)
+        if recreated:
+            lacking = {key: sorted(recreated.union(ids)) for key, ids in lacking.items()}
+        return changes, lacking
+
     async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: CatalogReader) -> bool:
         if await self.search.index_exists(self.live):
             for info in infos:
@@ -206,28 +245,21 @@ class IncrementalIndexer:
         lap = _Laps(result.seconds)
         infos = [i for i in await self.orchestrator.list_types() if types is None or i.type.name in types]
         result.bootstrapped = await self._ensure_index(infos, catalog)
-        changes = await self.changes.read(self.settings.live_max_changes)
-        result.changes = len(changes)
-        upserts = _last_upserts(changes)
-        deletes = {c.item_id for c in changes if c.kind is ChangeKind.DELETE and c.item_id not in upserts}
-        actions: list[BulkAction] = [
-            update_action(self.live, ItemDocument(i.item_id, i.replacement())) for i in upserts.values()
-        ]
-        actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
-        result.deleted = len(deletes)
         plans, held = await self._plans(infos)
-        # Which upserted items still need a slot's vector is read from the index as it was before this
-        # cycle (a partial update keeps a document's slots), so it is asked while the fields are written.
+        # Which upserted items still need a slot's vector is read from the index while the last of the
+        # cycle's fields are written (a partial update keeps a document's slots).
         asked = [
             (info.type.name, slot, version)
             for info, p in plans.values()
             for slot, version in p.writes.items()
             if not (p.full_pass and slot is p.target)
         ]
-        upserted = sorted(upserts)
         lap(CycleStep.READ)
-        # A failure of either fails the cycle: nothing is acknowledged, the next cycle applies it all again.
-        _written, lacking = await asyncio.gather(self._write(actions), self._lacking(upserted, asked))
+        # A failed write or lookup fails the cycle: nothing is acknowledged, the next applies it all again.
+        changes, lacking = await self._apply_changes(asked)
+        result.changes = len(changes)
+        upserts = _last_upserts(changes)
+        result.deleted = len({c.item_id for c in changes if c.kind is ChangeKind.DELETE} - upserts.keys())
         lap(CycleStep.WRITE)
         if any(p.full_pass for _i, p in plans.values()):
             await self.search.refresh(self.live)

@@ -195,3 +195,71 @@ async def test_the_lookup_of_items_lacking_a_vector_asks_in_chunks_and_misses_no
     monkeypatch.setattr("indexer.incremental.LOOKUP_CHUNK", 7)  # many chunks, one ending short
     key = (etype.name, Slot.A, v1)
     assert (await indexer._lacking(ids, [key]))[key] == expected
+
+
+async def test_changes_across_pages_land_in_their_last_state_and_a_deleted_item_put_back_gets_its_vector(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    make_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    etype, runner, v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
+    live = live_index(orchestrator.index_prefix)
+    vfield, verfield = vector_field(etype.name, Slot.A), version_field(etype.name, Slot.A)
+    catalog = await runner.catalog()
+    sources = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in catalog]})["docs"]
+    carrying = [i for i, doc in zip(catalog, sources, strict=True) if doc["_source"].get(verfield) == v1]
+    edited, put_back, dropped = carrying[:3]
+    vector_before = opensearch_client.get(index=live, id=put_back.item_id)["_source"][vfield]
+    monkeypatch.setattr("indexer.incremental.CHANGE_PAGE", 2)  # the six entries below: three pages
+    await runner.store.put(
+        [edited.replaced(title="First").document(), dropped.replaced(title="Doomed").document()]
+    )
+    await runner.store.delete([put_back.item_id])
+    await runner.store.put([edited.replaced(title="Second").document()])  # again, in the next page
+    await runner.store.delete([dropped.item_id])
+    await runner.store.put([put_back.document()])  # back, after its delete went out in an earlier page
+
+    (cycle,) = (await runner.incremental()).results
+    assert cycle.changes == 6 and cycle.deleted == 1
+    assert cycle.types[0].written == 1  # the item put back: a new document, without its vector
+    docs = opensearch_client.mget(
+        index=live, body={"ids": [edited.item_id, put_back.item_id, dropped.item_id]}
+    )["docs"]
+    assert docs[0]["_source"]["title"] == "Second" and docs[0]["_source"][verfield] == v1
+    assert docs[1]["found"] and docs[1]["_source"][verfield] == v1
+    assert docs[1]["_source"][vfield] == vector_before
+    assert not docs[2]["found"]
+
+
+async def test_a_failed_cycle_leaves_its_changes_pending_and_the_next_reads_them_again_page_by_page(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    keys: Keys,
+    make_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _etype, runner, _v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
+    live = live_index(orchestrator.index_prefix)
+    catalog = await runner.catalog()
+    monkeypatch.setattr("indexer.incremental.CHANGE_PAGE", 2)
+    retitled = [item.replaced(title=f"Retitled {n}") for n, item in enumerate(catalog[:5])]
+    await runner.store.put([item.document() for item in retitled])
+    lookup = IncrementalIndexer._lacking
+
+    async def failing(self: IncrementalIndexer, *args: object) -> object:
+        raise RuntimeError("lookup failed")
+
+    monkeypatch.setattr(IncrementalIndexer, "_lacking", failing)
+    with pytest.raises(RuntimeError, match="lookup failed"):
+        await runner.incremental()
+    consumer = ChangeConsumer(runner.redis, keys)
+    assert await consumer.pending() == 5  # read, written, never acknowledged
+
+    monkeypatch.setattr(IncrementalIndexer, "_lacking", lookup)
+    (cycle,) = (await runner.incremental()).results
+    assert cycle.changes == 5 and await consumer.pending() == 0
+    docs = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in retitled]})["docs"]
+    assert [d["_source"]["title"] for d in docs] == [i.fields["title"] for i in retitled]
