@@ -180,9 +180,10 @@ class IncrementalIndexer:
 
     async def _apply_changes(
         self, asked: Sequence[tuple[str, Slot, str]]
-    ) -> tuple[list[CatalogChange], dict[tuple[str, Slot, str], list[str]]]:
+    ) -> tuple[list[CatalogChange], dict[str, ChangeKind], dict[tuple[str, Slot, str], list[str]]]:
         """The cycle's changes written to the live index, each page of the stream while the next is read;
-        then, beside the last writes, which upserted items lack each `asked` slot's vector.
+        each item's last kind of change; and, beside the last writes, which upserted items lack each `asked`
+        slot's vector.
 
         An item's changes within a page come down to its last one (an upsert, else a delete). An item
         changed again in a later page waits until every earlier write has landed: with several chunks in
@@ -209,12 +210,13 @@ class IncrementalIndexer:
                 actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
                 for start in range(0, len(actions), self.batch_size):
                     await writer.submit(actions[start : start + self.batch_size])
-            upserted = sorted(_last_upserts(changes))
+            last = {c.item_id: c.kind for c in changes}
+            upserted = sorted(item_id for item_id, kind in last.items() if kind is ChangeKind.UPSERT)
             lacking = await self._lacking(upserted, asked)
         recreated = deleted.intersection(upserted)
         if recreated:
             lacking = {key: sorted(recreated.union(ids)) for key, ids in lacking.items()}
-        return changes, lacking
+        return changes, last, lacking
 
     async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: CatalogReader) -> bool:
         if await self.search.index_exists(self.live):
@@ -256,10 +258,9 @@ class IncrementalIndexer:
         ]
         lap(CycleStep.READ)
         # A failed write or lookup fails the cycle: nothing is acknowledged, the next applies it all again.
-        changes, lacking = await self._apply_changes(asked)
+        changes, last, lacking = await self._apply_changes(asked)
         result.changes = len(changes)
-        upserts = _last_upserts(changes)
-        result.deleted = len({c.item_id for c in changes if c.kind is ChangeKind.DELETE} - upserts.keys())
+        result.deleted = sum(kind is ChangeKind.DELETE for kind in last.values())
         lap(CycleStep.WRITE)
         if any(p.full_pass for _i, p in plans.values()):
             await self.search.refresh(self.live)
