@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -182,8 +183,8 @@ class IncrementalIndexer:
         self, asked: Sequence[tuple[str, Slot, str]]
     ) -> tuple[list[CatalogChange], dict[str, ChangeKind], dict[tuple[str, Slot, str], list[str]]]:
         """The cycle's changes written to the live index, each page of the stream while the next is read;
-        each item's last kind of change; and, beside the last writes, which upserted items lack each `asked`
-        slot's vector.
+        each item's last kind of change; and which upserted items lack each `asked` slot's vector, looked up
+        a page at a time beside the writes.
 
         An item's changes within a page come down to its last one (an upsert, else a delete). An item
         changed again in a later page waits until every earlier write has landed: with several chunks in
@@ -193,29 +194,47 @@ class IncrementalIndexer:
         changes: list[CatalogChange] = []
         in_flight: set[str] = set()
         deleted: set[str] = set()
-        async with self._writer() as writer:
-            async for page in self.changes.pages(self.settings.live_max_changes, CHANGE_PAGE):
-                changes += page
-                upserts = _last_upserts(page)
-                deletes = {c.item_id for c in page if c.kind is ChangeKind.DELETE} - upserts.keys()
-                if not in_flight.isdisjoint(upserts) or not in_flight.isdisjoint(deletes):
-                    await writer.drain()
-                    in_flight.clear()
-                in_flight |= upserts.keys() | deletes
-                deleted |= deletes
-                actions = [
-                    update_action(self.live, ItemDocument(item.item_id, item.replacement()))
-                    for item in upserts.values()
-                ]
-                actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
-                for start in range(0, len(actions), self.batch_size):
-                    await writer.submit(actions[start : start + self.batch_size])
-            last = {c.item_id: c.kind for c in changes}
-            upserted = sorted(item_id for item_id, kind in last.items() if kind is ChangeKind.UPSERT)
-            lacking = await self._lacking(upserted, asked)
+        carrying: dict[tuple[str, Slot, str], set[str]] = {key: set() for key in asked}
+        looked_up: set[str] = set()
+        lookup: asyncio.Task[None] | None = None  # one at a time, beside the writes
+        try:
+            async with self._writer() as writer:
+                async for page in self.changes.pages(self.settings.live_max_changes, CHANGE_PAGE):
+                    changes += page
+                    upserts = _last_upserts(page)
+                    deletes = {c.item_id for c in page if c.kind is ChangeKind.DELETE} - upserts.keys()
+                    if not in_flight.isdisjoint(upserts) or not in_flight.isdisjoint(deletes):
+                        await writer.drain()
+                        in_flight.clear()
+                    in_flight |= upserts.keys() | deletes
+                    deleted |= deletes
+                    fresh = sorted(upserts.keys() - looked_up)
+                    if asked and fresh:
+                        looked_up.update(fresh)
+                        if lookup is not None:
+                            await lookup
+                        lookup = asyncio.create_task(self._carrying(fresh, asked, carrying))
+                    actions = [
+                        update_action(self.live, ItemDocument(item.item_id, item.replacement()))
+                        for item in upserts.values()
+                    ]
+                    actions += [delete_action(self.live, item_id) for item_id in sorted(deletes)]
+                    for start in range(0, len(actions), self.batch_size):
+                        await writer.submit(actions[start : start + self.batch_size])
+                if lookup is not None:
+                    await lookup  # beside the last chunks in flight
+        finally:
+            # A failed write or read fails the cycle (nothing is acknowledged): its lookup is not waited for.
+            if lookup is not None and not lookup.done():
+                lookup.cancel()
+                await asyncio.gather(lookup, return_exceptions=True)
+        last = {c.item_id: c.kind for c in changes}
+        upserted = sorted(item_id for item_id, kind in last.items() if kind is ChangeKind.UPSERT)
         recreated = deleted.intersection(upserted)
-        if recreated:
-            lacking = {key: sorted(recreated.union(ids)) for key, ids in lacking.items()}
+        lacking = {
+            key: [item_id for item_id in upserted if item_id in recreated or item_id not in carried]
+            for key, carried in carrying.items()
+        }
         return changes, last, lacking
 
     async def _ensure_index(self, infos: Sequence[TypeInfo], catalog: CatalogReader) -> bool:
@@ -382,27 +401,26 @@ class IncrementalIndexer:
         self.metrics.live_deleted_ratio.set(stats.deleted_ratio)
         self.metrics.live_bytes.set(stats.size_bytes)
 
-    async def _lacking(
-        self, ids: Sequence[str], slots: Sequence[tuple[str, Slot, str]]
-    ) -> dict[tuple[str, Slot, str], list[str]]:
-        """Per (type, slot, version), those of `ids` whose document does not carry the version in the slot:
-        new items, or a slot moving on.
+    async def _carrying(
+        self,
+        ids: Sequence[str],
+        slots: Sequence[tuple[str, Slot, str]],
+        into: dict[tuple[str, Slot, str], set[str]],
+    ) -> None:
+        """Adds to `into`, per (type, slot, version), those of `ids` whose document carries the version in
+        the slot; the others are new items, or a slot moving on.
 
         One that does keeps its vector through the partial update of its fields (vectors of a version never
         change), so an update of metadata alone writes no vector again.
         """
-        lacking: dict[tuple[str, Slot, str], list[str]] = {}
         for name, slot, version in slots:
-            carrying: set[str] = set()
             for start in range(0, len(ids), LOOKUP_CHUNK):
                 chunk = ids[start : start + LOOKUP_CHUNK]
                 query = carrying_query(chunk, version_field(name, slot), version)
                 # A page wider than the chunk: one query per chunk. Paging the whole id list instead ran
                 # its filter over every id once per page, beside the cycle's write on the same CPU.
                 found = self.search.iter_item_ids(self.live, query, page_size=len(chunk) + 1)
-                carrying.update([item_id async for item_id in found])
-            lacking[(name, slot, version)] = [item_id for item_id in ids if item_id not in carrying]
-        return lacking
+                into[(name, slot, version)].update([item_id async for item_id in found])
 
     async def _fill(self, info: TypeInfo, slot: Slot, version: str, ids: Sequence[str]) -> int:
         name = info.type.name
