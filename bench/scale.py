@@ -22,10 +22,11 @@ For each size (LOCKSTEP_SCALE_SIZES, e.g. "100000:64,1000000:64": items:dimensio
   update of the same documents;
 - with LOCKSTEP_SCALE_CHURN_ROUNDS=N, N rounds of churn on the live index (bench.churn): a tenth of the
   catalog changed per round, the index's segments, deleted documents and query latency after each;
-- the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES, and more of them tried on its side at the
-  served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP); its m from LOCKSTEP_SCALE_SQ7_M (default: the float
-  type's); its quantizer's confidence interval from LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL (0: dynamic;
-  default: lucene's).
+- the sq7 type's candidates from LOCKSTEP_SCALE_SQ7_CANDIDATES (default 300), and more of them tried on its
+  side at the served ef_search (LOCKSTEP_SCALE_CANDIDATES_SWEEP); its m from LOCKSTEP_SCALE_SQ7_M (default
+  16); its quantizer's confidence interval from LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL (default 0, worked
+  out per segment; "lucene" for lucene's own). The defaults are the configuration measured at 1M x 64 to
+  meet both the recall and the memory target (SQ7_DEFAULTS).
 
 Figures go to out/scale/scale.json, plots to out/scale/*.png (recall vs p50 per filter and encoder; build
 time vs N).
@@ -113,6 +114,10 @@ TARGET_RECALL = 0.95
 # (quantized vectors + graph vs float vectors + graph): lucene keeps the float vectors on disk beside the
 # quantized ones (rescoring and merges read them), so the total on disk grows instead (see vector_bytes).
 TARGET_SQ7_MEMORY = 0.4
+# The sq7 type's own parameters unless LOCKSTEP_SCALE_SQ7_* say otherwise: at 1M x 64 (2026-12-05,
+# bench/README.md) m=16 with the dynamic interval held search memory to 0.383x float's and read recall@10
+# 0.961 with 300 candidates (0.942 with 100); lucene's default interval read 0.80-0.82.
+SQ7_DEFAULTS = {"m": 16, "candidates": 300, "confidence_interval": 0.0}
 CHANGED = 10_000
 SEED = 7
 # Filters keeping about 60%, 5% and 1% of the news catalog (each run measures its own: see "selectivity").
@@ -150,19 +155,19 @@ def candidates_sweep() -> tuple[int, ...]:
 
 
 def quantized_params(params: IndexParams) -> IndexParams:
-    """The sq7 type's parameters: the float type's, quantized, with its own candidates
-    (LOCKSTEP_SCALE_SQ7_CANDIDATES) and its own m (LOCKSTEP_SCALE_SQ7_M): the graph is half of what an sq7
-    search holds in memory, and a narrower one is the lever left for the memory target."""
-    candidates = os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES")
-    m = os.environ.get("LOCKSTEP_SCALE_SQ7_M")
+    """The sq7 type's parameters: the float type's, quantized, with its own m, candidates and confidence
+    interval (LOCKSTEP_SCALE_SQ7_M, _CANDIDATES, _CONFIDENCE_INTERVAL; SQ7_DEFAULTS otherwise): the graph
+    is half of what an sq7 search holds in memory, and a narrower one is the lever for the memory target."""
     interval = os.environ.get("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL")
     return IndexParams.model_validate(
         params.model_dump()
         | {
             "encoder": Encoder.SQ7,
-            "candidates": int(candidates) if candidates else None,
-            "m": int(m) if m else params.m,
-            "confidence_interval": float(interval) if interval else None,
+            "m": int(os.environ.get("LOCKSTEP_SCALE_SQ7_M", SQ7_DEFAULTS["m"])),
+            "candidates": int(os.environ.get("LOCKSTEP_SCALE_SQ7_CANDIDATES", SQ7_DEFAULTS["candidates"])),
+            "confidence_interval": (
+                None if interval == "lucene" else float(interval or SQ7_DEFAULTS["confidence_interval"])
+            ),
         }
     )
 

@@ -82,15 +82,17 @@ def test_the_quantized_type_takes_its_own_m_and_candidates(monkeypatch: pytest.M
     monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_M", raising=False)
     monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", raising=False)
     monkeypatch.delenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", raising=False)
-    same = quantized_params(params)
-    assert (same.encoder, same.m, same.candidates, same.ef_search) == (Encoder.SQ7, 32, None, 1024)
-    assert same.confidence_interval is None
-    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_M", "16")
+    chosen = quantized_params(params)  # the configuration measured at 1M
+    assert (chosen.encoder, chosen.m, chosen.candidates, chosen.ef_search) == (Encoder.SQ7, 16, 300, 1024)
+    assert chosen.confidence_interval == 0
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_M", "24")
     monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CANDIDATES", "1000")
-    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", "0")
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", "lucene")
     own = quantized_params(params)
-    assert (own.encoder, own.m, own.candidates, own.ef_construction) == (Encoder.SQ7, 16, 1000, 256)
-    assert own.confidence_interval == 0
+    assert (own.encoder, own.m, own.candidates, own.ef_construction) == (Encoder.SQ7, 24, 1000, 256)
+    assert own.confidence_interval is None
+    monkeypatch.setenv("LOCKSTEP_SCALE_SQ7_CONFIDENCE_INTERVAL", "0.95")
+    assert quantized_params(params).confidence_interval == 0.95
 
 
 def test_the_incremental_rounds_run_with_the_live_merges_at_their_loosest_limits() -> None:
