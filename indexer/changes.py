@@ -60,7 +60,8 @@ class ChangeConsumer:
     async def pages(self, count: int, size: int) -> AsyncIterator[list[CatalogChange]]:
         """Up to `count` entries not yet acknowledged, at most `size` at a time: first those this consumer
         read before (a crashed cycle), then new ones. A page may be short or empty (entries deleted while
-        pending count, and are skipped); the caller may act on a page while the next is read."""
+        pending count, and are skipped and acknowledged); the caller may act on a page while the next is
+        read."""
         await self._ensure_group()
         left, cursor = count, "0"
         while left > 0:  # pending entries, from after the last one returned
@@ -80,13 +81,19 @@ class ChangeConsumer:
         """The changes of up to `count` entries after `start`, the last entry's id, and how many came."""
         reply: Any = await self._client.xreadgroup(GROUP, self._consumer, {self._stream: start}, count=count)
         out: list[CatalogChange] = []
+        gone: list[str] = []
         last, got = start, 0
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
                 last, got = _text(entry_id), got + 1
-                if not fields:  # pending entry deleted from the stream: nothing to index
+                if not fields:  # a pending entry deleted from the stream: nothing to index
+                    gone.append(last)
                     continue
                 out.append(decode(entry_id, fields))
+        if gone:
+            # Acknowledged now, or it stays pending for good, and the trim point (the oldest pending
+            # entry) with it: the stream would never be trimmed past it again.
+            await self._client.xack(self._stream, GROUP, *gone)
         return out, last, got
 
     async def ack(self, changes: list[CatalogChange]) -> None:

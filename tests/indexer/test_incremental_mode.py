@@ -267,3 +267,39 @@ async def test_a_failed_cycle_leaves_its_changes_pending_and_the_next_reads_them
     assert cycle.changes == 5 and await consumer.pending() == 0
     docs = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in retitled]})["docs"]
     assert [d["_source"]["title"] for d in docs] == [i.fields["title"] for i in retitled]
+
+
+async def test_a_pending_change_deleted_from_the_stream_is_let_go_and_the_stream_is_trimmed_past_it(
+    orchestrator: Settings,
+    publish_version,
+    opensearch_client: OpenSearch,
+    keys: Keys,
+    make_runner: RunnerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _etype, runner, _v1 = await _served_in_slot_a(orchestrator, publish_version, make_runner)
+    live = live_index(orchestrator.index_prefix)
+    retitled = [item.replaced(title=f"Renamed {n}") for n, item in enumerate((await runner.catalog())[:3])]
+    await runner.store.put([item.document() for item in retitled])
+
+    async def failing(self: IncrementalIndexer, *args: object) -> object:
+        raise RuntimeError("lookup failed")
+
+    lookup = IncrementalIndexer._carrying
+    monkeypatch.setattr(IncrementalIndexer, "_carrying", failing)
+    with pytest.raises(RuntimeError, match="lookup failed"):
+        await runner.incremental()
+    consumer = ChangeConsumer(runner.redis, keys)
+    assert await consumer.pending() == 3
+    # An operator deletes the first of them from the stream while it is pending.
+    stream = keys.catalog_changes()
+    first = (await runner.redis.xrange(stream, count=1))[0][0]
+    assert await runner.redis.xdel(stream, first) == 1
+
+    monkeypatch.setattr(IncrementalIndexer, "_carrying", lookup)
+    (cycle,) = (await runner.incremental()).results
+    assert cycle.changes == 2
+    assert await consumer.pending() == 0  # the deleted entry too: nothing holds the trim point back
+    assert await runner.redis.xlen(stream) == 0
+    docs = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in retitled[1:]]})["docs"]
+    assert [d["_source"]["title"] for d in docs] == [i.fields["title"] for i in retitled[1:]]
