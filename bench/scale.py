@@ -659,11 +659,13 @@ def _plots(results: dict[str, Any]) -> None:
                     [r["p50_ms"] for r in served], [r["recall_at_10"] for r in served], "k*", markersize=10
                 )
         params = figures.get("index_params", {})
+        quantized = figures.get("quantized", {}).get("index_params")
+        sq7 = "" if quantized is None else f", sq7 m={quantized['m']} ({quantized['candidates']} cand.)"
         ax.axhline(TARGET_RECALL, color="grey", linewidth=0.8)
         ax.set_xlabel("p50 (ms)")
         ax.set_ylabel("recall@10 vs exact")
         ax.set_title(
-            f"{size}: m={params.get('m')}, ef_construction={params.get('ef_construction')}; "
+            f"{size}: m={params.get('m')}{sq7}, ef_construction={params.get('ef_construction')}\n"
             "ef_search sweep (* served; x: more candidates)",
             fontsize=9,
         )
