@@ -235,6 +235,18 @@ async def test_changes_across_pages_land_in_their_last_state_and_a_deleted_item_
     assert not docs[2]["found"]
 
 
+async def _fail_a_cycle(runner: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One incremental cycle whose lookup of items lacking a vector fails, after reading its changes."""
+    with monkeypatch.context() as patched:
+
+        async def failing(self: IncrementalIndexer, *args: object) -> object:
+            raise RuntimeError("lookup failed")
+
+        patched.setattr(IncrementalIndexer, "_carrying", failing)
+        with pytest.raises(RuntimeError, match="lookup failed"):
+            await runner.incremental()
+
+
 async def test_a_failed_cycle_leaves_its_changes_pending_and_the_next_reads_them_again_page_by_page(
     orchestrator: Settings,
     publish_version,
@@ -249,20 +261,12 @@ async def test_a_failed_cycle_leaves_its_changes_pending_and_the_next_reads_them
     monkeypatch.setattr("indexer.incremental.CHANGE_PAGE", 2)
     retitled = [item.replaced(title=f"Retitled {n}") for n, item in enumerate(catalog[:5])]
     await runner.store.put([item.document() for item in retitled])
-    lookup = IncrementalIndexer._carrying
-
-    async def failing(self: IncrementalIndexer, *args: object) -> object:
-        raise RuntimeError("lookup failed")
-
-    monkeypatch.setattr(IncrementalIndexer, "_carrying", failing)
-    with pytest.raises(RuntimeError, match="lookup failed"):
-        await runner.incremental()
+    await _fail_a_cycle(runner, monkeypatch)
     consumer = ChangeConsumer(runner.redis, keys)
     # The first page's lookup failed; the cycle saw it on reading the second page, before writing it: two
     # pages read and never acknowledged, the fifth change not read at all.
     assert await consumer.pending() == 4
 
-    monkeypatch.setattr(IncrementalIndexer, "_carrying", lookup)
     (cycle,) = (await runner.incremental()).results
     assert cycle.changes == 5 and await consumer.pending() == 0
     docs = opensearch_client.mget(index=live, body={"ids": [i.item_id for i in retitled]})["docs"]
@@ -281,14 +285,7 @@ async def test_a_pending_change_deleted_from_the_stream_is_let_go_and_the_stream
     live = live_index(orchestrator.index_prefix)
     retitled = [item.replaced(title=f"Renamed {n}") for n, item in enumerate((await runner.catalog())[:3])]
     await runner.store.put([item.document() for item in retitled])
-
-    async def failing(self: IncrementalIndexer, *args: object) -> object:
-        raise RuntimeError("lookup failed")
-
-    lookup = IncrementalIndexer._carrying
-    monkeypatch.setattr(IncrementalIndexer, "_carrying", failing)
-    with pytest.raises(RuntimeError, match="lookup failed"):
-        await runner.incremental()
+    await _fail_a_cycle(runner, monkeypatch)
     consumer = ChangeConsumer(runner.redis, keys)
     assert await consumer.pending() == 3
     # An operator deletes the first of them from the stream while it is pending.
@@ -296,7 +293,6 @@ async def test_a_pending_change_deleted_from_the_stream_is_let_go_and_the_stream
     first = (await runner.redis.xrange(stream, count=1))[0][0]
     assert await runner.redis.xdel(stream, first) == 1
 
-    monkeypatch.setattr(IncrementalIndexer, "_carrying", lookup)
     (cycle,) = (await runner.incremental()).results
     assert cycle.changes == 2
     assert await consumer.pending() == 0  # the deleted entry too: nothing holds the trim point back
