@@ -224,8 +224,9 @@ class IncrementalIndexer:
                 if lookup is not None:
                     await lookup  # beside the last chunks in flight
         finally:
-            # A failed write or read fails the cycle (nothing is acknowledged): its lookup is not waited for.
-            if lookup is not None and not lookup.done():
+            # A failed write or read fails the cycle (nothing is acknowledged): its lookup is not waited for,
+            # and a lookup that failed too is collected here, not left for the loop to report.
+            if lookup is not None:
                 lookup.cancel()
                 await asyncio.gather(lookup, return_exceptions=True)
         last = {c.item_id: c.kind for c in changes}
