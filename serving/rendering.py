@@ -7,17 +7,19 @@ from typing import Any
 import orjson
 
 from contract.filters import FilterNode
+from contract.items import schema
 from serving.context import Outcome, Timer
-from serving.merge import metadata
 from serving.models import filter_json
 
 
 def render_items(outcome: Outcome, filters: FilterNode | None, explain: bool) -> list[dict[str, Any]]:
-    """Items as response dicts, with explain details when asked."""
+    """Items as response dicts: the item schema's fields of each hit (vectors and version fields never
+    leave serving), with explain details when asked."""
     if outcome.cached_items is not None:
         return outcome.cached_items
     index = outcome.location.index if outcome.location is not None else None
     tree = filter_json(filters) if explain else None
+    fields = schema().fields
     items = []
     for ranked in outcome.ranked:
         hit = ranked.hit
@@ -26,8 +28,12 @@ def render_items(outcome: Outcome, filters: FilterNode | None, explain: bool) ->
             "score": hit.score,
             "scorer": ranked.scorer,
             "version": ranked.version,
-            **metadata(hit),
         }
+        # Per item of every response: a plain loop into the one dict is twice as fast as building a
+        # second dict to unpack (`**dict(zip(...))`), measured with timeit on Python 3.11.
+        source = hit.source
+        for name in fields:
+            item[name] = source.get(name)
         if explain:
             item["explain"] = {
                 "similarity": hit.score if ranked.scorer == "embedding" else None,
