@@ -56,6 +56,7 @@ from contract.keys import Keys
 from contract.redis_clients import sync_client
 from contract.replication import Replication
 from contract.settings import Settings
+from orchestrator_client import connection_pool
 from stack.cluster import client_environment
 from training.registry import register_type
 
@@ -206,9 +207,10 @@ def _serving(cluster: Settings) -> dict[str, Any]:
 
 async def _serving_rounds(urls: list[str], key: str) -> dict[str, Any]:
     # Enough pooled connections for 32 concurrent requests to each process.
-    connector = aiohttp.TCPConnector(limit=2 * max(CONNECTIONS))
     headers = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+    async with aiohttp.ClientSession(
+        connector=connection_pool(2 * max(CONNECTIONS)), headers=headers
+    ) as session:
         calls: dict[str, Call] = {
             "one": recommend_call(session, urls[:1]),
             "two": recommend_call(session, urls),

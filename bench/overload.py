@@ -43,6 +43,7 @@ from bench.serving import (
 )
 from contract.keys import Keys
 from contract.settings import Settings
+from orchestrator_client import connection_pool
 
 ROUNDS = 5
 CONNECTIONS = 64
@@ -87,10 +88,11 @@ def _ms(values: list[float], q: float) -> float:
 
 async def _measure(settings: Settings, urls: dict[str, str]) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
-    limit = aiohttp.TCPConnector(limit=CONNECTIONS * len(urls))
     key = settings.reader_keys[0].get_secret_value()
     reader = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession(connector=limit, headers=reader) as session:
+    async with aiohttp.ClientSession(
+        connector=connection_pool(CONNECTIONS * len(urls)), headers=reader
+    ) as session:
         for url in urls.values():  # warm-up
             await _block(session, url, 8, 100)
         names = list(urls)

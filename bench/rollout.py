@@ -45,6 +45,7 @@ from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
+from orchestrator_client import connection_pool
 from search.client import build_client
 from search.port import SearchEngine
 from training.publish import VectorSet, publish
@@ -81,7 +82,7 @@ class Load:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         headers = {"Authorization": f"Bearer {self.key}"}
-        async with aiohttp.ClientSession(headers=headers) as session:
+        async with aiohttp.ClientSession(headers=headers, connector=connection_pool(100)) as session:
             call = recommend_call(session, self.urls)
             pending: set[asyncio.Task[None]] = set()
             start, n = loop.time(), 0

@@ -24,6 +24,7 @@ from bench.serving import CLI, JSON_TYPE, SEARCH_HEADERS, _environment, _port, i
 from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from contract.types import EmbeddingType
+from orchestrator_client import connection_pool
 from search.opensearch import HITS_ONLY
 from search.requests import VersionedKnnQuery, knn_body
 from serving.knn import knn_query
@@ -54,8 +55,8 @@ async def served_vs_raw(
         search_url = f"{settings.opensearch_endpoint}/{location.index}/_search?filter_path={HITS_ONLY}"
         reader = {"Authorization": f"Bearer {settings.reader_key.get_secret_value()}"}
         async with (
-            aiohttp.ClientSession(headers=reader) as serving,
-            aiohttp.ClientSession() as search,
+            aiohttp.ClientSession(headers=reader, connector=connection_pool(100)) as serving,
+            aiohttp.ClientSession(connector=connection_pool(100)) as search,
         ):
 
             def served(url: str) -> Callable[[int], Awaitable[list[str]]]:

@@ -48,7 +48,7 @@ from contract.redis_clients import sync_client
 from contract.settings import Settings
 from contract.types import EmbeddingType, Family, Similarity
 from contract.versions import Frame
-from orchestrator_client import OrchestratorClient
+from orchestrator_client import OrchestratorClient, connection_pool
 from search.client import build_client
 from search.opensearch import HITS_ONLY
 from search.port import SearchEngine
@@ -275,9 +275,9 @@ async def _measure(
     )
     own_search = build_client(settings, timeout=timeout, pool_size=16)
     async with (
-        aiohttp.ClientSession(headers=reader, connector=aiohttp.TCPConnector(limit=16)) as serving,
-        aiohttp.ClientSession(headers=reader, connector=aiohttp.TCPConnector(limit=16)) as orch,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as search,
+        aiohttp.ClientSession(headers=reader, connector=connection_pool(16)) as serving,
+        aiohttp.ClientSession(headers=reader, connector=connection_pool(16)) as orch,
+        aiohttp.ClientSession(connector=connection_pool(16)) as search,
     ):
         via_serving = recommend_call(serving, [urls["serving"]])
 

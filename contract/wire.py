@@ -19,6 +19,12 @@ from contract.versions import VERSION_ID_PATTERN
 ENTITY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}$")
 ATTRIBUTE_ID_SCHEMA = r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*:[A-Za-z0-9_.:@+-]*$"
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: every service refuses a longer request body with 413 BodyTooLarge
+# Both services close a keep-alive connection idle this long (service.server); our HTTP clients drop theirs
+# sooner, so a request is never sent on a connection the server is closing. The reset that would follow is
+# retried by aiohttp for idempotent methods only: a POST (users:aggregate, items:batch, a recommendation)
+# would fail, as one of the serving benchmark's did.
+SERVER_KEEP_ALIVE_SECONDS = 5
+CLIENT_KEEP_ALIVE_SECONDS = 4.0
 # Bounded by time, not by the body limit: at 5,000 attributes eight concurrent requests (serving parses the
 # list, the orchestrator parses and aggregates it) outlasted serving's 0.5 s orchestrator budget and opened
 # its breaker for every other client; 1,000 at their longest take 175 KB and stay well inside it

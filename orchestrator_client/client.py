@@ -21,6 +21,7 @@ from contract import routes
 from contract.indexing import IndexedLocation
 from contract.vectors import DTYPE, Matrix, from_base64
 from contract.wire import (
+    CLIENT_KEEP_ALIVE_SECONDS,
     MAX_BATCH_ITEMS,
     AggregateRequest,
     ErrorBody,
@@ -54,6 +55,11 @@ class ItemVectors:
     missing: tuple[str, ...]
 
 
+def connection_pool(limit: int) -> aiohttp.TCPConnector:
+    """Our HTTP clients' pool: it drops an idle connection before our servers close it (contract.wire)."""
+    return aiohttp.TCPConnector(limit=limit, keepalive_timeout=CLIENT_KEEP_ALIVE_SECONDS)
+
+
 class OrchestratorClient:
     """One connection pool to the orchestrator, authenticated with one API key; `aclose()` it when done."""
 
@@ -83,7 +89,7 @@ class OrchestratorClient:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                connector=connection_pool(self._max_connections),
             )
         return self._session
 

@@ -15,12 +15,14 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
+from contract.wire import SERVER_KEEP_ALIVE_SECONDS
+
 
 class ServerConfig(uvicorn.Config):
     """uvicorn's Config with our protocol and its read deadline (a module-level class: workers pickle it)."""
 
     def __init__(self, app: Any, *, read_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, http=ReadDeadline, **kwargs)
+        super().__init__(app, http=ReadDeadline, timeout_keep_alive=SERVER_KEEP_ALIVE_SECONDS, **kwargs)
         self.read_timeout = read_timeout
 
 

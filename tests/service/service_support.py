@@ -71,6 +71,13 @@ async def held(request: Request) -> dict[str, float | None]:
     return {"remaining": left}
 
 
+@router.get("/peer")
+async def peer(request: Request) -> dict[str, int]:
+    """The client's port: which connection a request came on."""
+    assert request.client is not None
+    return {"port": request.client.port}
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Never counted against the in-flight bound."""
