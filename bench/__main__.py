@@ -18,8 +18,9 @@ from stack.services import client_environment
 # Each module exposes `run(settings) -> dict` and owns its baseline.
 BENCHMARKS = ("publish", "orchestrator", "indexing", "serving", "overload", "rollout")
 # Run only when named: `cluster` needs the cluster topology up besides the single node (make bench-cluster);
-# `partitions` builds three layouts of a 50k-item news catalog (minutes); `scale` is make bench-scale.
-ON_REQUEST = ("cluster", "partitions", "scale")
+# `partitions` builds three layouts of a 50k-item news catalog (minutes); `scale` is make bench-scale;
+# `instructions` counts serving's instructions per request under valgrind.
+ON_REQUEST = ("cluster", "partitions", "scale", "instructions")
 RESULTS = Path("out/bench.json")
 
 
