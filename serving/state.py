@@ -49,7 +49,9 @@ class AppState:
             timeout=settings.serving_orchestrator_timeout_seconds,
         )
         orchestrator_breaker = Breaker("orchestrator")
-        orchestrator = Orchestrator(client, orchestrator_breaker, metrics)
+        orchestrator = Orchestrator(
+            client, orchestrator_breaker, metrics, settings.serving_orchestrator_timeout_seconds
+        )
         background = Background()
         return cls(
             settings=settings,
