@@ -126,5 +126,7 @@ def test_health_and_metrics(stack: Stack) -> None:
         "lockstep_serving_requests_total",
         "lockstep_serving_items_total",
         "lockstep_serving_cache_total",
+        'lockstep_serving_request_seconds_count{route="/v1/recommend"}',
+        'lockstep_serving_step_seconds_bucket{le="+Inf",step="knn"}',
     ):
         assert name in metrics
