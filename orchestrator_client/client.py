@@ -66,6 +66,7 @@ class OrchestratorClient:
     def __init__(self, base_url: str, api_key: str, *, timeout: float, max_connections: int = 100) -> None:
         self._base = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}"}
+        self.timeout = timeout  # seconds per call, its one retry of a reset connection included
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None  # opened on first use, in the caller's loop

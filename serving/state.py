@@ -49,9 +49,7 @@ class AppState:
             timeout=settings.serving_orchestrator_timeout_seconds,
         )
         orchestrator_breaker = Breaker("orchestrator")
-        orchestrator = Orchestrator(
-            client, orchestrator_breaker, metrics, settings.serving_orchestrator_timeout_seconds
-        )
+        orchestrator = Orchestrator(client, orchestrator_breaker, metrics)
         background = Background()
         return cls(
             settings=settings,

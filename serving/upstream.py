@@ -34,13 +34,10 @@ class NoUserVector(Exception):  # noqa: N818 - a condition serving falls back on
 class Orchestrator:
     """The orchestrator as serving uses it (one per app)."""
 
-    def __init__(
-        self, client: OrchestratorClient, breaker: Breaker, metrics: Metrics, timeout: float
-    ) -> None:
+    def __init__(self, client: OrchestratorClient, breaker: Breaker, metrics: Metrics) -> None:
         self.client = client
         self.breaker = breaker
         self._metrics = metrics
-        self.timeout = timeout  # the client's own, per call: aiohttp's total, covering its one retry
 
     async def aclose(self) -> None:
         """Close the client's connection pool."""
@@ -76,7 +73,7 @@ class Orchestrator:
             call.close()
             raise OrchestratorDown("orchestrator not called: the request's time budget ran out")
         try:
-            if budget is None or budget >= self.timeout:
+            if budget is None or budget >= self.client.timeout:
                 # The client's own timeout ends the call first: no second timer (~7 us a call under uvloop).
                 result = await call
             else:

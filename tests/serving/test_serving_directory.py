@@ -61,9 +61,7 @@ def counted_directory(
     state: AppState, bound: float, now: list[float]
 ) -> tuple[CountingOrchestrator, TypeDirectory]:
     """A directory on the app's orchestrator client, counting its calls, on the clock `now[0]`."""
-    counting = CountingOrchestrator(
-        state.orchestrator.client, state.orchestrator_breaker, state.metrics, state.orchestrator.timeout
-    )
+    counting = CountingOrchestrator(state.orchestrator.client, state.orchestrator_breaker, state.metrics)
     directory = TypeDirectory(counting, bound, state.settings.index_prefix, state.background, lambda: now[0])
     return counting, directory
 
