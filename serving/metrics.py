@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, GCCollector, ProcessCollector, generate_latest
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -80,6 +80,8 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
+        GCCollector(registry=r)  # python_gc_collections_total by generation (serving.main sets its pace)
         self.requests = Counter(
             "lockstep_serving_requests", "Requests by route and status.", ["route", "status"], registry=r
         )

@@ -128,5 +128,26 @@ def test_health_and_metrics(stack: Stack) -> None:
         "lockstep_serving_cache_total",
         'lockstep_serving_request_seconds_count{route="/v1/recommend"}',
         'lockstep_serving_step_seconds_bucket{le="+Inf",step="knn"}',
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        'python_gc_collections_total{generation="0"}',
     ):
         assert name in metrics
+
+
+def _young_collections(stack: Stack) -> float:
+    (line,) = (
+        line
+        for line in stack.client.get("/metrics").text.splitlines()
+        if line.startswith('python_gc_collections_total{generation="0"}')
+    )
+    return float(line.split()[-1])
+
+
+def test_young_collections_are_rare_under_load(stack: Stack) -> None:
+    # At Python's default threshold (700 allocations) a young collection ran every few requests.
+    stack.recommend(user_id="u1", embedding_type=TYPE_A)
+    before = _young_collections(stack)
+    for n in range(100):
+        assert stack.recommend(user_id=f"u{n % 20}", embedding_type=TYPE_A).status_code == 200
+    assert _young_collections(stack) - before <= 1
