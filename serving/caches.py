@@ -33,8 +33,9 @@ class TtlCache(Generic[V]):
         self._entries: TTLCache[Hashable, V] = TTLCache(max_entries, ttl, timer=timer)
 
     def get(self, key: Hashable) -> V | None:
-        """The live value for `key`, or None (counted as a hit or a miss)."""
-        value = self._entries.get(key)
+        """The live value for `key`, or None (counted as a hit or a miss; a disabled cache always misses)."""
+        # cachetools' get of an absent key raises and catches a KeyError inside: not for a cache that is off.
+        value = self._entries.get(key) if self.enabled else None
         self._count("miss" if value is None else "hit")
         return value
 
