@@ -7,7 +7,8 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
-from prometheus_client import Counter
+
+from serving.metrics import LoopCounter
 
 V = TypeVar("V")
 
@@ -20,7 +21,7 @@ class TtlCache(Generic[V]):
         name: str,
         ttl: float,
         max_entries: int,
-        counter: Counter | None = None,
+        counter: LoopCounter | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name

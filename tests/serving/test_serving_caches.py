@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from manual_clock import ManualClock
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from serving.caches import LastGood, TtlCache
+from serving.metrics import LoopCounter
 
 
-def _counter() -> tuple[Counter, CollectorRegistry]:
+def _counter() -> tuple[LoopCounter, CollectorRegistry]:
     registry = CollectorRegistry()
-    return Counter("cache", "Lookups.", ["cache", "outcome"], registry=registry), registry
+    return LoopCounter("cache", "Lookups.", ["cache", "outcome"], registry), registry
 
 
 def test_ttl_cache_entries_expire_ttl_after_they_were_stored() -> None:
