@@ -30,7 +30,7 @@ class Timer:
         seconds = time.perf_counter() - since
         self.steps[step] = round(self.steps.get(step, 0.0) + seconds * 1000, 3)
         metrics = self.state.metrics
-        metrics.child(metrics.step_latency, step).observe(seconds)
+        metrics.step_latency.labels(step).observe(seconds)
 
     def took_ms(self) -> float:
         """Milliseconds since the request began."""

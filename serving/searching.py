@@ -38,7 +38,7 @@ async def searched(state: AppState, call: Coroutine[Any, Any, T]) -> T:
     except (SearchUnavailable, SearchFailed, TimeoutError) as exc:
         breaker.failure()
         metrics = state.metrics
-        metrics.child(metrics.dependency_errors, "opensearch").inc()
+        metrics.dependency_errors.labels("opensearch").inc()
         if isinstance(exc, TimeoutError):
             raise SearchUnavailable("OpenSearch unavailable: the request's budget ran out") from exc
         if isinstance(exc, SearchFailed):

@@ -81,7 +81,7 @@ class Orchestrator:
                     result = await call
         except (errors.OrchestratorUnavailable, TimeoutError) as exc:
             self.breaker.failure()
-            self._metrics.child(self._metrics.dependency_errors, "orchestrator").inc()
+            self._metrics.dependency_errors.labels("orchestrator").inc()
             why = (
                 str(exc)
                 if isinstance(exc, errors.OrchestratorUnavailable)

@@ -22,7 +22,7 @@ async def read_json(request: Request) -> Any:
 
 
 async def _body(request: Request) -> bytes:
-    """The whole body as Request.body() reads it, less its async generator and StopAsyncIteration (~6k
+    """The whole body as Request.body() reads it, less its async generator and StopAsyncIteration (~20k
     instructions a request)."""
     chunks = []
     while True:

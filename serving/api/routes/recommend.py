@@ -73,7 +73,7 @@ async def post_recommend(request: Request) -> Response:
     for item in items:
         counts[item["scorer"]] = counts.get(item["scorer"], 0) + 1
     for scorer, count in counts.items():
-        metrics.child(metrics.items, scorer).inc(count)
+        metrics.items.labels(scorer).inc(count)
     if outcome.assignment is not None:
-        metrics.child(metrics.assignments, outcome.type_name, outcome.assignment.source).inc()
+        metrics.assignments.labels(outcome.type_name, outcome.assignment.source).inc()
     return Response(render(outcome, items, timer), media_type="application/json")
