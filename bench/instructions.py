@@ -150,7 +150,7 @@ def measure() -> None:
         from serving.main import create_app
 
         serving = create_app(ServingSettings())
-        floor = FloorApp(Settings(), TYPE, etype.similarity, loc)
+        floor = FloorApp(Settings(), etype, loc)
         key = settings.reader_key.get_secret_value().encode()
         sides: dict[str, tuple[ASGIApp, dict[str, Any]]] = {
             "floor": (floor, {}),

@@ -5,9 +5,12 @@ Serving fetches the user's vector from the orchestrator, then queries; the raw s
 (serving.knn.knn_query, as serving builds it for this type) for the same user's vector straight to
 OpenSearch with aiohttp. A third side, `serving_warm`, is a serving process whose user-vector cache holds
 every user (a returning user within LOCKSTEP_SERVING_USER_CACHE_SECONDS): the same query with no
-orchestrator call, so it shows what serving adds around the query itself. Interleaved rounds at one
-connection; the target (TARGET_P50, the issue's) is on the median of the rounds' p50 ratios of the cold
-side, caches off; the warm side's ratio is reported beside it.
+orchestrator call, so it shows what serving adds around the query itself. A fourth, `floor`
+(bench.serving_floor), is a bare ASGI app making serving's two calls (the user's vector from the
+orchestrator, then the same query) and nothing else: what any HTTP service in front of the orchestrator
+and OpenSearch costs on this box, before serving's own code. Interleaved rounds at one connection; the
+target (TARGET_P50, the issue's) is on the median of the rounds' p50 ratios of the cold side, caches off;
+the warm side's and the floor's ratios are reported beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import orjson
 
 from bench.serving import CLI, JSON_TYPE, SEARCH_HEADERS, _environment, _port, interleaved, wait_healthy
+from bench.serving_floor import floor_command, floor_environment
 from contract.indexing import IndexedLocation
 from contract.settings import Settings
 from contract.types import EmbeddingType
@@ -48,8 +52,13 @@ async def served_vs_raw(
         )
         for name, url in urls.items()
     }
+    floor_port = _port()
+    floor_url = f"http://127.0.0.1:{floor_port}"
+    processes["floor"] = await asyncio.create_subprocess_exec(
+        *floor_command(floor_port), env=floor_environment(env, etype, location)
+    )
     try:
-        for url in urls.values():
+        for url in [*urls.values(), floor_url]:
             await asyncio.to_thread(wait_healthy, url)
         bodies = [orjson.dumps(knn_body(_query(settings, etype, location, u))) for u in users]
         search_url = f"{settings.opensearch_endpoint}/{location.index}/_search?filter_path={HITS_ONLY}"
@@ -74,13 +83,22 @@ async def served_vs_raw(
 
                 return call
 
+            async def floor(n: int) -> list[str]:
+                body = {"user_id": f"u{n % len(users)}"}
+                async with serving.post(
+                    floor_url + "/v1/recommend", data=orjson.dumps(body), headers=JSON_TYPE
+                ) as response:
+                    response.raise_for_status()
+                    ids: list[str] = orjson.loads(await response.read())["items"]
+                    return ids
+
             async def raw(n: int) -> list[str]:
                 data = bodies[n % len(users)]
                 async with search.post(search_url, data=data, headers=SEARCH_HEADERS) as response:
                     response.raise_for_status()
                     return [hit["_id"] for hit in orjson.loads(await response.read())["hits"]["hits"]]
 
-            sides = {"raw": raw, **{name: served(url) for name, url in urls.items()}}
+            sides = {"raw": raw, "floor": floor, **{name: served(url) for name, url in urls.items()}}
             # Every side does the same work, the same answer; this pass also fills the warm side's cache.
             for n in range(len(users)):
                 answers = [await side(n) for side in sides.values()]
@@ -95,13 +113,14 @@ async def served_vs_raw(
             await asyncio.wait_for(process.wait(), 20)
     ratios = {
         name: [s["p50_ms"] / r["p50_ms"] for r, s in zip(rounds["raw"], rounds[name], strict=True)]
-        for name in urls
+        for name in [*urls, "floor"]
     }
     return {
         **figures,
         "p50_ratio_per_round": [round(x, 3) for x in ratios["serving"]],
         "p50_ratio": round(float(np.median(ratios["serving"])), 3),
         "p50_ratio_warm": round(float(np.median(ratios["serving_warm"])), 3),
+        "p50_ratio_floor": round(float(np.median(ratios["floor"])), 3),
         "rounds": rounds,
     }
 

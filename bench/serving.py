@@ -41,6 +41,7 @@ from opensearchpy import OpenSearch
 
 from bench.checks import at_least, at_most
 from bench.orchestrator import store_environment
+from bench.serving_floor import floor_command, floor_environment
 from contract import routes
 from contract.indexing import IndexedLocation, Mode, Slot, live_index, vector_field, version_field
 from contract.keys import Keys
@@ -428,23 +429,8 @@ def run(settings: Settings) -> dict[str, Any]:
     try:
         start_stack(settings, loc, processes)
         floor_port = _port()
-        floor_env = {
-            **_environment(settings),
-            "BENCH_FLOOR_LOCATION": loc.model_dump_json(),
-            "BENCH_FLOOR_TYPE": TYPE,
-            "BENCH_FLOOR_SIMILARITY": etype.similarity.value,
-        }
-        floor = [sys.executable, "-m", "uvicorn", "--factory", "bench.serving_floor:floor_app_from_env"]
-        flags = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(floor_port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        processes.append(subprocess.Popen([*floor, *flags, "--no-access-log"], env=floor_env))
+        floor_env = floor_environment(_environment(settings), etype, loc)
+        processes.append(subprocess.Popen(floor_command(floor_port), env=floor_env))
         # The same serving through FastAPI's router: the A/B that keeps service.direct (bench/README.md).
         routed_port = _port()
         routed_env = {**_environment(settings), "LOCKSTEP_SERVING_DIRECT_DISPATCH": "false"}
