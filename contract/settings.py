@@ -602,8 +602,8 @@ class ServingSettings(StoreSettings, QuerySettings, OrchestratorLink, ApiKeySett
         le=10_000,
         description="Requests a serving process works on at once; beyond that 503 Overloaded + Retry-After "
         "at once instead of queueing (health and metrics routes are not counted). The default only stops "
-        "unbounded queues; for latency under overload set about one per core plus one (`make bench`'s "
-        "overload: 3 on 2 cores).",
+        "unbounded queues; for latency under overload set about the cores the process gets (`make bench`'s "
+        "overload: 2 on 2 cores).",
     )
     serving_direct_dispatch: bool = Field(
         True,
